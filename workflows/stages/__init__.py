@@ -1,0 +1,1 @@
+"""Stage types, one module per family; registered by name in registry.py."""

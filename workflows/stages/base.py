@@ -1,0 +1,107 @@
+"""What every stage type shares: the Spinnaker stage flags, and the `run` contract.
+
+A stage type is one pydantic model (its config) whose `run(ctx)` is workflow code: it orchestrates
+activities, timers and signals through `ctx` and returns the stage's outputs. Register it with
+`@register_stage` (workflows/stages/registry.py) and it is accepted in pipelines, shown in the JSON
+Schema and runnable by PipelineWorkflow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from temporalio.exceptions import TemporalError
+
+if TYPE_CHECKING:
+    from workflows.context import StageContext
+
+
+REF_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+# A typed field (int, bool, list…) may instead hold one whole `${{ }}` expression; it is evaluated
+# before `run`, so `run` sees the typed value. Declare such fields as e.g. `int | Expression`.
+Expression = Annotated[str, StringConstraints(pattern=r"^\s*\$\{\{.*\}\}\s*$")]
+
+
+class StageEnabled(BaseModel):
+    """Spinnaker's conditional-on-expression flag: the stage runs only if the expression is true."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["expression"] = "expression"
+    expression: str = Field(description="CEL expression, bare or wrapped in ${{ }}", min_length=1)
+
+
+class StageNotification(BaseModel):
+    """A per-stage notification (delivered by the notification channels of the workers)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["email", "slack", "sms", "webhook"]
+    address: str = Field(min_length=1)
+    when: list[str] = Field(default_factory=list)
+    message: dict[str, Any] = Field(default_factory=dict)
+
+
+class StageFailed(Exception):
+    """Raised by a stage's `run` to fail the stage with a message people can act on."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The most specific message in a Temporal error chain (activity → application error)."""
+    messages: list[str] = []
+    current: BaseException | None = exc
+    while current is not None:
+        text = getattr(current, "message", None) or str(current)
+        if text and text not in messages:
+            messages.append(text)
+        current = current.cause if isinstance(current, TemporalError) else current.__cause__
+    return messages[-1] if messages else type(exc).__name__
+
+
+class StageConfig(BaseModel):
+    """Fields every stage has, named as in Spinnaker's pipeline JSON so pipelines can be brought over."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    refId: str = Field(pattern=REF_ID_PATTERN, description="Unique id of the stage within the pipeline")
+    name: str | None = Field(default=None, description="Human name; defaults to the refId")
+    requisiteStageRefIds: list[str] = Field(
+        default_factory=list, description="refIds that must finish before this stage starts"
+    )
+    failPipeline: bool = Field(default=True, description="A failure of this stage fails the pipeline")
+    continuePipeline: bool = Field(
+        default=False, description="On failure mark FAILED_CONTINUE and let downstream stages run"
+    )
+    completeOtherBranchesThenFail: bool = Field(
+        default=False, description="On failure halt this branch, let other branches finish, then fail"
+    )
+    stageEnabled: StageEnabled | None = None
+    stageTimeoutMs: int | None = Field(default=None, gt=0, description="Fail the stage after this long")
+    sendNotifications: bool = False
+    notifications: list[StageNotification] = Field(default_factory=list)
+    comments: str | None = None
+
+    # Fields whose `${{ }}` expressions the stage evaluates itself (at its own time, with its own
+    # context) instead of having the runner resolve them before `run`.
+    raw_fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields that are structure, never templated.
+    structural_fields: ClassVar[frozenset[str]] = frozenset(
+        {"type", "refId", "requisiteStageRefIds", "stageEnabled", "notifications"}
+    )
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.refId
+
+    def summary(self) -> str:
+        """One line for the Temporal UI, e.g. 'Wait 30s'."""
+        return f"{self.type} {self.display_name}"
+
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        raise NotImplementedError(f"stage type {self.type!r} has no run()")

@@ -1,0 +1,76 @@
+"""Manual Judgment: waits for a person's decision (Update `judge` or signal `judgment`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from workflows.context import StageContext
+from workflows.stages.base import StageConfig, StageFailed
+from workflows.stages.registry import register_stage
+from workflows.state import JudgmentRecord
+
+
+class JudgmentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    value: str = Field(min_length=1)
+
+
+@register_stage
+class ManualJudgmentStage(StageConfig):
+    """Spinnaker's Manual Judgment: `judgmentStatus` continue/stop plus an optional chosen input.
+
+    `stop` fails the stage (and, by the usual flags, the pipeline). With `timeoutMs`, the stage
+    decides `timeoutOutcome` by itself when nobody answers in time.
+    """
+
+    type: Literal["manualJudgment"] = "manualJudgment"
+    instructions: str | None = Field(default=None, description="Shown to the approver")
+    judgmentInputs: list[JudgmentInput] = Field(default_factory=list, description="Options to choose from")
+    timeoutMs: int | None = Field(default=None, gt=0, description="Decide timeoutOutcome after this long")
+    timeoutOutcome: Literal["continue", "stop"] = "stop"
+    approvers: list[str] = Field(default_factory=list, description="Roles or users allowed to judge")
+
+    @field_validator("judgmentInputs", mode="before")
+    @classmethod
+    def _accept_plain_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"value": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    def options(self) -> list[str]:
+        return [i.value for i in self.judgmentInputs]
+
+    def summary(self) -> str:
+        return f"Manual judgment: {self.instructions or self.display_name}"
+
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        options = self.options()
+        ctx.set_details(
+            "waiting for judgment" + (f" (options: {', '.join(options)})" if options else "")
+        )
+        timeout = timedelta(milliseconds=self.timeoutMs) if self.timeoutMs else None
+        record = await ctx.wait_for_judgment(timeout, summary=self.summary())
+        if record is None:
+            record = JudgmentRecord(
+                judgmentStatus=self.timeoutOutcome,
+                comment=f"no judgment within {timeout}; decided {self.timeoutOutcome} by timeout",
+                judgedAt=ctx.now(),
+                via="timeout",
+            )
+        ctx.stage.judgment = record
+        outputs = {
+            "judgmentStatus": record.judgmentStatus,
+            "judgmentInput": record.input,
+            "comment": record.comment,
+            "judgedBy": record.user,
+            "judgedAt": record.judgedAt.isoformat(),
+            "via": record.via,
+        }
+        if record.judgmentStatus == "stop":
+            ctx.stage.outputs = outputs
+            who = record.user or ("timeout" if record.via == "timeout" else "unknown user")
+            raise StageFailed(f"judged stop by {who}" + (f": {record.comment}" if record.comment else ""))
+        return outputs

@@ -1,0 +1,152 @@
+"""What crosses Temporal for a pipeline execution: its input, its live state, and control messages.
+
+Everything here is small by design (names, statuses, outputs): payloads warn at 256 KB.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.model import PipelineSpec
+
+PIPELINE_WORKFLOW = "PipelineWorkflow"
+
+
+class StageStatus(StrEnum):
+    NOT_STARTED = "NOT_STARTED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED_CONTINUE = "FAILED_CONTINUE"
+    TERMINAL = "TERMINAL"
+    STOPPED = "STOPPED"
+    SKIPPED = "SKIPPED"
+    CANCELED = "CANCELED"
+
+
+# A child may start once every parent is in one of these.
+PARENT_DONE_OK = frozenset({StageStatus.SUCCEEDED, StageStatus.FAILED_CONTINUE, StageStatus.SKIPPED})
+# A child never starts below one of these.
+PARENT_BLOCKS = frozenset({StageStatus.TERMINAL, StageStatus.STOPPED, StageStatus.CANCELED})
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    SUCCEEDED = "SUCCEEDED"
+    TERMINAL = "TERMINAL"
+    CANCELED = "CANCELED"
+
+
+class TriggerInfo(BaseModel):
+    """Who or what started the execution; available to expressions as `trigger`."""
+
+    type: str = "manual"
+    user: str | None = None
+    source: str | None = Field(default=None, description="e.g. the parent execution id or a webhook name")
+    payload: dict[str, Any] = Field(default_factory=dict, description="A small summary, not the raw body")
+
+
+class StageError(BaseModel):
+    message: str
+    kind: str = Field(default="failure", description="failure | timeout | expression | canceled")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgmentRecord(BaseModel):
+    judgmentStatus: Literal["continue", "stop"]
+    input: str | None = None
+    comment: str | None = None
+    user: str | None = None
+    judgedAt: datetime
+    via: str = Field(description="update (API/CLI), signal (temporal CLI) or timeout")
+
+
+class StageState(BaseModel):
+    refId: str
+    name: str
+    type: str
+    requisiteStageRefIds: list[str] = Field(default_factory=list)
+    status: StageStatus = StageStatus.NOT_STARTED
+    startTime: datetime | None = None
+    endTime: datetime | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: StageError | None = None
+    details: str | None = Field(default=None, description="What the stage is doing now")
+    waitingForJudgment: bool = False
+    judgment: JudgmentRecord | None = None
+    restoredFromRun: str | None = Field(default=None, description="Kept from this earlier run on restart")
+
+
+class RestartFrom(BaseModel):
+    """Restart a finished execution from one stage: a new run under the same workflow id."""
+
+    previousRunId: str
+    refId: str
+    keptStages: list[StageState] = Field(default_factory=list)
+    user: str | None = None
+
+
+class PipelineRunInput(BaseModel):
+    pipeline: PipelineSpec
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    trigger: TriggerInfo = Field(default_factory=TriggerInfo)
+    revision: int | None = Field(default=None, description="Saved pipeline revision, if started from one")
+    restart: RestartFrom | None = None
+
+
+class ExecutionState(BaseModel):
+    id: str
+    runId: str
+    application: str
+    pipeline: str
+    revision: int | None = None
+    status: ExecutionStatus
+    paused: bool = False
+    trigger: TriggerInfo
+    parameters: dict[str, Any]
+    startTime: datetime
+    endTime: datetime | None = None
+    stages: list[StageState]
+    canceledBy: str | None = None
+    cancelReason: str | None = None
+    failure: str | None = Field(default=None, description="Why the pipeline failed, naming the stage")
+    restartedFrom: RestartFrom | None = None
+
+    def stage(self, ref_id: str) -> StageState | None:
+        return next((s for s in self.stages if s.refId == ref_id), None)
+
+
+class ExecutionResult(BaseModel):
+    status: ExecutionStatus
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class JudgmentRequest(BaseModel):
+    """Body of the `judgment` signal and the `judge` update.
+
+    From the Temporal CLI: temporal workflow signal --workflow-id ID --name judgment \
+        --input '{"refId": "approve", "judgmentStatus": "continue", "input": "ship"}'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    refId: str
+    judgmentStatus: Literal["continue", "stop"] = "continue"
+    input: str | None = Field(default=None, description="One of the stage's judgmentInputs")
+    comment: str | None = None
+    user: str | None = None
+
+
+class ControlRequest(BaseModel):
+    """Body of cancel/pause/resume updates; `user` is filled in by the gateway, not the caller."""
+
+    reason: str | None = None
+    user: str | None = None
+
+
+class SkipWaitRequest(BaseModel):
+    refId: str
+    user: str | None = None
