@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -105,3 +107,22 @@ async def runner(client: Client, worker: None) -> Runner:
 
 def pipeline(*stages: dict[str, Any], name: str = "test", **extra: Any) -> dict[str, Any]:
     return {"application": "shop", "name": name, "stages": list(stages), **extra}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # temporalio 1.35's core can abort with "PyGILState_Release" (exit 134) during interpreter
+    # teardown after every test has finished; leave with pytest's verdict before that teardown.
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+_EXIT_STATUS = pytest.StashKey[int]()

@@ -87,9 +87,7 @@ class TemporalDevServer:
     def start(self, timeout: float = 30.0) -> None:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.host, self.port, timeout, self.process)
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -18,10 +19,8 @@ async def run_worker(config: WorkerConfig, stop: asyncio.Event | None = None) ->
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     client = await connect(config.temporal_address, config.temporal_namespace)
     store = PipelineStore(config.database_url)
     worker = pipeline_worker(client, store, task_queue=config.task_queue, activity_threads=config.activity_threads)

@@ -35,13 +35,14 @@ def pipeline_worker(
     *,
     task_queue: str = DEFAULT_TASK_QUEUE,
     extra_activities: Sequence[Callable[..., Any]] = (),
+    extra_workflows: Sequence[type] = (),
     activity_threads: int = 32,
 ) -> Worker:
     saved = SavedPipelineActivities(lookup)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PipelineWorkflow],
+        workflows=[PipelineWorkflow, *extra_workflows],
         activities=[saved.load_saved_pipeline, *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(),

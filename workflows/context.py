@@ -87,13 +87,13 @@ class StageContext:
             remaining -= workflow.now() - started
         return self._controls.skip_requested(ref)
 
-    async def wait_for_judgment(self, timeout: timedelta | None, summary: str) -> JudgmentRecord | None:
-        """Wait until a judgment for this stage arrives; None when `timeout` passes first."""
+    async def wait_for_judgment(self, limit: timedelta | None, summary: str) -> JudgmentRecord | None:
+        """Wait until a judgment for this stage arrives; None when `limit` passes first."""
         ref = self.stage.refId
         self.stage.waitingForJudgment = True
         try:
             await workflow.wait_condition(
-                lambda: self._controls.judgment_for(ref) is not None, timeout=timeout, timeout_summary=summary
+                lambda: self._controls.judgment_for(ref) is not None, timeout=limit, timeout_summary=summary
             )
         except TimeoutError:
             return None

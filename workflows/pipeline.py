@@ -12,6 +12,8 @@ Semantics (Spinnaker's, see README "Pipeline semantics"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +25,7 @@ from workflows.context import StageContext
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.search import STATUS
 from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.judgment import ManualJudgmentStage
 from workflows.state import (
     PARENT_DONE_OK,
     PIPELINE_WORKFLOW,
@@ -55,7 +58,8 @@ class PipelineWorkflow:
         for stage in self._spec.stages:
             if stage.refId in kept:
                 previous = kept[stage.refId].model_copy(deep=True)
-                previous.restoredFromRun = previous.restoredFromRun or (input.restart and input.restart.previousRunId)
+                if input.restart is not None and previous.restoredFromRun is None:
+                    previous.restoredFromRun = input.restart.previousRunId
                 stages.append(previous)
             else:
                 stages.append(
@@ -95,7 +99,9 @@ class PipelineWorkflow:
         try:
             await self._run_dag()
         except asyncio.CancelledError:
-            await self._stop_running_stages("execution canceled")
+            who = f" by {self._state.canceledBy}" if self._state.canceledBy else ""
+            why = f": {self._state.cancelReason}" if self._state.cancelReason else ""
+            await self._stop_running_stages(f"execution canceled{who}{why}")
             self._finish(ExecutionStatus.CANCELED)
             raise
         failed = self._halted or self._fail_at_end
@@ -115,8 +121,10 @@ class PipelineWorkflow:
             running = any(not t.done() for t in self._tasks.values())
             if not running and (self._halted or not self._ready_stages()):
                 return
-            seen = self._tick
-            await workflow.wait_condition(lambda: self._tick != seen)
+            await workflow.wait_condition(self._tick_changed(self._tick))
+
+    def _tick_changed(self, seen: int) -> Callable[[], bool]:
+        return lambda: self._tick != seen
 
     def _ready_stages(self) -> list[StageConfig]:
         ready = []
@@ -129,15 +137,14 @@ class PipelineWorkflow:
         return ready
 
     async def _stop_running_stages(self, reason: str) -> None:
-        running = [t for t in self._tasks.values() if not t.done()]
-        for task in running:
+        running = [(ref, t) for ref, t in self._tasks.items() if not t.done()]
+        for ref, task in running:
+            self._by_ref[ref].error = StageError(message=reason, kind="canceled")
             task.cancel()
         # Awaiting lets each stage's `finally` cleanup (activities included) run to completion.
-        for task in running:
-            try:
+        for _, task in running:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         for state in self._state.stages:
             if state.status is StageStatus.RUNNING:
                 state.status = StageStatus.CANCELED
@@ -162,7 +169,7 @@ class PipelineWorkflow:
         except asyncio.CancelledError:
             state.status = StageStatus.CANCELED
             state.error = state.error or StageError(
-                message=self._state.failure and f"canceled: {self._state.failure}" or "canceled", kind="canceled"
+                message=(self._state.failure and f"canceled: {self._state.failure}") or "canceled", kind="canceled"
             )
         except ExpressionError as exc:
             self._fail(stage, state, str(exc), kind="expression")
@@ -173,6 +180,8 @@ class PipelineWorkflow:
         finally:
             state.endTime = workflow.now()
             state.waitingForJudgment = False
+            if state.status is not StageStatus.SKIPPED:
+                state.details = None
             self._tick += 1
 
     def _resolve(self, stage: StageConfig) -> StageConfig:
@@ -207,10 +216,17 @@ class PipelineWorkflow:
             return body.result()
         body.cancel()
         await asyncio.gather(body, return_exceptions=True)
-        raise StageFailed(f"timed out after {limit} (stageTimeoutMs={stage.stageTimeoutMs})", details={"kind": "timeout"})
+        raise StageFailed(
+            f"timed out after {limit} (stageTimeoutMs={stage.stageTimeoutMs})", details={"kind": "timeout"}
+        )
 
     def _fail(
-        self, stage: StageConfig, state: StageState, reason: str, kind: str = "failure", details: dict[str, Any] | None = None
+        self,
+        stage: StageConfig,
+        state: StageState,
+        reason: str,
+        kind: str = "failure",
+        details: dict[str, Any] | None = None,
     ) -> None:
         state.error = StageError(message=reason, kind=kind, details=details or {})
         message = f"stage {stage.display_name!r} ({stage.refId}, type {stage.type}) failed: {reason}"
@@ -296,12 +312,15 @@ class PipelineWorkflow:
         if state is None:
             return ApplicationError(f"no stage with refId {req.refId!r}", type="UnknownStage")
         if state.type != JUDGMENT_STAGE:
-            return ApplicationError(f"stage {req.refId!r} is a {state.type} stage, not a manual judgment", type="NotJudgment")
+            return ApplicationError(
+                f"stage {req.refId!r} is a {state.type} stage, not a manual judgment", type="NotJudgment"
+            )
         if not state.waitingForJudgment or req.refId in self._judgments:
             return ApplicationError(
                 f"stage {req.refId!r} is not waiting for a judgment (status {state.status.value})", type="NotWaiting"
             )
-        options = getattr(self._spec.stage(req.refId), "options", lambda: [])()
+        stage = self._spec.stage(req.refId)
+        options: list[str] = stage.options() if isinstance(stage, ManualJudgmentStage) else []
         if req.input is not None and options and req.input not in options:
             return ApplicationError(
                 f"{req.input!r} is not an option of stage {req.refId!r}; options: {', '.join(options)}",

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
-from temporalio.workflow import ActivityConfig, ParentClosePolicy
+from temporalio.workflow import ParentClosePolicy
 
 from workflows.context import StageContext
 from workflows.model import PipelineInvalid, PipelineSpec, parse_pipeline, resolve_parameters
@@ -21,10 +21,8 @@ from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, PipelineRunInput
 with workflow.unsafe.imports_passed_through():
     from activities.pipelines import SavedPipelineActivities, SavedPipelineConfig, SavedPipelineRef
 
-LOAD_SAVED_PIPELINE = ActivityConfig(
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(maximum_attempts=5, non_retryable_error_types=["PipelineNotFound"]),
-)
+LOAD_TIMEOUT = timedelta(seconds=30)
+LOAD_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["PipelineNotFound"])
 
 
 @register_stage
@@ -58,7 +56,8 @@ class PipelineStage(StageConfig):
             SavedPipelineActivities.load_saved_pipeline,
             SavedPipelineRef(application=application, name=str(self.pipeline), revision=self.pipelineRevision),
             summary=f"Load saved pipeline {application}/{self.pipeline}",
-            **LOAD_SAVED_PIPELINE,
+            start_to_close_timeout=LOAD_TIMEOUT,
+            retry_policy=LOAD_RETRY,
         )
         return parse_pipeline(saved.config), saved.revision
 

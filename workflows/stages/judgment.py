@@ -48,9 +48,7 @@ class ManualJudgmentStage(StageConfig):
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         options = self.options()
-        ctx.set_details(
-            "waiting for judgment" + (f" (options: {', '.join(options)})" if options else "")
-        )
+        ctx.set_details("waiting for judgment" + (f" (options: {', '.join(options)})" if options else ""))
         timeout = timedelta(milliseconds=self.timeoutMs) if self.timeoutMs else None
         record = await ctx.wait_for_judgment(timeout, summary=self.summary())
         if record is None:

@@ -17,7 +17,7 @@ S = TypeVar("S", bound=type[StageConfig])
 
 
 def register_stage(cls: S) -> S:
-    field = cls.model_fields.get("type")
+    field = cls.__pydantic_fields__.get("type")
     type_name = field.default if field is not None else None
     if not isinstance(type_name, str) or not type_name:
         raise TypeError(f"{cls.__name__} needs a `type: Literal[...] = '<name>'` field")

@@ -1,0 +1,43 @@
+"""`create_app(settings)`: the gateway. The lifespan opens the Temporal client and the store once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.errors import install_error_handlers
+from api.routers import applications, executions, meta, pipelines
+from api.settings import GatewaySettings
+from api.store import PipelineStore
+from api.temporal import connect
+
+
+def create_app(
+    settings: GatewaySettings | None = None, *, client: Client | None = None, store: PipelineStore | None = None
+) -> FastAPI:
+    """`client`/`store` may be passed in (tests, the dev stack) to share already-open ones."""
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        app.state.settings = settings
+        app.state.temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
+        app.state.store = store or PipelineStore(settings.database_url)
+        yield
+        if own_store:
+            app.state.store.close()
+
+    app = FastAPI(
+        title="Gennaker",
+        version="0.1.0",
+        description="Spinnaker-style delivery pipelines as durable Temporal workflows.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (meta.router, executions.router, pipelines.router, applications.router):
+        app.include_router(router)
+    return app

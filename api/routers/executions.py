@@ -1,0 +1,179 @@
+"""Executions: start inline pipelines, read state, list, and control running executions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from temporalio.client import WorkflowExecutionStatus
+
+from api.deps import CallerDep, SettingsDep, TemporalClientDep
+from api.errors import ApiError
+from api.launch import restart_stage, start_execution
+from api.schemas import (
+    ControlBody,
+    ExecutionList,
+    ExecutionRequest,
+    ExecutionStarted,
+    ExecutionSummary,
+    JudgmentBody,
+)
+from workflows.model import parse_pipeline
+from workflows.search import APPLICATION, PIPELINE, STATUS, TRIGGER
+from workflows.state import (
+    PIPELINE_WORKFLOW,
+    ControlRequest,
+    ExecutionState,
+    ExecutionStatus,
+    JudgmentRecord,
+    JudgmentRequest,
+    SkipWaitRequest,
+    TriggerInfo,
+)
+
+router = APIRouter(prefix="/executions", tags=["executions"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(description="Retries with the same key return the first execution instead of starting another"),
+]
+NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+@router.post("", status_code=202, response_model=ExecutionStarted, summary="Run an inline pipeline")
+async def run_inline(
+    body: ExecutionRequest,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ExecutionStarted:
+    spec = parse_pipeline(body.pipeline)
+    started = await start_execution(
+        client,
+        settings,
+        spec,
+        body.parameters,
+        TriggerInfo(type="manual", user=caller),
+        idempotency_key=idempotency_key,
+    )
+    response.headers["Location"] = started.links.self
+    return started
+
+
+def _visibility_query(application: str | None, pipeline: str | None, status: ExecutionStatus | None) -> str:
+    clauses = [f"WorkflowType = '{PIPELINE_WORKFLOW}'"]
+    # Values are validated by the Query patterns/enums below, so quoting them is safe.
+    if application:
+        clauses.append(f"{APPLICATION.name} = '{application}'")
+    if pipeline:
+        clauses.append(f"{PIPELINE.name} = '{pipeline}'")
+    if status:
+        clauses.append(f"{STATUS.name} = '{status.value}'")
+    return " AND ".join(clauses)
+
+
+@router.get("", response_model=ExecutionList, summary="List executions (Temporal visibility)")
+async def list_executions(
+    client: TemporalClientDep,
+    application: Annotated[str | None, Query(pattern=NAME)] = None,
+    pipeline: Annotated[str | None, Query(pattern=NAME)] = None,
+    status: ExecutionStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> ExecutionList:
+    found = []
+    async for wf in client.list_workflows(_visibility_query(application, pipeline, status), limit=limit):
+        attrs = wf.typed_search_attributes
+        found.append(
+            ExecutionSummary(
+                id=wf.id,
+                runId=wf.run_id,
+                application=attrs.get(APPLICATION),
+                pipeline=attrs.get(PIPELINE),
+                trigger=attrs.get(TRIGGER),
+                status=attrs.get(STATUS),
+                temporalStatus=wf.status.name if wf.status else None,
+                startTime=wf.start_time,
+                closeTime=wf.close_time,
+            )
+        )
+    return ExecutionList(executions=found)
+
+
+@router.get("/{execution_id}", response_model=ExecutionState, summary="The execution's full state")
+async def get_execution(execution_id: str, client: TemporalClientDep) -> ExecutionState:
+    state: ExecutionState = await client.get_workflow_handle(execution_id).query("state", result_type=ExecutionState)
+    return state
+
+
+async def _update(client: TemporalClientDep, execution_id: str, name: str, arg: Any, result_type: type) -> Any:
+    handle = client.get_workflow_handle(execution_id)
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        status = description.status.name if description.status else "UNKNOWN"
+        raise ApiError(409, "not_running", f"execution {execution_id} is not running (Temporal status {status})")
+    return await handle.execute_update(name, arg, result_type=result_type)
+
+
+@router.put("/{execution_id}/cancel", status_code=202, response_model=ExecutionState, summary="Cancel; cleanup runs")
+async def cancel_execution(
+    execution_id: str, client: TemporalClientDep, caller: CallerDep, body: ControlBody | None = None
+) -> ExecutionState:
+    reason = body.reason if body else None
+    state: ExecutionState = await _update(
+        client, execution_id, "cancel", ControlRequest(reason=reason, user=caller), ExecutionState
+    )
+    await client.get_workflow_handle(execution_id).cancel()
+    return state
+
+
+@router.put("/{execution_id}/pause", response_model=ExecutionState, summary="Start no new stages; freeze waits")
+async def pause_execution(
+    execution_id: str, client: TemporalClientDep, caller: CallerDep, body: ControlBody | None = None
+) -> ExecutionState:
+    req = ControlRequest(reason=body.reason if body else None, user=caller)
+    state: ExecutionState = await _update(client, execution_id, "pause", req, ExecutionState)
+    return state
+
+
+@router.put("/{execution_id}/resume", response_model=ExecutionState, summary="Resume a paused execution")
+async def resume_execution(
+    execution_id: str, client: TemporalClientDep, caller: CallerDep, body: ControlBody | None = None
+) -> ExecutionState:
+    req = ControlRequest(reason=body.reason if body else None, user=caller)
+    state: ExecutionState = await _update(client, execution_id, "resume", req, ExecutionState)
+    return state
+
+
+@router.post(
+    "/{execution_id}/stages/{ref_id}/judgment", response_model=JudgmentRecord, summary="Judge a manual judgment"
+)
+async def judge_stage(
+    execution_id: str, ref_id: str, body: JudgmentBody, client: TemporalClientDep, caller: CallerDep
+) -> JudgmentRecord:
+    request = JudgmentRequest(
+        refId=ref_id, judgmentStatus=body.judgmentStatus, input=body.input, comment=body.comment, user=caller
+    )
+    record: JudgmentRecord = await _update(client, execution_id, "judge", request, JudgmentRecord)
+    return record
+
+
+@router.post("/{execution_id}/stages/{ref_id}/skip", response_model=ExecutionState, summary="Skip a running wait")
+async def skip_wait(execution_id: str, ref_id: str, client: TemporalClientDep, caller: CallerDep) -> ExecutionState:
+    state: ExecutionState = await _update(
+        client, execution_id, "skipWait", SkipWaitRequest(refId=ref_id, user=caller), ExecutionState
+    )
+    return state
+
+
+@router.post(
+    "/{execution_id}/stages/{ref_id}/restart",
+    status_code=202,
+    response_model=ExecutionStarted,
+    summary="Restart a finished execution from a stage (new run, same id)",
+)
+async def restart_from_stage(
+    execution_id: str, ref_id: str, client: TemporalClientDep, settings: SettingsDep, caller: CallerDep
+) -> ExecutionStarted:
+    return await restart_stage(client, settings, execution_id, ref_id, caller)

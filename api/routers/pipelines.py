@@ -1,0 +1,171 @@
+"""Saved pipelines (front50): each save is an immutable revision; start executions from them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+
+from api.deps import CallerDep, SettingsDep, StoreDep, TemporalClientDep
+from api.errors import ApiError, not_found
+from api.launch import start_execution
+from api.schemas import EXAMPLE_PIPELINE, ExecutionStarted, SavedExecutionRequest, SavedPipeline, SavedPipelineRef
+from api.store import PipelineRevision
+from workflows.model import NAME_PATTERN, parse_pipeline
+from workflows.state import TriggerInfo
+
+router = APIRouter(tags=["pipelines"])
+
+AppName = Annotated[str, Path(pattern=NAME_PATTERN, description="Application name")]
+PipelineName = Annotated[str, Path(pattern=NAME_PATTERN, description="Pipeline name")]
+
+PIPELINE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}, "example": EXAMPLE_PIPELINE},
+            "application/yaml": {"schema": {"type": "object"}},
+        },
+        "description": "A pipeline, JSON or YAML (schema: GET /schema)",
+    }
+}
+
+
+async def _read_pipeline_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "application/json")
+    try:
+        data = yaml.safe_load(raw) if "yaml" in content_type else json.loads(raw or b"null")
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ApiError(
+            422,
+            "invalid_body",
+            f"request body is not valid {'YAML' if 'yaml' in content_type else 'JSON'}: {exc}",
+            "body",
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_body", "request body must be a pipeline object", "body")
+    return data
+
+
+def _saved(rev: PipelineRevision) -> SavedPipeline:
+    return SavedPipeline(
+        application=rev.application,
+        name=rev.name,
+        revision=rev.revision,
+        author=rev.author,
+        createdAt=rev.created_at,
+        config=rev.config,
+    )
+
+
+@router.put(
+    "/applications/{application}/pipelines/{name}",
+    response_model=SavedPipelineRef,
+    summary="Save a pipeline (new revision)",
+    openapi_extra=PIPELINE_BODY,
+)
+async def save_pipeline(
+    application: AppName, name: PipelineName, request: Request, store: StoreDep, caller: CallerDep, response: Response
+) -> SavedPipelineRef:
+    data = await _read_pipeline_body(request)
+    for field, expected in (("application", application), ("name", name)):
+        given = data.setdefault(field, expected)
+        if given != expected:
+            raise ApiError(422, "path_mismatch", f"body says {field} {given!r} but the URL says {expected!r}", field)
+    parse_pipeline(data)
+    # Store what the person wrote (validated), not a re-serialisation: comments aside, it reads back
+    # the same, and fields with defaults stay implicit so later default changes apply.
+    created = store.get(application, name) is None
+    revision = store.save(application, name, data, author=caller)
+    response.status_code = 201 if created else 200
+    return SavedPipelineRef(application=application, name=name, revision=revision, author=caller)
+
+
+@router.get("/applications/{application}/pipelines/{name}", response_model=SavedPipeline, summary="A saved pipeline")
+async def get_pipeline(
+    application: AppName,
+    name: PipelineName,
+    store: StoreDep,
+    revision: Annotated[int | None, Query(ge=1, description="Default: latest")] = None,
+) -> SavedPipeline:
+    found = store.get(application, name, revision)
+    if found is None:
+        which = f" revision {revision}" if revision else ""
+        raise not_found(f"pipeline {application}/{name}{which}")
+    return _saved(found)
+
+
+@router.get(
+    "/applications/{application}/pipelines/{name}/revisions",
+    response_model=list[SavedPipelineRef],
+    summary="Every revision, deletions included",
+)
+async def pipeline_revisions(application: AppName, name: PipelineName, store: StoreDep) -> list[SavedPipelineRef]:
+    revisions = store.revisions(application, name)
+    if not revisions:
+        raise not_found(f"pipeline {application}/{name}")
+    return [
+        SavedPipelineRef(
+            application=r.application,
+            name=r.name,
+            revision=r.revision,
+            deleted=r.deleted,
+            author=r.author,
+            createdAt=r.created_at,
+        )
+        for r in revisions
+    ]
+
+
+@router.delete(
+    "/applications/{application}/pipelines/{name}",
+    response_model=SavedPipelineRef,
+    summary="Delete (a tombstone revision; history stays)",
+)
+async def delete_pipeline(
+    application: AppName, name: PipelineName, store: StoreDep, caller: CallerDep
+) -> SavedPipelineRef:
+    revision = store.delete(application, name, author=caller)
+    if revision is None:
+        raise not_found(f"pipeline {application}/{name}")
+    return SavedPipelineRef(application=application, name=name, revision=revision, deleted=True, author=caller)
+
+
+@router.post(
+    "/pipelines/{application}/{name}",
+    status_code=202,
+    response_model=ExecutionStarted,
+    summary="Run a saved pipeline",
+    tags=["executions"],
+)
+async def run_saved_pipeline(
+    application: AppName,
+    name: PipelineName,
+    client: TemporalClientDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    response: Response,
+    body: SavedExecutionRequest | None = None,
+    idempotency_key: Annotated[str | None, Header(description="Retries with the same key start nothing new")] = None,
+) -> ExecutionStarted:
+    body = body or SavedExecutionRequest()
+    found = store.get(application, name, body.revision)
+    if found is None:
+        which = f" revision {body.revision}" if body.revision else ""
+        raise not_found(f"pipeline {application}/{name}{which}")
+    spec = parse_pipeline(found.config)
+    started = await start_execution(
+        client,
+        settings,
+        spec,
+        body.parameters,
+        TriggerInfo(type="manual", user=caller),
+        revision=found.revision,
+        idempotency_key=idempotency_key,
+    )
+    response.headers["Location"] = started.links.self
+    return started

@@ -1,0 +1,37 @@
+"""`python -m bench overhead [--rounds N]`: prints figures, then one JSON line last."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    sub = parser.add_subparsers(dest="command", required=True)
+    over = sub.add_parser("overhead", help="per-stage overhead vs bare Temporal, and pipelines/s")
+    over.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    if args.command == "overhead":
+        from bench.overhead import overhead
+
+        figures = asyncio.run(overhead(args.rounds))
+        for key, value in figures.items():
+            print(f"{key:>22}: {value:.4f}")
+        print(
+            json.dumps(
+                {
+                    "per_stage_ratio": round(figures["per_stage_ratio"], 3),
+                    "pipelines_per_s": round(figures["pipelines_per_s"], 2),
+                }
+            )
+        )
+    sys.stdout.flush()
+    os._exit(0)  # see tests/conftest.py: temporalio can abort during interpreter teardown
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: setup, lint, types, then pytest against real services it starts itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== ruff"
+.venv/bin/ruff check workflows activities api workers kubesim tests bench
+.venv/bin/ruff format --check workflows activities api workers
+echo "== mypy --strict"
+.venv/bin/mypy --strict workflows activities api workers
+echo "== pytest"
+# tests/conftest.py ends the process with pytest's own exit status (see there why).
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

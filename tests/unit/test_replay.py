@@ -1,0 +1,34 @@
+"""Determinism guard: recorded histories of real runs must replay against today's workflow code.
+
+Histories were recorded from the dev stack with `temporal workflow show --output json` (see
+tests/fixtures/histories/README.md). A change that alters the commands a running execution would
+issue fails here; guard it with `workflow.patched(...)` instead of breaking live runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workers.runner import workflow_runner
+from workflows.pipeline import PipelineWorkflow
+
+HISTORIES = sorted((Path(__file__).parent.parent / "fixtures" / "histories").glob("*.json"))
+
+
+def test_there_are_histories_to_replay() -> None:
+    assert len(HISTORIES) >= 4
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(
+        workflows=[PipelineWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

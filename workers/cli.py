@@ -1,0 +1,328 @@
+"""The `gennaker` command. Exit codes: 0 success, 1 pipeline failed, 2 bad input, 3 service unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+from workers.gateway_client import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_PIPELINE_FAILED,
+    CliError,
+    GatewayClient,
+)
+from workers.render import FINAL_STATUSES, execution_table, executions_table
+
+app = typer.Typer(
+    help="Gennaker: Spinnaker-style delivery pipelines as durable Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+ApiUrl = Annotated[str, typer.Option("--api", envvar="GENNAKER_API_URL", help="Gateway URL")]
+User = Annotated[str | None, typer.Option("--user", envvar="GENNAKER_USER", help="Who you are (until token auth)")]
+DEFAULT_API = "http://127.0.0.1:8084"
+
+
+def _fail(error: CliError) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)
+    return typer.Exit(error.exit_code)
+
+
+def _gateway(api: str, user: str | None) -> GatewayClient:
+    return GatewayClient(api, user or os.environ.get("USER"))
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path} must contain a pipeline object")
+    return data
+
+
+def _parse_params(values: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"parameter {item!r} must look like name=value")
+        params[key] = value
+    return params
+
+
+@app.command()
+def run(
+    file: Annotated[Path | None, typer.Argument(help="Pipeline file (YAML or JSON)")] = None,
+    application: Annotated[str | None, typer.Option("--app", help="Saved pipeline's application")] = None,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Saved pipeline's name")] = None,
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="name=value, repeatable")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Show live progress until it ends")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="Retries with the same key start nothing new")] = None,
+    api: ApiUrl = DEFAULT_API,
+    user: User = None,
+) -> None:
+    """Run a pipeline from FILE, or a saved one with --app and --pipeline."""
+    try:
+        if (file is None) == (application is None or pipeline is None):
+            raise CliError("give a pipeline FILE, or --app and --pipeline of a saved pipeline (not both)")
+        params = _parse_params(param or [])
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        gateway = _gateway(api, user)
+        if file is not None:
+            body = {"pipeline": _load_file(file), "parameters": params}
+            started = gateway.request("POST", "/executions", json=body, headers=headers)
+        else:
+            started = gateway.request(
+                "POST", f"/pipelines/{application}/{pipeline}", json={"parameters": params}, headers=headers
+            )
+        console.print(f"started [bold]{started['id']}[/bold]")
+        console.print(f"  Temporal UI: {started['links']['ui']}", highlight=False)
+        if follow:
+            raise typer.Exit(_follow(gateway, started["id"]))
+    except CliError as error:
+        raise _fail(error) from None
+
+
+def _follow(gateway: GatewayClient, execution_id: str) -> int:
+    from rich.live import Live
+
+    state = gateway.request("GET", f"/executions/{execution_id}")
+    with Live(execution_table(state), console=console, refresh_per_second=4) as live:
+        while state["status"] not in FINAL_STATUSES:
+            time.sleep(0.5)
+            state = gateway.request("GET", f"/executions/{execution_id}")
+            live.update(execution_table(state))
+    return _exit_for(state)
+
+
+def _exit_for(state: dict[str, Any]) -> int:
+    if state["status"] == "SUCCEEDED":
+        return EXIT_OK
+    if state.get("failure"):
+        errors.print(f"[red]{state['status']}:[/red] {escape(state['failure'])}", highlight=False)
+    return EXIT_PIPELINE_FAILED
+
+
+@app.command()
+def status(execution_id: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+    """Show an execution's stages. Exit 1 if it failed or was canceled."""
+    try:
+        state = _gateway(api, user).request("GET", f"/executions/{execution_id}")
+    except CliError as error:
+        raise _fail(error) from None
+    console.print(execution_table(state))
+    if state["status"] in FINAL_STATUSES:
+        raise typer.Exit(_exit_for(state))
+
+
+@app.command()
+def approve(
+    execution_id: str,
+    stage: Annotated[str, typer.Argument(help="refId of the manual judgment stage")],
+    option: Annotated[str | None, typer.Option("--option", help="One of the stage's judgmentInputs")] = None,
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Judge 'stop' instead of 'continue'")] = False,
+    api: ApiUrl = DEFAULT_API,
+    user: User = None,
+) -> None:
+    """Judge a waiting manual judgment (continue, or --stop)."""
+    body = {"judgmentStatus": "stop" if stop else "continue", "input": option, "comment": comment}
+    try:
+        record = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/judgment", json=body)
+    except CliError as error:
+        raise _fail(error) from None
+    chosen = f" ({record['input']})" if record.get("input") else ""
+    console.print(f"judged [bold]{record['judgmentStatus']}[/bold]{chosen} by {record.get('user') or 'unknown'}")
+
+
+def _control(action: str, execution_id: str, api: str, user: str | None, reason: str | None) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = _gateway(api, user).request(
+            "PUT", f"/executions/{execution_id}/{action}", json={"reason": reason}
+        )
+        return result
+    except CliError as error:
+        raise _fail(error) from None
+
+
+Reason = Annotated[str | None, typer.Option("--reason", help="Recorded in the execution")]
+
+
+@app.command()
+def cancel(execution_id: str, reason: Reason = None, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+    """Cancel a running execution; cleanup in its stages still runs."""
+    _control("cancel", execution_id, api, user, reason)
+    console.print(f"cancel requested for {execution_id}")
+
+
+@app.command()
+def pause(execution_id: str, reason: Reason = None, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+    """Pause: no new stage starts and waits stop counting until resumed."""
+    _control("pause", execution_id, api, user, reason)
+    console.print(f"paused {execution_id}")
+
+
+@app.command()
+def resume(execution_id: str, reason: Reason = None, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+    """Resume a paused execution."""
+    _control("resume", execution_id, api, user, reason)
+    console.print(f"resumed {execution_id}")
+
+
+@app.command("skip-wait")
+def skip_wait(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+    """End a running wait stage now."""
+    try:
+        _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/skip")
+    except CliError as error:
+        raise _fail(error) from None
+    console.print(f"skipped wait {stage}")
+
+
+@app.command()
+def restart(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+    """Restart a finished execution from STAGE (a new run under the same execution id)."""
+    try:
+        started = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/restart")
+    except CliError as error:
+        raise _fail(error) from None
+    console.print(f"restarted {started['id']} from {stage} (run {started['runId']})")
+
+
+@app.command("list")
+def list_executions(
+    application: Annotated[str | None, typer.Option("--app")] = None,
+    pipeline: Annotated[str | None, typer.Option("--pipeline")] = None,
+    status_filter: Annotated[str | None, typer.Option("--status", help="RUNNING, SUCCEEDED, TERMINAL, …")] = None,
+    limit: int = 20,
+    api: ApiUrl = DEFAULT_API,
+    user: User = None,
+) -> None:
+    """List executions, newest first."""
+    query = {k: v for k, v in {"application": application, "pipeline": pipeline, "status": status_filter}.items() if v}
+    try:
+        found = _gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
+    except CliError as error:
+        raise _fail(error) from None
+    console.print(executions_table(found["executions"]))
+
+
+@app.command()
+def save(file: Path, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+    """Save a pipeline file as a new revision of application/name."""
+    try:
+        data = _load_file(file)
+        app_name, name = data.get("application"), data.get("name")
+        if not isinstance(app_name, str) or not isinstance(name, str):
+            raise CliError(f"{file} needs `application` and `name`")
+        saved = _gateway(api, user).request("PUT", f"/applications/{app_name}/pipelines/{name}", json=data)
+    except CliError as error:
+        raise _fail(error) from None
+    console.print(f"saved {saved['application']}/{saved['name']} revision {saved['revision']}")
+
+
+@app.command()
+def validate(file: Path) -> None:
+    """Check a pipeline file locally, without a gateway. Exit 2 with every problem if invalid."""
+    from workflows.model import PipelineInvalid, parse_pipeline
+
+    try:
+        spec = parse_pipeline(_load_file(file))
+    except CliError as error:
+        raise _fail(error) from None
+    except PipelineInvalid as exc:
+        for item in exc.errors:
+            errors.print(f"[red]{escape(item.field)}[/red]: {escape(item.message)}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    console.print(f"{spec.application}/{spec.name}: {len(spec.stages)} stage(s), valid")
+
+
+@app.command()
+def schema() -> None:
+    """Print the pipeline JSON Schema (every stage type)."""
+    from workflows.model import pipeline_json_schema
+
+    sys.stdout.write(json.dumps(pipeline_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def worker(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="gennaker.yaml")] = None,
+    task_queue: Annotated[str | None, typer.Option(help="Override the configured task queue")] = None,
+    temporal_address: Annotated[str | None, typer.Option(help="Override the Temporal address")] = None,
+) -> None:
+    """Run a worker for the task queues in gennaker.yaml until SIGTERM (graceful)."""
+    import logging
+
+    from workers.config import ConfigError, load_worker_config
+    from workers.main import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_worker_config(config, task_queue=task_queue, temporal_address=temporal_address)
+    except ConfigError as exc:
+        raise _fail(CliError(str(exc))) from None
+    asyncio.run(run_worker(settings))
+
+
+@app.command("api")
+def serve_api(
+    host: Annotated[str | None, typer.Option(help="Default GENNAKER_API_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default GENNAKER_API_PORT")] = None,
+) -> None:
+    """Run the gateway (settings from GENNAKER_* environment variables)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import GatewaySettings
+
+    settings = GatewaySettings()
+    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(help="Where the dev stack keeps its state")] = Path(".data"),
+    port_offset: Annotated[int, typer.Option(min=0, max=1000, help="Add N to every port")] = 0,
+) -> None:
+    """Start the embedded stack: Temporal dev server + UI, a worker and the gateway. Ctrl-C stops it."""
+    from workers.dev import run_dev_stack
+
+    try:
+        asyncio.run(run_dev_stack(data_dir, port_offset))
+    except CliError as error:
+        raise _fail(error) from None
+
+
+def main() -> None:
+    # temporalio's core can abort with "PyGILState_Release" at interpreter exit after all work is
+    # done (seen with 1.35); leave with the command's own exit code before that teardown runs.
+    code = 0
+    try:
+        app()  # standalone: click prints usage errors and exits 2
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
