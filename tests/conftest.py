@@ -17,9 +17,9 @@ from api.store import PipelineStore
 from api.temporal import connect
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
+from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
 from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, ExecutionState, PipelineRunInput
-from workflows.model import parse_pipeline
 
 TEST_TASK_QUEUE = "gennaker-test"
 
@@ -83,7 +83,7 @@ class Runner:
     async def finish(self, handle: WorkflowHandle[Any, Any], timeout: float = 30) -> ExecutionState:
         try:
             await asyncio.wait_for(handle.result(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise
         except Exception:
             pass
