@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# Idempotent setup: system packages the tests need, the virtual environment at .venv/, the project.
+# Idempotent setup of the virtual environment at .venv/ with the project installed (no root needed).
+# The test command also installs the system packages the tests use (scripts/setup-system.sh).
 # Safe to run again; CI runs it on every clean clone (CI=true, no stdin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [ -x scripts/setup-system.sh ] || [ -f scripts/setup-system.sh ]; then
-  bash scripts/setup-system.sh
-fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

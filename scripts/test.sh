@@ -2,6 +2,7 @@
 # The whole test suite: setup, lint, types, then pytest against real services it starts itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup-system.sh
 bash scripts/setup.sh
 
 echo "== ruff"

@@ -125,13 +125,25 @@ def _exit_for(state: dict[str, Any]) -> int:
 
 
 @app.command()
-def status(execution_id: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
+def status(
+    execution_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Show live progress until it ends")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full state as JSON")] = False,
+    api: ApiUrl = DEFAULT_API,
+    user: User = None,
+) -> None:
     """Show an execution's stages. Exit 1 if it failed or was canceled."""
     try:
-        state = _gateway(api, user).request("GET", f"/executions/{execution_id}")
+        gateway = _gateway(api, user)
+        if follow and not as_json:
+            raise typer.Exit(_follow(gateway, execution_id))
+        state = gateway.request("GET", f"/executions/{execution_id}")
     except CliError as error:
         raise _fail(error) from None
-    console.print(execution_table(state))
+    if as_json:
+        sys.stdout.write(json.dumps(state, indent=2) + "\n")
+    else:
+        console.print(execution_table(state))
     if state["status"] in FINAL_STATUSES:
         raise typer.Exit(_exit_for(state))
 
