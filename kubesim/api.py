@@ -1,8 +1,9 @@
 """The API verbs (create, get, list, update, patch, delete, scale) over the store, free of HTTP.
 
-Object and list shapes follow kubernetes/kubernetes `staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go`
-and `.../endpoints/handlers/`: lists carry `metadata.resourceVersion` (and `continue` when paged) and
-their items carry no kind/apiVersion; a delete that finishes at once answers a `Status` of
+Object and list shapes follow kubernetes/kubernetes
+`staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go` and `.../endpoints/handlers/`:
+lists carry `metadata.resourceVersion` (and `continue` when paged) and their items carry no
+kind/apiVersion; a delete that finishes at once answers a `Status` of
 "Success" with `details{name, group, kind, uid}`, one that waits (foreground) answers the object.
 Dry run (`dryRun=All`) runs defaulting and validation and answers without storing, as described in
 https://kubernetes.io/docs/reference/using-api/api-concepts/#dry-run
@@ -79,7 +80,9 @@ class Api:
             raise bad_request("metadata must be an object")
         if rt.namespaced:
             if meta.get("namespace", namespace) != namespace:
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -157,7 +160,9 @@ class Api:
         obj = self._normalise_body(rt, namespace, body)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
-            raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
         meta["name"] = name
         sent_rv = meta.get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:

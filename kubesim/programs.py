@@ -16,6 +16,7 @@ time; `:fail-once` exits 1 in the first pod its owner creates.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,10 +66,8 @@ def _run_words(words: list[str], program: Program, clock: float) -> tuple[float,
         for piece in text.rstrip("\n").split("\n"):
             program.lines.append((clock, piece))
     elif name == "sleep":
-        try:
+        with contextlib.suppress(ValueError):
             clock += float(rest[0]) if rest else 0.0
-        except ValueError:
-            pass
     elif name == "exit":
         try:
             return clock, int(rest[0]) if rest else 0, True
@@ -83,7 +82,8 @@ def program_for(container: Obj) -> Program:
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     program = Program()
     if not argv:
-        program.lines.append((0.0, f"kubesim: container {container.get('name')} started (image {container.get('image')})"))
+        line = f"kubesim: container {container.get('name')} started (image {container.get('image')})"
+        program.lines.append((0.0, line))
         return program
     if argv[0] in SHELLS and len(argv) >= 3 and argv[1] in ("-c", "-ec", "-ce"):
         statements = _statements(argv[2])

@@ -156,6 +156,9 @@ class Store:
         self._watchers.add(watcher)
         return watcher
 
+    def watch_count(self) -> int:
+        return len(self._watchers)
+
     def unwatch(self, watcher: Watcher) -> None:
         self._watchers.discard(watcher)
 

@@ -9,6 +9,7 @@ Defaults mirror `pkg/apis/*/v1/defaults.go` for the fields clients read back.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
@@ -99,7 +100,9 @@ def _validate_workload(obj: Obj, causes: list[Cause]) -> None:
     template = spec.get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
     if selector and not match_label_selector(selector, labels):
-        causes.append(invalid_value("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
+        causes.append(
+            invalid_value("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
+        )
     causes.extend(_validate_pod_spec(template.get("spec"), "spec.template.spec"))
 
 
@@ -146,6 +149,11 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
         obj.setdefault("status", {}).setdefault("loadBalancer", {})
+    elif kind == "Secret":
+        # stringData is write-only: the server folds it into base64 `data` (core/v1 Secret docs).
+        for key, value in (obj.pop("stringData", None) or {}).items():
+            obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
+        obj.setdefault("type", "Opaque")
     elif kind == "HorizontalPodAutoscaler" and spec is not None:
         spec.setdefault("minReplicas", 1)
 
@@ -177,7 +185,8 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
                 "spec.template.spec.restartPolicy",
             ))
         if spec.get("backoffLimit", 0) < 0:
-            causes.append(invalid_value("spec.backoffLimit", spec["backoffLimit"], "must be greater than or equal to 0"))
+            limit = spec["backoffLimit"]
+            causes.append(invalid_value("spec.backoffLimit", limit, "must be greater than or equal to 0"))
         causes.extend(_validate_pod_spec(template.get("spec"), "spec.template.spec"))
         if old is not None and old["spec"].get("template") != spec.get("template"):
             causes.append(immutable("spec.template", spec.get("template")))

@@ -30,6 +30,7 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     timers: set[asyncio.TimerHandle] = field(default_factory=set)
     record_events: bool = True
+    wake: Callable[[], None] = lambda: None  # ask for another reconcile pass (set by the manager)
 
     def later(self, delay: float, callback: Callable[[], None]) -> None:
         """Run `callback` on the event loop after `delay` seconds (the loop is the store's thread)."""
@@ -119,7 +120,7 @@ def is_terminating(obj: Obj) -> bool:
 def pod_is_ready(pod: Obj) -> bool:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
+            return bool(cond.get("status") == "True")
     return False
 
 

@@ -1,0 +1,206 @@
+"""The HTTP face of kubesim: discovery, auth, faults, admin endpoints, and the app's lifecycle.
+
+Unknown paths answer the generic 404 `Status` ("the server could not find the requested resource"),
+and anything unexpected a 500 `Status` with reason InternalError, so no client ever sees a bare error
+page (kubernetes/kubernetes `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from kubesim import resources, rest
+from kubesim.api import Api
+from kubesim.controllers import Context, ControllerManager, Kubelet
+from kubesim.errors import ApiError, failure_status, forbidden, unauthorized
+from kubesim.faults import Faults, injected_error_reason
+from kubesim.resources import NAMESPACE, SERVICE
+from kubesim.store import Store
+
+log = logging.getLogger("kubesim")
+
+ADMIN_PREFIX = "/kubesim/admin"
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class Settings:
+    ready_delay: float = 0.2
+    token: str | None = None
+    state_file: Path | None = None
+    history_limit: int = 10_000
+    seed: int | None = None
+    save_interval: float = 0.2
+
+
+class Kubesim:
+    """One simulated cluster: store, API, controllers and faults. Lives on one event loop."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = Store(self.settings.history_limit)
+        state = self.settings.state_file
+        if state is not None and state.exists() and state.stat().st_size:
+            self.store.load(json.loads(state.read_text()))
+        self.api = Api(self.store)
+        self.faults = Faults()
+        self.ctx = Context(self.store, self.api, ready_delay=self.settings.ready_delay,
+                           rng=random.Random(self.settings.seed))
+        self.manager: ControllerManager | None = None
+        self.address = "127.0.0.1:0"
+        self._saver: asyncio.Task[None] | None = None
+        self._bootstrap()
+
+    def _bootstrap(self) -> None:
+        for name in SYSTEM_NAMESPACES:
+            if self.store.get(NAMESPACE.key, "", name) is None:
+                self.api.create(NAMESPACE, "", {"metadata": {"name": name}})
+        if self.store.get(SERVICE.key, "default", "kubernetes") is None:
+            self.api.create(SERVICE, "default", {
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": "10.96.0.1",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+            })
+
+    @property
+    def kubelet(self) -> Kubelet:
+        assert self.manager is not None
+        return self.manager.kubelet
+
+    async def startup(self) -> None:
+        self.manager = ControllerManager(self.ctx)
+        self.manager.start()
+        if self.settings.state_file is not None:
+            self._saver = asyncio.get_running_loop().create_task(self._save_loop(self.settings.state_file))
+
+    async def shutdown(self) -> None:
+        self.store.drop_watches()
+        if self.manager is not None:
+            await self.manager.stop()
+        if self._saver is not None:
+            self._saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saver
+        if self.settings.state_file is not None:
+            self.store.save(self.settings.state_file)
+
+    async def _save_loop(self, path: Path) -> None:
+        while True:
+            await asyncio.sleep(self.settings.save_interval)
+            if self.store.dirty:
+                self.store.save(path)
+
+    # -- request handling ----------------------------------------------------------------------------
+
+    async def dispatch(self, request: Request) -> Response:
+        path = request.url.path
+        if path.startswith(ADMIN_PREFIX):
+            return await self._admin(request, path[len(ADMIN_PREFIX):].strip("/"))
+        if path in ("/healthz", "/livez", "/readyz"):
+            return PlainTextResponse("ok")
+        try:
+            await self._guard(request)
+            return await self._serve(request, path)
+        except ApiError as exc:
+            return JSONResponse(exc.status(), status_code=exc.code)
+        except Exception as exc:
+            log.exception("kubesim failed on %s %s", request.method, path)
+            return JSONResponse(failure_status(500, "InternalError", f"kubesim internal error: {exc}"), 500)
+
+    async def _guard(self, request: Request) -> None:
+        """Faults and authentication, in the order a client would meet them."""
+        if self.faults.latency_ms > 0:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        token = self.settings.token
+        header = request.headers.get("authorization", "")
+        if self.faults.token_revoked or (token is not None and header != f"Bearer {token}"):
+            raise unauthorized()
+        code = self.faults.take_error()
+        if code is not None:
+            reason, message = injected_error_reason(code)
+            raise ApiError(code, reason, message)
+
+    async def _serve(self, request: Request, path: str) -> Response:
+        stripped = path.rstrip("/") or "/"
+        if request.method == "GET":
+            doc = self._discovery(stripped)
+            if doc is not None:
+                return JSONResponse(doc)
+        target = rest.parse_path(stripped)
+        if target is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verb = rest.verb_of(request.method, target, rest._flag(request.query_params.get("watch")))
+        namespace = target.namespace or ""
+        if self.faults.forbidden(verb, target.rt.plural, namespace):
+            user = "kubesim-admin" if self.settings.token else "system:anonymous"
+            raise forbidden(verb, target.rt.plural, target.rt.group, namespace, user)
+        return await rest.handle(self, request, target)
+
+    def _discovery(self, path: str) -> dict[str, Any] | None:
+        if path == "/version":
+            return resources.version_info()
+        if path == "/api":
+            return resources.core_versions(self.address)
+        if path == "/apis":
+            return resources.group_list()
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            return resources.resource_list("", parts[1]) or _missing()
+        if parts[0] == "apis" and len(parts) == 2:
+            return resources.group(parts[1]) or _missing()
+        if parts[0] == "apis" and len(parts) == 3:
+            return resources.resource_list(parts[1], parts[2]) or _missing()
+        return None
+
+    async def _admin(self, request: Request, action: str) -> Response:
+        """Test controls; not part of the Kubernetes API and never subject to faults or auth."""
+        body: dict[str, Any] = {}
+        if request.method == "POST":
+            raw = await request.body()
+            body = json.loads(raw) if raw else {}
+        if action == "faults" and request.method == "GET":
+            return JSONResponse(self.faults.describe())
+        if action == "faults" and request.method == "POST":
+            self.faults.update(body)
+            return JSONResponse(self.faults.describe())
+        if action == "faults/reset" and request.method == "POST":
+            self.faults.reset()
+            return JSONResponse(self.faults.describe())
+        if action == "watches/drop" and request.method == "POST":
+            return JSONResponse({"dropped": self.store.drop_watches()})
+        if action == "compact" and request.method == "POST":
+            self.store.compact()
+            return JSONResponse({"resourceVersion": str(self.store.rv)})
+        if action == "state" and request.method == "GET":
+            return JSONResponse({"resourceVersion": str(self.store.rv), "watches": self.store.watch_count()})
+        return JSONResponse({"error": f"unknown admin action {request.method} {action!r}"}, status_code=404)
+
+
+def _missing() -> dict[str, Any]:
+    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def create_app(sim: Kubesim) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await sim.startup()
+        try:
+            yield
+        finally:
+            await sim.shutdown()
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    return Starlette(routes=[Route("/{path:path}", sim.dispatch, methods=methods)], lifespan=lifespan)
