@@ -11,6 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.errors import ApiError
+from api.routers.accounts import account_queues
 from api.schemas import ExecutionLinks, ExecutionStarted
 from api.settings import GatewaySettings
 from workflows.model import PipelineSpec, resolve_parameters
@@ -58,7 +59,13 @@ async def start_execution(
 ) -> ExecutionStarted:
     values = resolve_parameters(spec, parameters)
     workflow_id = execution_id(spec, idempotency_key)
-    run_input = PipelineRunInput(pipeline=spec, parameters=values, trigger=trigger, revision=revision)
+    run_input = PipelineRunInput(
+        pipeline=spec,
+        parameters=values,
+        trigger=trigger,
+        revision=revision,
+        accountQueues=await account_queues(client),
+    )
     replayed = False
     try:
         handle = await client.start_workflow(

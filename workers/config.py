@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from activities.accounts import KubernetesAccount, RegistryAccount
 
 
 class ConfigError(ValueError):
@@ -26,6 +28,19 @@ class WorkerConfig(BaseSettings):
     task_queue: str = Field(default="gennaker", description="Queue for pipeline workflows and generic activities")
     database_url: str = Field(default="sqlite:///.data/gennaker.db", description="Saved-pipeline store (read)")
     activity_threads: int = Field(default=32, ge=1, le=512)
+    serve_pipelines: bool = Field(default=True, description="Poll the pipeline task queue (workflows)")
+    health_interval_seconds: float = Field(default=30, gt=0, description="How often accounts are checked")
+    kubernetes: list[KubernetesAccount] = Field(default_factory=list)
+    registries: list[RegistryAccount] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_accounts(self) -> WorkerConfig:
+        for kind, accounts in (("kubernetes", self.kubernetes), ("registries", self.registries)):
+            names = [a.name for a in accounts]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{kind}: duplicate account names {', '.join(duplicates)}")
+        return self
 
     @classmethod
     def settings_customise_sources(

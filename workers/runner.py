@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.pipelines import SavedPipelineActivities, SavedPipelineLookup
+from workflows.accounts import AccountDirectory
 from workflows.pipeline import PipelineWorkflow
 
 DEFAULT_TASK_QUEUE = "gennaker"
@@ -42,7 +43,7 @@ def pipeline_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PipelineWorkflow, *extra_workflows],
+        workflows=[PipelineWorkflow, AccountDirectory, *extra_workflows],
         activities=[saved.load_saved_pipeline, *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(),

@@ -12,23 +12,14 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio import workflow
 
+with workflow.unsafe.imports_passed_through():
+    from activities.accounts import AccountHealth
+
 ACCOUNT_DIRECTORY_ID = "gennaker-account-directory"
 ACCOUNT_DIRECTORY_WORKFLOW = "AccountDirectory"
 # Keep the history short: a report every 30 s from a handful of workers would pass 10k events a day.
 REPORTS_BEFORE_CONTINUE_AS_NEW = 500
 STALE_AFTER = timedelta(minutes=2)  # judged by the gateway's clock, not workflow time
-
-
-class AccountHealth(BaseModel):
-    name: str
-    kind: str = Field(description="kubernetes | registry | …")
-    taskQueue: str
-    healthy: bool
-    reachable: bool
-    authenticated: bool
-    lastError: str | None = None
-    details: dict[str, str] = Field(default_factory=dict, description="e.g. server version, namespaces")
-    checkedAt: datetime
 
 
 class WorkerReport(BaseModel):

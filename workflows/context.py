@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.accounts import kubernetes_task_queue, registry_task_queue
 
 from workflows.expressions import evaluate_value
 from workflows.state import ExecutionState, JudgmentRecord, StageState
@@ -30,6 +33,9 @@ class ExecutionControls(Protocol):
     def skip_requested(self, ref_id: str) -> bool: ...
 
     def judgment_for(self, ref_id: str) -> JudgmentRecord | None: ...
+
+    @property
+    def account_queues(self) -> dict[str, str]: ...
 
 
 class StageContext:
@@ -56,6 +62,13 @@ class StageContext:
         if extra:
             context.update(extra)
         return evaluate_value(value, context)
+
+    def account_queue(self, kind: Literal["kubernetes", "registry"], account: str) -> str:
+        """The task queue of the worker holding `account`'s credentials."""
+        known = self._controls.account_queues.get(f"{kind}/{account}")
+        if known:
+            return known
+        return kubernetes_task_queue(account) if kind == "kubernetes" else registry_task_queue(account)
 
     def set_details(self, text: str) -> None:
         self.stage.details = text

@@ -268,6 +268,10 @@ class PipelineWorkflow:
     def paused(self) -> bool:
         return self._state.paused
 
+    @property
+    def account_queues(self) -> dict[str, str]:
+        return self._input.accountQueues
+
     def skip_requested(self, ref_id: str) -> bool:
         return ref_id in self._skips
 

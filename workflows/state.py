@@ -96,6 +96,11 @@ class PipelineRunInput(BaseModel):
     trigger: TriggerInfo = Field(default_factory=TriggerInfo)
     revision: int | None = Field(default=None, description="Saved pipeline revision, if started from one")
     restart: RestartFrom | None = None
+    accountQueues: dict[str, str] = Field(
+        default_factory=dict,
+        description="'<kind>/<account>' -> task queue, from the account directory at start; "
+        "accounts not listed use the default queue name (k8s-<name>, registry-<name>)",
+    )
 
 
 class ExecutionState(BaseModel):
