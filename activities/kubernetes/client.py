@@ -59,7 +59,10 @@ class KubernetesAccountClient:
             configuration = k8s.Configuration()
             k8s_config.load_incluster_config(client_configuration=configuration)
             return k8s.ApiClient(configuration)
-        return k8s_config.new_client_from_config(config_file=str(self.account.kubeconfig), context=self.account.context)
+        loaded: k8s.ApiClient = k8s_config.new_client_from_config(
+            config_file=str(self.account.kubeconfig), context=self.account.context
+        )
+        return loaded
 
     def close(self) -> None:
         self.api_client.close()
