@@ -10,8 +10,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from api.directory import account_queues
 from api.errors import ApiError
-from api.routers.accounts import account_queues
 from api.schemas import ExecutionLinks, ExecutionStarted
 from api.settings import GatewaySettings
 from workflows.model import PipelineSpec, resolve_parameters

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import TemporalClientDep
-from workflows.accounts import ACCOUNT_DIRECTORY_ID, STALE_AFTER, AccountView
+from api.directory import reported_accounts
+from workflows.accounts import AccountView
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
-
-
-async def reported_accounts(client: Client) -> list[AccountView]:
-    """Every account any worker reported; `stale` when its worker has not reported for a while."""
-    try:
-        views: list[AccountView] = await client.get_workflow_handle(ACCOUNT_DIRECTORY_ID).query(
-            "accounts", result_type=list[AccountView]
-        )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return []  # no worker with accounts has reported yet
-        raise
-    now = datetime.now(UTC)
-    for view in views:
-        view.stale = now - view.reportedAt > STALE_AFTER
-        if view.stale:
-            view.healthy = False
-            view.lastError = view.lastError or f"worker {view.workerId} has not reported since {view.reportedAt}"
-    return views
-
-
-async def account_queues(client: Client) -> dict[str, str]:
-    return {f"{v.kind}/{v.name}": v.taskQueue for v in await reported_accounts(client) if not v.stale}
 
 
 @router.get("", response_model=list[AccountView], summary="Kubernetes and registry accounts with health")
