@@ -11,8 +11,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.gate import GateActivities
 from activities.pipelines import SavedPipelineActivities, SavedPipelineLookup
 from workflows.accounts import AccountDirectory
+from workflows.gate import PipelineGate
 from workflows.pipeline import PipelineWorkflow
 
 DEFAULT_TASK_QUEUE = "gennaker"
@@ -40,11 +42,12 @@ def pipeline_worker(
     activity_threads: int = 32,
 ) -> Worker:
     saved = SavedPipelineActivities(lookup)
+    gate = GateActivities(client)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PipelineWorkflow, AccountDirectory, *extra_workflows],
-        activities=[saved.load_saved_pipeline, *extra_activities],
+        workflows=[PipelineWorkflow, PipelineGate, AccountDirectory, *extra_workflows],
+        activities=[saved.load_saved_pipeline, gate.request_gate, *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),

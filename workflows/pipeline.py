@@ -19,10 +19,14 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, TemporalError
+from temporalio.exceptions import ApplicationError, FailureError, TemporalError
 
 from workflows.context import StageContext
+
+with workflow.unsafe.imports_passed_through():
+    from activities.gate import GateAcquire, GateActivities
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
+from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.search import STATUS
 from workflows.stages.base import StageConfig, StageFailed, failure_reason
 from workflows.stages.judgment import ManualJudgmentStage
@@ -90,6 +94,8 @@ class PipelineWorkflow:
         self._tick = 0
         self._halted = False
         self._fail_at_end = False
+        self._gate_open = False
+        self._superseded_by: str | None = None
 
     # ---- the DAG runner -------------------------------------------------------------------------
 
@@ -97,6 +103,10 @@ class PipelineWorkflow:
     async def run(self, input: PipelineRunInput) -> ExecutionResult:
         self._publish_status()
         try:
+            if self._spec.limitConcurrent:
+                await self._wait_for_gate()
+                if self._superseded_by is not None:
+                    return self._superseded()
             await self._run_dag()
         except asyncio.CancelledError:
             who = f" by {self._state.canceledBy}" if self._state.canceledBy else ""
@@ -104,6 +114,9 @@ class PipelineWorkflow:
             await self._stop_running_stages(f"execution canceled{who}{why}")
             self._finish(ExecutionStatus.CANCELED)
             raise
+        finally:
+            if self._spec.limitConcurrent:
+                await self._release_gate()
         failed = self._halted or self._fail_at_end
         self._finish(ExecutionStatus.TERMINAL if failed else ExecutionStatus.SUCCEEDED)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -112,6 +125,50 @@ class PipelineWorkflow:
         return ExecutionResult(
             status=self._state.status, outputs={s.refId: s.outputs for s in self._state.stages if s.outputs}
         )
+
+    # ---- limitConcurrent (see workflows/gate.py) --------------------------------------------------
+
+    async def _wait_for_gate(self) -> None:
+        gate = gate_id(self._spec.application, self._spec.name)
+        self._state.status = ExecutionStatus.WAITING
+        self._publish_status()
+        await workflow.execute_local_activity_method(
+            GateActivities.request_gate,
+            GateAcquire(
+                gateId=gate,
+                executionId=self._state.id,
+                keepWaiting=self._spec.keepWaitingPipelines,
+                taskQueue=workflow.info().task_queue,
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"Queue behind running {self._spec.application}/{self._spec.name} (limitConcurrent)",
+        )
+        workflow.set_current_details("waiting for the running execution of this pipeline to finish")
+        await workflow.wait_condition(lambda: self._gate_open or self._superseded_by is not None)
+        if self._superseded_by is None:
+            self._state.status = ExecutionStatus.RUNNING
+            self._publish_status()
+
+    async def _release_gate(self) -> None:
+        gate = workflow.get_external_workflow_handle(gate_id(self._spec.application, self._spec.name))
+        with contextlib.suppress(FailureError):
+            await gate.signal("release", self._state.id)
+
+    def _superseded(self) -> ExecutionResult:
+        self._state.cancelReason = (
+            f"superseded by {self._superseded_by} while waiting (limitConcurrent, keepWaitingPipelines: false)"
+        )
+        self._finish(ExecutionStatus.CANCELED)
+        return ExecutionResult(status=ExecutionStatus.CANCELED)
+
+    @workflow.signal(name=GATE_OPEN_SIGNAL)
+    def gate_open(self, holder: str) -> None:
+        self._gate_open = True
+
+    @workflow.signal(name=SUPERSEDED_SIGNAL)
+    def superseded(self, newer: str) -> None:
+        if not self._gate_open:
+            self._superseded_by = newer
 
     async def _run_dag(self) -> None:
         while True:

@@ -34,6 +34,7 @@ PARENT_BLOCKS = frozenset({StageStatus.TERMINAL, StageStatus.STOPPED, StageStatu
 
 
 class ExecutionStatus(StrEnum):
+    WAITING = "WAITING"  # limitConcurrent: queued behind the running execution of the same pipeline
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
     SUCCEEDED = "SUCCEEDED"
