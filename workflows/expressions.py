@@ -23,7 +23,6 @@ from typing import Any
 import cel
 
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-_WHOLE_EXPRESSION = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
 
 
 class ExpressionError(Exception):
@@ -53,7 +52,7 @@ def syntax_errors(text: str) -> list[str]:
             continue
         try:
             cel.compile(source)
-        except (ValueError, RuntimeError, TypeError) as exc:
+        except Exception as exc:  # the binding raises several types; all mean "does not parse"
             errors.append(f"expression ${{{{ {source} }}}} does not parse: {_first_line(exc)}")
     return errors
 
@@ -66,7 +65,7 @@ def evaluate_source(source: str, context: Mapping[str, Any]) -> Any:
     """Evaluate one bare CEL expression."""
     try:
         return _to_plain(cel.evaluate(source, dict(context)))
-    except (ValueError, RuntimeError, TypeError) as exc:
+    except Exception as exc:  # KeyError (missing key), ZeroDivisionError, … all fail the expression
         raise ExpressionError(source, _first_line(exc)) from None
 
 
@@ -93,10 +92,17 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def _whole_expression(text: str) -> str | None:
+    """The source of `text` if it is exactly one `${{ }}` (surrounding blanks allowed), else None."""
+    stripped = text.strip()
+    match = _EXPRESSION.match(stripped)
+    return match.group(1).strip() if match and match.end() == len(stripped) else None
+
+
 def evaluate_text(text: str, context: Mapping[str, Any]) -> Any:
-    whole = _WHOLE_EXPRESSION.match(text)
-    if whole and _EXPRESSION.search(text[whole.end(1) :]) is None:
-        return evaluate_source(whole.group(1).strip(), context)
+    whole = _whole_expression(text)
+    if whole is not None:
+        return evaluate_source(whole, context)
     return _EXPRESSION.sub(lambda m: _as_text(evaluate_source(m.group(1).strip(), context)), text)
 
 
@@ -113,10 +119,7 @@ def evaluate_value(value: Any, context: Mapping[str, Any]) -> Any:
 
 def evaluate_condition(text: str, context: Mapping[str, Any]) -> bool:
     """A condition may be written bare (`parameters.env == "prod"`) or wrapped in `${{ }}`."""
-    source = text.strip()
-    whole = _WHOLE_EXPRESSION.match(source)
-    if whole:
-        source = whole.group(1).strip()
+    source = _whole_expression(text) or text.strip()
     result = evaluate_source(source, context)
     if not isinstance(result, bool):
         raise ExpressionError(source, f"must be true or false, got {_as_text(result)!r}")
@@ -124,6 +127,5 @@ def evaluate_condition(text: str, context: Mapping[str, Any]) -> bool:
 
 
 def condition_syntax_errors(text: str) -> list[str]:
-    source = text.strip()
-    whole = _WHOLE_EXPRESSION.match(source)
-    return syntax_errors(source if whole else "${{" + source + "}}")
+    whole = _whole_expression(text)
+    return syntax_errors(text if whole is not None else "${{" + text.strip() + "}}")

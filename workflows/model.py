@@ -23,6 +23,7 @@ from pydantic import (
 from workflows.expressions import condition_syntax_errors, syntax_errors
 from workflows.stages.base import StageConfig
 from workflows.stages.registry import registered_stage_types, stage_class
+from workflows.triggers import Trigger
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -56,14 +57,6 @@ class PipelineNotification(BaseModel):
     message: dict[str, Any] = Field(default_factory=dict)
 
 
-class PipelineTrigger(BaseModel):
-    """Trigger declarations are kept with the pipeline; the trigger machinery reads them."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    type: str = Field(min_length=1)
-    enabled: bool = True
-
-
 def _stage_from_dict(value: Any) -> Any:
     if isinstance(value, StageConfig) or not isinstance(value, Mapping):
         return value
@@ -85,7 +78,7 @@ class PipelineSpec(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="Pipeline name, unique within the application")
     description: str | None = None
     parameters: list[PipelineParameter] = Field(default_factory=list)
-    triggers: list[PipelineTrigger] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
     notifications: list[PipelineNotification] = Field(default_factory=list)
     limitConcurrent: bool = Field(default=False, description="At most one running execution")
     keepWaitingPipelines: bool = False
@@ -154,10 +147,10 @@ def _stage_errors(index: int, raw: Any, known_types: Mapping[str, type[StageConf
         known = ", ".join(known_types)
         return [FieldError(field=f"{label}.type", message=f"unknown stage type {type_name!r}; known: {known}")]
     try:
-        cls.model_validate(dict(raw))
+        stage = cls.model_validate(dict(raw))
     except ValidationError as exc:
         return list(_pydantic_errors(exc, label))
-    errors = []
+    errors = [FieldError(field=f"{label}.{path}", message=message) for path, message in stage.problems()]
     for path, text in _strings({k: v for k, v in raw.items() if k != "stageEnabled"}, label):
         errors += [FieldError(field=path, message=m) for m in syntax_errors(text)]
     enabled = raw.get("stageEnabled")

@@ -234,6 +234,10 @@ class PipelineWorkflow:
             self._fail(stage, state, exc.message, kind=exc.details.pop("kind", "failure"), details=exc.details)
         except TemporalError as exc:
             self._fail(stage, state, failure_reason(exc))
+        except Exception as exc:
+            # A stage bug or an unexpected value must fail the stage visibly, never leave it
+            # RUNNING while the pipeline reports success.
+            self._fail(stage, state, f"{type(exc).__name__}: {exc}", kind="error")
         finally:
             state.endTime = workflow.now()
             state.waitingForJudgment = False

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from tests.conftest import Runner, pipeline
+from workflows.context import StageContext
+from workflows.model import PipelineInvalid, parse_pipeline
 from workflows.search import STATUS, TRIGGER
+from workflows.stages.base import StageConfig
+from workflows.stages.registry import register_stage
 from workflows.state import ExecutionStatus, JudgmentRecord, JudgmentRequest, StageStatus
 
 
@@ -179,19 +184,30 @@ async def test_stage_within_its_timeout_succeeds(runner: Runner) -> None:
     assert quick and quick.status is StageStatus.SUCCEEDED and quick.error is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an exception other than ExpressionError/StageFailed/TemporalError raised by a stage's run() "
-    "(here WaitStage's ValueError for a negative waitTime) escapes PipelineWorkflow._run_stage: the stage stays "
-    "RUNNING and the pipeline ends SUCCEEDED",
-)
+@register_stage
+class ExplodingStage(StageConfig):
+    """A stage with a bug: its run() raises something no stage is expected to raise."""
+
+    type: Literal["testExploding"] = "testExploding"
+
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        raise ValueError("boom from a buggy stage")
+
+
 async def test_unexpected_error_in_a_stage_fails_it(runner: Runner) -> None:
-    handle = await runner.start(pipeline(wait("negative", -1), wait("after", 0.1, "negative")))
+    handle = await runner.start(pipeline({"refId": "buggy", "type": "testExploding"}, wait("after", 0.1, "buggy")))
     state = await runner.finish(handle, timeout=15)
-    negative = state.stage("negative")
-    assert negative and negative.status is StageStatus.TERMINAL
-    assert negative.error and "waitTime" in negative.error.message
+    buggy, after = state.stage("buggy"), state.stage("after")
+    assert buggy and buggy.status is StageStatus.TERMINAL
+    assert buggy.error and "ValueError: boom from a buggy stage" in buggy.error.message
+    assert after and after.status is StageStatus.NOT_STARTED
     assert state.status is ExecutionStatus.TERMINAL
+
+
+def test_negative_wait_is_rejected_at_submission() -> None:
+    with pytest.raises(PipelineInvalid) as caught:
+        parse_pipeline(pipeline(wait("negative", -1)))
+    assert caught.value.errors[0].field.startswith("stages[negative].waitTime")
 
 
 async def _visible(client: Client, query: str, timeout: float = 10) -> list[str]:

@@ -99,6 +99,10 @@ class StageConfig(BaseModel):
     def display_name(self) -> str:
         return self.name or self.refId
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Checks beyond the field types, run when a pipeline is submitted: (field path, message)."""
+        return []
+
     def summary(self) -> str:
         """One line for the Temporal UI, e.g. 'Wait 30s'."""
         return f"{self.type} {self.display_name}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from temporalio import workflow
@@ -37,12 +37,23 @@ class PipelineStage(StageConfig):
     pipelineConfig: dict[str, Any] | None = Field(default=None, description="An inline pipeline instead")
     pipelineParameters: dict[str, Any] = Field(default_factory=dict)
     waitForCompletion: bool = True
+    # The inline child's own expressions belong to the child's execution, not this one.
+    raw_fields: ClassVar[frozenset[str]] = frozenset({"pipelineConfig"})
 
     @model_validator(mode="after")
     def _one_source(self) -> PipelineStage:
         if (self.pipeline is None) == (self.pipelineConfig is None):
             raise ValueError("give exactly one of `pipeline` (a saved pipeline's name) or `pipelineConfig`")
         return self
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.pipelineConfig is None:
+            return []
+        try:
+            parse_pipeline(self.pipelineConfig)
+        except PipelineInvalid as exc:
+            return [(f"pipelineConfig.{e.field}", e.message) for e in exc.errors]
+        return []
 
     def summary(self) -> str:
         target = self.pipeline or (self.pipelineConfig or {}).get("name", "inline pipeline")

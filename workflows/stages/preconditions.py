@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.context import StageContext
-from workflows.expressions import evaluate_condition
+from workflows.expressions import condition_syntax_errors, evaluate_condition
 from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 
@@ -33,6 +33,13 @@ class CheckPreconditionsStage(StageConfig):
     preconditions: list[Precondition] = Field(min_length=1)
     # Evaluated here, so a failure can quote the expression as written.
     raw_fields: ClassVar[frozenset[str]] = frozenset({"preconditions"})
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [
+            (f"preconditions[{i}].context.expression", message)
+            for i, precondition in enumerate(self.preconditions)
+            for message in condition_syntax_errors(precondition.context.expression)
+        ]
 
     def summary(self) -> str:
         return f"Check {len(self.preconditions)} precondition(s)"

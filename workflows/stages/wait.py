@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -26,7 +26,7 @@ class WaitStage(StageConfig):
     """Waits `waitTime` seconds (as Spinnaker's Wait stage); `skipWait` ends it early."""
 
     type: Literal["wait"] = "wait"
-    waitTime: float | Expression = Field(description="Seconds to wait (fractions allowed)")
+    waitTime: Annotated[float, Field(ge=0)] | Expression = Field(description="Seconds to wait (fractions allowed)")
     skipWaitText: str | None = Field(default=None, description="Shown to people who may skip the wait")
 
     def summary(self) -> str:
@@ -35,8 +35,6 @@ class WaitStage(StageConfig):
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         seconds = float(self.waitTime)
-        if seconds < 0:
-            raise ValueError("waitTime must not be negative")
         ctx.set_details(f"waiting {human_duration(seconds)}")
         skipped = await ctx.sleep(timedelta(seconds=seconds), summary=self.summary())
         waited = (ctx.now() - ctx.stage.startTime).total_seconds() if ctx.stage.startTime else seconds

@@ -1,0 +1,259 @@
+"""Crashes: a worker process or the Temporal server SIGKILLed mid-run, and the run still finishes right.
+
+The worker runs as its own OS process (`python -m workers.main`), configured only through GENNAKER_*
+env, on a task queue of its own so the session worker never picks these workflows up. Only processes
+this module started are ever signalled, by PID.
+
+After a worker is SIGKILLed its workflows stay bound to its sticky queue until the server's sticky
+schedule-to-start timeout (10 s) moves their next task to the normal queue: that, not the pipeline,
+is most of this module's runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowHandle
+
+from api.store import PipelineStore
+from api.temporal import connect
+from tests.conftest import pipeline
+from workers.devserver import TemporalDevServer, free_port
+from workflows.model import parse_pipeline
+from workflows.search import initial_attributes
+from workflows.state import (
+    PIPELINE_WORKFLOW,
+    ExecutionResult,
+    ExecutionState,
+    ExecutionStatus,
+    JudgmentRecord,
+    JudgmentRequest,
+    PipelineRunInput,
+    StageStatus,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RESULT_TIMEOUT = 45.0
+
+
+class WorkerProcess:
+    """One `python -m workers.main` process; `kill()` is SIGKILL, as a crash would be."""
+
+    def __init__(self, address: str, task_queue: str, database_url: str, log_file: Path) -> None:
+        env = {
+            **os.environ,
+            "GENNAKER_TEMPORAL_ADDRESS": address,
+            "GENNAKER_TASK_QUEUE": task_queue,
+            "GENNAKER_DATABASE_URL": database_url,
+            "GENNAKER_ACTIVITY_THREADS": "4",
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+        env.pop("GENNAKER_CONFIG", None)
+        self.log_file = log_file
+        self._log = open(log_file, "ab")  # noqa: SIM115 - closed in stop()/kill()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workers.main"],
+            cwd=log_file.parent,  # no gennaker.yaml there: env only
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def wait_polling(self, client: Client, task_queue: str, timeout: float = 30) -> None:
+        """Until the server lists this process (SDK identity `<pid>@<host>`) among the queue's pollers."""
+        request = DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()}")
+            response = await client.workflow_service.describe_task_queue(request)
+            if any(p.identity.startswith(f"{self.pid}@") for p in response.pollers):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"worker not polling {task_queue} after {timeout}s:\n{self.log()}")
+            await asyncio.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, str], WorkerProcess]]:
+    """Start worker processes against an address and queue; all are stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+    database_url = f"sqlite:///{tmp_path / 'store.db'}"
+    PipelineStore(database_url).close()  # create the schema once, before any worker reads it
+
+    def start(address: str, task_queue: str) -> WorkerProcess:
+        worker = WorkerProcess(address, task_queue, database_url, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+async def own_server(tmp_path: Path) -> AsyncIterator[TemporalDevServer]:
+    """A dev server of this test alone (its own SQLite file and ports), so it may be killed."""
+    server = TemporalDevServer(
+        db_file=tmp_path / "own-temporal.db", port=free_port(), ui_port=None, log_file=tmp_path / "own-temporal.log"
+    )
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.stop)
+
+
+async def start_pipeline(client: Client, task_queue: str, spec: dict[str, Any]) -> WorkflowHandle[Any, ExecutionResult]:
+    parsed = parse_pipeline(spec)
+    return await client.start_workflow(
+        PIPELINE_WORKFLOW,
+        PipelineRunInput(pipeline=parsed, parameters={}),
+        id=f"durability-{parsed.name}-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+        result_type=ExecutionResult,
+        search_attributes=initial_attributes(parsed.application, parsed.name, "manual"),
+    )
+
+
+async def query_until(handle: WorkflowHandle[Any, Any], predicate: Any, timeout: float = 30) -> ExecutionState:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await handle.query("state", result_type=ExecutionState)
+        if predicate(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not reached in {timeout}s: {state.model_dump_json(indent=1)}")
+        await asyncio.sleep(0.1)
+
+
+def wait(ref: str, seconds: float, *parents: str) -> dict[str, Any]:
+    return {"refId": ref, "type": "wait", "waitTime": seconds, "requisiteStageRefIds": list(parents)}
+
+
+def mark(ref: str, *parents: str) -> dict[str, Any]:
+    return {"refId": ref, "type": "evaluateVariables", "requisiteStageRefIds": list(parents),
+            "variables": [{"key": "ranAfter", "value": "${{ execution.id }}"}]}  # fmt: skip
+
+
+async def test_pipelines_survive_a_killed_worker(
+    client: Client, worker_processes: Callable[[str, str], WorkerProcess], temporal_server: TemporalDevServer
+) -> None:
+    queue = f"durability-worker-{uuid.uuid4().hex[:8]}"
+    first = worker_processes(temporal_server.address, queue)
+    await first.wait_polling(client, queue)
+    timer = await start_pipeline(
+        client, queue, pipeline(wait("before", 0.1), wait("nap", 2, "before"), mark("after", "nap"), name="timer")
+    )
+    gate = await start_pipeline(
+        client,
+        queue,
+        pipeline(
+            {"refId": "approve", "type": "manualJudgment", "judgmentInputs": ["ship", "hold"]},
+            mark("after", "approve"),
+            name="gate",
+        ),
+    )
+    await query_until(timer, lambda s: s.stage("nap").status is StageStatus.RUNNING)
+    await query_until(gate, lambda s: s.stage("approve").waitingForJudgment)
+
+    first.kill()
+    assert first.process.returncode == -signal.SIGKILL
+
+    second = worker_processes(temporal_server.address, queue)
+    await second.wait_polling(client, queue)
+    record = await asyncio.wait_for(
+        gate.execute_update(
+            "judge",
+            JudgmentRequest(refId="approve", input="ship", user="after-restart", comment="second worker"),
+            result_type=JudgmentRecord,
+        ),
+        RESULT_TIMEOUT,
+    )
+    assert record.user == "after-restart" and record.via == "update"
+
+    for handle in (timer, gate):
+        result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)
+        assert result.status is ExecutionStatus.SUCCEEDED, second.log()
+        assert result.outputs["after"] == {"ranAfter": handle.id}
+
+    timer_state = await timer.query("state", result_type=ExecutionState)
+    nap = timer_state.stage("nap")
+    assert nap and nap.status is StageStatus.SUCCEEDED and nap.outputs["skipped"] is False
+    # The whole run happened in one workflow execution: no retry restarted it from scratch.
+    assert [s.status for s in timer_state.stages] == [StageStatus.SUCCEEDED] * 3
+    gate_state = await gate.query("state", result_type=ExecutionState)
+    approve = gate_state.stage("approve")
+    assert approve and approve.outputs["judgedBy"] == "after-restart"
+    assert approve.outputs["judgmentInput"] == "ship" and approve.outputs["comment"] == "second worker"
+    assert first.process.returncode == -signal.SIGKILL and second.process.poll() is None
+
+
+async def test_pipeline_survives_a_killed_temporal_server(
+    own_server: TemporalDevServer, worker_processes: Callable[[str, str], WorkerProcess]
+) -> None:
+    queue = f"durability-server-{uuid.uuid4().hex[:8]}"
+    worker = worker_processes(own_server.address, queue)
+    client = await connect(own_server.address)
+    await worker.wait_polling(client, queue)
+    handle = await start_pipeline(
+        client,
+        queue,
+        pipeline(wait("before", 0.1), wait("nap", 2, "before"), mark("after", "nap"), name="server-crash"),
+    )
+    await query_until(handle, lambda s: s.stage("nap").status is StageStatus.RUNNING)
+    server_pid = own_server.process.pid if own_server.process else None
+
+    own_server.kill()
+    assert own_server.process and own_server.process.returncode == -signal.SIGKILL
+    await asyncio.to_thread(own_server.start)
+    assert own_server.process.pid != server_pid
+
+    # A fresh client, as a gateway restarted with the server would have; the worker keeps running.
+    client = await connect(own_server.address)
+    again: WorkflowHandle[Any, ExecutionResult] = client.get_workflow_handle(handle.id, result_type=ExecutionResult)
+    result = await asyncio.wait_for(again.result(), RESULT_TIMEOUT)
+    assert result.status is ExecutionStatus.SUCCEEDED, worker.log()
+    state = await again.query("state", result_type=ExecutionState)
+    assert [s.status for s in state.stages] == [StageStatus.SUCCEEDED] * 3
+    assert state.stage("before").startTime < state.stage("nap").startTime  # type: ignore[union-attr, operator]
+    assert result.outputs["after"] == {"ranAfter": handle.id}
+    assert worker.process.poll() is None, f"the worker died with the server:\n{worker.log()}"
