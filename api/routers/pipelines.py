@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from api.deps import CallerDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError, not_found
 from api.launch import start_execution
+from api.schedules import delete_pipeline_schedules, sync_schedules
 from api.schemas import EXAMPLE_PIPELINE, ExecutionStarted, SavedExecutionRequest, SavedPipeline, SavedPipelineRef
 from api.store import PipelineRevision
 from workflows.model import NAME_PATTERN, parse_pipeline
@@ -68,19 +69,32 @@ def _saved(rev: PipelineRevision) -> SavedPipeline:
     openapi_extra=PIPELINE_BODY,
 )
 async def save_pipeline(
-    application: AppName, name: PipelineName, request: Request, store: StoreDep, caller: CallerDep, response: Response
+    application: AppName,
+    name: PipelineName,
+    request: Request,
+    store: StoreDep,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    response: Response,
 ) -> SavedPipelineRef:
     data = await _read_pipeline_body(request)
     for field, expected in (("application", application), ("name", name)):
         given = data.setdefault(field, expected)
         if given != expected:
             raise ApiError(422, "path_mismatch", f"body says {field} {given!r} but the URL says {expected!r}", field)
-    parse_pipeline(data)
-    # Store what the person wrote (validated), not a re-serialisation: comments aside, it reads back
-    # the same, and fields with defaults stay implicit so later default changes apply.
-    created = store.get(application, name) is None
+    spec = parse_pipeline(data)
+    previous_revision = store.get(application, name)
+    previous = parse_pipeline(previous_revision.config) if previous_revision else None
+    # Schedules first: if the server refuses one, the save fails whole and nothing was stored.
+    next_revision = store.next_revision(application, name)
+    await sync_schedules(client, settings, spec, next_revision, previous)
+    # Store what the person wrote (validated), not a re-serialisation: it reads back the same, and
+    # fields with defaults stay implicit so later default changes apply.
     revision = store.save(application, name, data, author=caller)
-    response.status_code = 201 if created else 200
+    if revision != next_revision:  # a concurrent save won the race for that revision
+        await sync_schedules(client, settings, spec, revision, spec)
+    response.status_code = 201 if previous_revision is None else 200
     return SavedPipelineRef(application=application, name=name, revision=revision, author=caller)
 
 
@@ -126,8 +140,12 @@ async def pipeline_revisions(application: AppName, name: PipelineName, store: St
     summary="Delete (a tombstone revision; history stays)",
 )
 async def delete_pipeline(
-    application: AppName, name: PipelineName, store: StoreDep, caller: CallerDep
+    application: AppName, name: PipelineName, store: StoreDep, client: TemporalClientDep, caller: CallerDep
 ) -> SavedPipelineRef:
+    live = store.get(application, name)
+    if live is None:
+        raise not_found(f"pipeline {application}/{name}")
+    await delete_pipeline_schedules(client, parse_pipeline(live.config))
     revision = store.delete(application, name, author=caller)
     if revision is None:
         raise not_found(f"pipeline {application}/{name}")

@@ -126,6 +126,15 @@ class PipelineStore:
                 return revision
         raise RuntimeError(f"could not save {application}/{name}: too many concurrent writers")
 
+    def next_revision(self, application: str, name: str) -> int:
+        with Session(self._engine) as session:
+            latest = self._latest_row(session, application, name)
+            return (latest.revision if latest else 0) + 1
+
+    def live_pipelines(self) -> list[PipelineRevision]:
+        """The live revision of every pipeline of every application (for trigger matching)."""
+        return [p for app in self.list_applications() for p in self.list_pipelines(app)]
+
     def save(self, application: str, name: str, config: dict[str, Any], author: str | None = None) -> int:
         return self._append(application, name, config, deleted=False, author=author)
 

@@ -1,0 +1,133 @@
+"""Cron triggers as Temporal Schedules, kept in step with saved pipelines.
+
+One schedule per enabled cron trigger, id `cron.<app>.<pipeline>.<trigger id or index>`, visible
+(and pausable, triggerable) in the Temporal UI. Saving a pipeline creates/updates its schedules with
+the new revision as their action and deletes those its triggers no longer declare; deleting the
+pipeline deletes them. A schedule the server refuses (bad cron, unknown timezone) fails the save with
+a 422 and undoes the schedules created by that save, so nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import ApiError
+from api.settings import GatewaySettings
+from workflows.model import PipelineInvalid, PipelineSpec, resolve_parameters
+from workflows.search import initial_attributes
+from workflows.state import PIPELINE_WORKFLOW, PipelineRunInput, TriggerInfo
+from workflows.triggers import CronTrigger
+
+
+def cron_triggers(spec: PipelineSpec, enabled_only: bool = True) -> dict[str, tuple[int, CronTrigger]]:
+    found: dict[str, tuple[int, CronTrigger]] = {}
+    for index, trigger in enumerate(spec.triggers):
+        if isinstance(trigger, CronTrigger) and (trigger.enabled or not enabled_only):
+            found[f"cron.{spec.application}.{spec.name}.{trigger.id or index}"] = (index, trigger)
+    return found
+
+
+def _overlap(spec: PipelineSpec) -> ScheduleOverlapPolicy:
+    if not spec.limitConcurrent:
+        return ScheduleOverlapPolicy.ALLOW_ALL
+    return ScheduleOverlapPolicy.BUFFER_ONE if spec.keepWaitingPipelines else ScheduleOverlapPolicy.SKIP
+
+
+def _schedule(
+    settings: GatewaySettings, spec: PipelineSpec, revision: int, schedule_id: str, index: int, trigger: CronTrigger
+) -> Schedule:
+    try:
+        parameters = resolve_parameters(spec, trigger.parameters)
+    except PipelineInvalid as exc:
+        raise ApiError(
+            422, "invalid_trigger", f"cron trigger {index}: {exc}", f"triggers[{index}].parameters"
+        ) from None
+    seconds = trigger.interval_seconds()
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            PIPELINE_WORKFLOW,
+            PipelineRunInput(
+                pipeline=spec,
+                parameters=parameters,
+                revision=revision,
+                trigger=TriggerInfo(
+                    type="cron", source=schedule_id, payload={"cron": trigger.cron or trigger.interval}
+                ),
+            ),
+            id=f"{spec.application}.{spec.name}.cron",  # the server appends the scheduled time
+            task_queue=settings.task_queue,
+            typed_search_attributes=initial_attributes(spec.application, spec.name, "cron"),
+            static_summary=f"{spec.application}/{spec.name} r{revision} (cron {trigger.cron or trigger.interval})",
+        ),
+        spec=ScheduleSpec(
+            cron_expressions=[trigger.cron] if trigger.cron else [],
+            intervals=[ScheduleIntervalSpec(every=timedelta(seconds=seconds))] if seconds else [],
+            time_zone_name=trigger.timezone if trigger.cron else None,
+        ),
+        policy=SchedulePolicy(overlap=_overlap(spec), catchup_window=timedelta(minutes=1)),
+    )
+
+
+async def sync_schedules(
+    client: Client, settings: GatewaySettings, spec: PipelineSpec, revision: int, previous: PipelineSpec | None
+) -> list[str]:
+    """Make the pipeline's schedules match `spec`; returns the ids of its live schedules."""
+    desired = cron_triggers(spec)
+    created: list[str] = []
+    try:
+        for schedule_id, (index, trigger) in desired.items():
+            schedule = _schedule(settings, spec, revision, schedule_id, index, trigger)
+            try:
+                await client.create_schedule(
+                    schedule_id,
+                    schedule,
+                    search_attributes=initial_attributes(spec.application, spec.name, "cron"),
+                )
+                created.append(schedule_id)
+            except ScheduleAlreadyRunningError:
+
+                def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+                    return ScheduleUpdate(schedule=schedule)
+
+                await client.get_schedule_handle(schedule_id).update(replace)
+            except RPCError as exc:
+                if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
+                    raise ApiError(
+                        422, "invalid_trigger", f"cron trigger {index}: {exc.message}", f"triggers[{index}]"
+                    ) from None
+                raise
+    except BaseException:
+        for schedule_id in created:
+            await delete_schedule(client, schedule_id)
+        raise
+    stale = set(cron_triggers(previous, enabled_only=False)) - set(desired) if previous else set()
+    for schedule_id in stale:
+        await delete_schedule(client, schedule_id)
+    return sorted(desired)
+
+
+async def delete_schedule(client: Client, schedule_id: str) -> None:
+    try:
+        await client.get_schedule_handle(schedule_id).delete()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+
+
+async def delete_pipeline_schedules(client: Client, spec: PipelineSpec) -> None:
+    for schedule_id in cron_triggers(spec, enabled_only=False):
+        await delete_schedule(client, schedule_id)
