@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routers import accounts, applications, executions, meta, pipelines
+from api.routers import accounts, applications, executions, meta, pipelines, webhooks
 from api.settings import GatewaySettings
 from api.store import PipelineStore
 from api.temporal import connect
@@ -38,6 +38,13 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (meta.router, executions.router, pipelines.router, applications.router, accounts.router):
+    for router in (
+        meta.router,
+        executions.router,
+        pipelines.router,
+        applications.router,
+        accounts.router,
+        webhooks.router,
+    ):
         app.include_router(router)
     return app

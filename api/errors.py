@@ -71,7 +71,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [FieldError(field=_location(tuple(e["loc"])), message=e["msg"]) for e in exc.errors()]
+        errors = [
+            # A body that is not JSON at all: the location holds the decoder's offset, not a field.
+            FieldError(field="body", message=f"{e['msg']} at character {e['loc'][-1]}")
+            if e["type"] == "json_invalid"
+            else FieldError(field=_location(tuple(e["loc"])), message=e["msg"])
+            for e in exc.errors()
+        ]
         message = "; ".join(f"{e.field}: {e.message}" for e in errors)
         return JSONResponse(
             error_body("invalid_request", message, errors[0].field if errors else None, errors), status_code=422

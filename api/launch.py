@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import uuid
 from typing import Any
@@ -110,9 +112,14 @@ async def restart_stage(
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
+    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
+    if description.status == WorkflowExecutionStatus.RUNNING and state.endTime is not None:
+        # Its stages are done and it is closing (firing pipeline triggers): give it a moment.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.result(), timeout=10)
+        description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise ApiError(409, "still_running", f"execution {workflow_id} is still running; cancel it or wait")
-    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
     history = await handle.fetch_history()
     original = await _first_input(history, client)
     spec = original.pipeline
@@ -123,16 +130,20 @@ async def restart_stage(
     run_input = original.model_copy(
         update={"restart": RestartFrom(previousRunId=description.run_id, refId=ref_id, keptStages=kept, user=user)}
     )
-    new = await client.start_workflow(
-        PIPELINE_WORKFLOW,
-        run_input,
-        id=workflow_id,
-        task_queue=settings.task_queue,
-        result_type=ExecutionResult,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=initial_attributes(spec.application, spec.name, "restart"),
-        static_summary=f"{spec.application}/{spec.name} restarted from {ref_id}",
-    )
+    try:
+        new = await client.start_workflow(
+            PIPELINE_WORKFLOW,
+            run_input,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            result_type=ExecutionResult,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=initial_attributes(spec.application, spec.name, "restart"),
+            static_summary=f"{spec.application}/{spec.name} restarted from {ref_id}",
+        )
+    except WorkflowAlreadyStartedError:
+        # Someone else restarted it between our check and our start.
+        raise ApiError(409, "still_running", f"execution {workflow_id} was restarted by someone else") from None
     run_id = new.result_run_id or ""
     return ExecutionStarted(
         id=workflow_id,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,3 +20,21 @@ class GatewaySettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8084
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", description="For links to executions")
+    trigger_secrets_file: Path | None = Field(
+        default=None,
+        description="YAML mapping of trigger secret names to values; GENNAKER_TRIGGER_SECRET_<NAME> also works",
+    )
+
+    def trigger_secret(self, name: str) -> str | None:
+        """A named trigger secret (webhook shared secret, GitHub HMAC key): env first, then the file."""
+        value = os.environ.get("GENNAKER_TRIGGER_SECRET_" + name.upper().replace("-", "_"))
+        if value:
+            return value
+        if self.trigger_secrets_file is None:
+            return None
+        try:
+            secrets = yaml.safe_load(self.trigger_secrets_file.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return None
+        found = secrets.get(name) if isinstance(secrets, dict) else None
+        return str(found) if found is not None else None

@@ -52,8 +52,10 @@ def _load_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    from workflows.model import load_pipeline_text
+
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        data = load_pipeline_text(text)
     except yaml.YAMLError as exc:
         raise CliError(f"{path} is not valid YAML/JSON: {exc}") from None
     if not isinstance(data, dict):

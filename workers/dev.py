@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -66,7 +67,7 @@ async def run_dev_stack(
     data_dir: Path,
     port_offset: int = 0,
     host: str = "127.0.0.1",
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = functools.partial(print, flush=True),
     stop: asyncio.Event | None = None,
 ) -> None:
     ports = DevPorts.with_offset(port_offset)

@@ -47,7 +47,9 @@ def _error_text(response: httpx.Response) -> str:
         error = response.json().get("error", {})
     except ValueError:
         return f"HTTP {response.status_code}: {response.text[:500]}"
-    lines = [f"{error.get('message', response.reason_phrase)} (HTTP {response.status_code})"]
-    for item in error.get("errors", [])[1:] if len(error.get("errors", [])) > 1 else []:
-        lines.append(f"  {item['field']}: {item['message']}")
-    return "\n".join(lines)
+    problems = error.get("errors") or []
+    if len(problems) > 1:  # one per line rather than the joined message
+        return f"{len(problems)} problems (HTTP {response.status_code}):\n" + "\n".join(
+            f"  {item['field']}: {item['message']}" for item in problems
+        )
+    return f"{error.get('message', response.reason_phrase)} (HTTP {response.status_code})"

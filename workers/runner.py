@@ -12,7 +12,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.gate import GateActivities
-from activities.pipelines import SavedPipelineActivities, SavedPipelineLookup
+from activities.pipelines import SavedPipelineActivities
+from activities.triggers import PipelineFinished, PipelineTriggerActivities
+from api.settings import GatewaySettings
+from api.store import PipelineStore
+from api.triggers import dispatch_pipeline_finished
 from workflows.accounts import AccountDirectory
 from workflows.gate import PipelineGate
 from workflows.pipeline import PipelineWorkflow
@@ -34,20 +38,35 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def pipeline_worker(
     client: Client,
-    lookup: SavedPipelineLookup,
+    store: PipelineStore,
     *,
     task_queue: str = DEFAULT_TASK_QUEUE,
     extra_activities: Sequence[Callable[..., Any]] = (),
     extra_workflows: Sequence[type] = (),
     activity_threads: int = 32,
 ) -> Worker:
-    saved = SavedPipelineActivities(lookup)
+    saved = SavedPipelineActivities(store)
     gate = GateActivities(client)
+    settings = GatewaySettings(task_queue=task_queue, database_url=store.database_url)
+
+    async def fire(event: PipelineFinished) -> list[str]:
+        result = await dispatch_pipeline_finished(
+            client,
+            settings,
+            store,
+            application=event.application,
+            pipeline=event.pipeline,
+            execution_id=event.executionId,
+            status=event.status,
+        )
+        return [started.id for started in result.started]
+
+    triggers = PipelineTriggerActivities(fire)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[PipelineWorkflow, PipelineGate, AccountDirectory, *extra_workflows],
-        activities=[saved.load_saved_pipeline, gate.request_gate, *extra_activities],
+        activities=[saved.load_saved_pipeline, gate.request_gate, triggers.fire_pipeline_triggers, *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),

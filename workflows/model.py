@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -106,17 +107,35 @@ class PipelineSpec(BaseModel):
         return found
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+def _location(loc: tuple[int | str, ...], data: Any = None, missing: bool = False) -> str:
+    """A field path people recognise. pydantic puts union members into locations (`waitTime.float`,
+    `triggers[1].git.branch`); walking the submitted data tells real keys from such tags."""
     out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    current = data
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(part, int) and isinstance(current, list) and part < len(current):
+            out, current = out + f"[{part}]", current[part]
+        elif isinstance(current, Mapping) and part in current:
+            out, current = out + (f".{part}" if out else str(part)), current[part]
+        elif data is None or (missing and last):
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        # else: a union member's tag, not a place in the document
     return out
 
 
-def _pydantic_errors(exc: ValidationError, prefix: str) -> Iterator[FieldError]:
-    for err in exc.errors():
-        where = _location(tuple(err["loc"]))
-        yield FieldError(field=f"{prefix}.{where}" if where and prefix else (where or prefix), message=err["msg"])
+def _pydantic_errors(exc: ValidationError, prefix: str, data: Any = None) -> Iterator[FieldError]:
+    merged: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        where = _location(tuple(err["loc"]), data, missing=err["type"] == "missing")
+        field = f"{prefix}.{where}" if where and prefix else (where or prefix)
+        message = err["msg"]
+        if err["type"] == "string_pattern_mismatch" and r"\$\{\{" in str(err.get("ctx", {}).get("pattern", "")):
+            message = "or one whole ${{ }} expression"  # the Expression alternative of a typed field
+        if message not in merged.setdefault(field, []):
+            merged[field].append(message)
+    for field, messages in merged.items():
+        yield FieldError(field=field, message="; ".join(messages))
 
 
 def _stage_label(index: int, raw: Mapping[str, Any]) -> str:
@@ -149,7 +168,7 @@ def _stage_errors(index: int, raw: Any, known_types: Mapping[str, type[StageConf
     try:
         stage = cls.model_validate(dict(raw))
     except ValidationError as exc:
-        return list(_pydantic_errors(exc, label))
+        return list(_pydantic_errors(exc, label, raw))
     errors = [FieldError(field=f"{label}.{path}", message=message) for path, message in stage.problems()]
     for path, text in _strings({k: v for k, v in raw.items() if k != "stageEnabled"}, label):
         errors += [FieldError(field=path, message=m) for m in syntax_errors(text)]
@@ -222,6 +241,21 @@ def _find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
     return None
 
 
+class _PlainYamlLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: `2024-01-01` stays a string, as it would in JSON."""
+
+
+_PlainYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_pipeline_text(text: str | bytes) -> Any:
+    """Parse a pipeline document, YAML or JSON (YAML is a superset), into JSON-compatible values."""
+    return yaml.load(text, Loader=_PlainYamlLoader)
+
+
 def parse_pipeline(data: Any) -> PipelineSpec:
     """Validate a pipeline a person wrote; raise PipelineInvalid listing every problem found."""
     if not isinstance(data, Mapping):
@@ -236,10 +270,10 @@ def parse_pipeline(data: Any) -> PipelineSpec:
         spec = PipelineSpec.model_validate(dict(data))
     except ValidationError as exc:
         # Stage problems were reported above with refIds; keep pydantic's for the envelope only.
-        errors += [e for e in _pydantic_errors(exc, "") if not e.field.startswith("stages[")]
+        errors += [e for e in _pydantic_errors(exc, "", data) if not e.field.startswith("stages[")]
         if raw_stages is not None and not isinstance(raw_stages, list):
             errors.append(FieldError(field="stages", message="must be a list of stages"))
-        raise PipelineInvalid(errors or list(_pydantic_errors(exc, ""))) from None
+        raise PipelineInvalid(errors or list(_pydantic_errors(exc, "", data))) from None
     if errors:
         raise PipelineInvalid(errors)
     errors = _graph_errors(spec.stages)

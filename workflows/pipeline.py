@@ -19,12 +19,14 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError, TemporalError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TemporalError
 
 from workflows.context import StageContext
 
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
+    from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.search import STATUS
@@ -113,18 +115,43 @@ class PipelineWorkflow:
             why = f": {self._state.cancelReason}" if self._state.cancelReason else ""
             await self._stop_running_stages(f"execution canceled{who}{why}")
             self._finish(ExecutionStatus.CANCELED)
+            await self._fire_pipeline_triggers()
             raise
         finally:
             if self._spec.limitConcurrent:
                 await self._release_gate()
         failed = self._halted or self._fail_at_end
         self._finish(ExecutionStatus.TERMINAL if failed else ExecutionStatus.SUCCEEDED)
+        await self._fire_pipeline_triggers()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if failed:
             raise ApplicationError(self._state.failure or "pipeline failed", type="PipelineFailed", non_retryable=True)
         return ExecutionResult(
             status=self._state.status, outputs={s.refId: s.outputs for s in self._state.stages if s.outputs}
         )
+
+    async def _fire_pipeline_triggers(self) -> None:
+        """Start pipelines whose `pipeline` trigger waits for this one; never fails this execution."""
+        if not workflow.patched("fire-pipeline-triggers"):
+            return
+        try:
+            started = await workflow.execute_activity_method(
+                PipelineTriggerActivities.fire_pipeline_triggers,
+                PipelineFinished(
+                    application=self._spec.application,
+                    pipeline=self._spec.name,
+                    executionId=self._state.id,
+                    status=self._state.status.value,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+                summary=f"Start pipelines triggered by {self._spec.application}/{self._spec.name} "
+                f"{self._state.status.value}",
+            )
+            self._state.triggered = started
+        except ActivityError as exc:
+            self._state.triggerError = f"pipeline triggers not fired: {failure_reason(exc)}"
+            workflow.logger.warning(self._state.triggerError)
 
     # ---- limitConcurrent (see workflows/gate.py) --------------------------------------------------
 

@@ -121,6 +121,8 @@ class ExecutionState(BaseModel):
     cancelReason: str | None = None
     failure: str | None = Field(default=None, description="Why the pipeline failed, naming the stage")
     restartedFrom: RestartFrom | None = None
+    triggered: list[str] = Field(default_factory=list, description="Executions this one's end started")
+    triggerError: str | None = None
 
     def stage(self, ref_id: str) -> StageState | None:
         return next((s for s in self.stages if s.refId == ref_id), None)

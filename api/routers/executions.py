@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CallerDep, SettingsDep, TemporalClientDep
 from api.errors import ApiError
@@ -107,13 +108,24 @@ async def get_execution(execution_id: str, client: TemporalClientDep) -> Executi
     return state
 
 
-async def _update(client: TemporalClientDep, execution_id: str, name: str, arg: Any, result_type: type) -> Any:
-    handle = client.get_workflow_handle(execution_id)
+async def _ensure_running(handle: WorkflowHandle[Any, Any], execution_id: str) -> None:
     description = await handle.describe()
     if description.status != WorkflowExecutionStatus.RUNNING:
         status = description.status.name if description.status else "UNKNOWN"
         raise ApiError(409, "not_running", f"execution {execution_id} is not running (Temporal status {status})")
-    return await handle.execute_update(name, arg, result_type=result_type)
+
+
+async def _update(client: TemporalClientDep, execution_id: str, name: str, arg: Any, result_type: type) -> Any:
+    handle = client.get_workflow_handle(execution_id)
+    await _ensure_running(handle, execution_id)
+    try:
+        return await handle.execute_update(name, arg, result_type=result_type)
+    except RPCError as exc:
+        # The execution closed between the check and the update ("update was aborted by closing
+        # workflow"): that is a 409 like any other update on a finished execution.
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            await _ensure_running(handle, execution_id)
+        raise
 
 
 @router.put("/{execution_id}/cancel", status_code=202, response_model=ExecutionState, summary="Cancel; cleanup runs")

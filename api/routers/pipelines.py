@@ -14,7 +14,7 @@ from api.launch import start_execution
 from api.schedules import delete_pipeline_schedules, sync_schedules
 from api.schemas import EXAMPLE_PIPELINE, ExecutionStarted, SavedExecutionRequest, SavedPipeline, SavedPipelineRef
 from api.store import PipelineRevision
-from workflows.model import NAME_PATTERN, parse_pipeline
+from workflows.model import NAME_PATTERN, load_pipeline_text, parse_pipeline
 from workflows.state import TriggerInfo
 
 router = APIRouter(tags=["pipelines"])
@@ -38,7 +38,7 @@ async def _read_pipeline_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json")
     try:
-        data = yaml.safe_load(raw) if "yaml" in content_type else json.loads(raw or b"null")
+        data = load_pipeline_text(raw) if "yaml" in content_type else json.loads(raw or b"null")
     except (ValueError, yaml.YAMLError) as exc:
         raise ApiError(
             422,

@@ -1,0 +1,211 @@
+"""Webhook triggers: generic, GitHub push, Jenkins build notifications, registry pushes.
+
+Answers: 202 with what started (or "no pipeline matched" and why), 401 when the delivery's secret or
+signature matches no trigger for its source, 422 for a malformed payload. A redelivery (same
+delivery id) starts nothing new: the started entries come back with `replayed: true`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import SettingsDep, StoreDep, TemporalClientDep
+from api.errors import ApiError
+from api.settings import GatewaySettings
+from api.triggers import (
+    AUTH_FAILED,
+    UNRELATED,
+    DispatchResult,
+    TriggerEvent,
+    dispatch,
+    full_match,
+    only_authentication_failed,
+    payload_value,
+)
+from workflows.model import PipelineSpec
+from workflows.state import TriggerInfo
+from workflows.triggers import GitTrigger, JenkinsTrigger, Trigger, WebhookTrigger
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+Source = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise ApiError(422, "invalid_payload", f"payload is not JSON: {exc}", "body") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_payload", "payload must be a JSON object", "body")
+    return data
+
+
+def _delivery(given: str | None, raw: bytes) -> str:
+    return given or "sha256-" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _secret_ok(settings: GatewaySettings, secret_name: str, given: str | None) -> bool:
+    expected = settings.trigger_secret(secret_name)
+    return expected is not None and given is not None and hmac.compare_digest(expected, given)
+
+
+def _answer(result: DispatchResult) -> JSONResponse:
+    if only_authentication_failed(result):
+        return JSONResponse(
+            {"error": {"code": "unauthorized", "message": result.notStarted[0].reason}}, status_code=401
+        )
+    return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+
+@router.post("/webhook/{source}", summary="Generic webhook trigger", status_code=202, response_model=DispatchResult)
+async def generic_webhook(
+    source: Source,
+    request: Request,
+    client: TemporalClientDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    x_gennaker_secret: Annotated[str | None, Header()] = None,
+    x_gennaker_delivery: Annotated[str | None, Header(description="Delivery id for de-duplication")] = None,
+) -> JSONResponse:
+    payload = await _json_object(request)
+
+    def matcher(spec: PipelineSpec, trigger: Trigger) -> str | None:
+        assert isinstance(trigger, WebhookTrigger)
+        if trigger.source != source:
+            return UNRELATED
+        if not _secret_ok(settings, trigger.secret, x_gennaker_secret):
+            return f"{AUTH_FAILED}: X-Gennaker-Secret does not match secret {trigger.secret!r}"
+        for path, pattern in trigger.payloadConstraints.items():
+            value = payload_value(payload, path)
+            if value is None or not full_match(pattern, str(value)):
+                return f"payloadConstraints: {path}={value!r} does not match {pattern!r}"
+        return None
+
+    summary = {k: v for k, v in payload.items() if isinstance(v, str | int | float | bool)}
+    event = TriggerEvent(
+        kind="webhook",
+        delivery_id=_delivery(x_gennaker_delivery, await request.body()),
+        info=TriggerInfo(type="webhook", source=source, payload=dict(list(summary.items())[:20])),
+        matcher=matcher,
+    )
+    return _answer(await dispatch(client, settings, store, event))
+
+
+def _github_push(payload: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    try:
+        repository = payload["repository"]
+        owner = repository["owner"].get("login") or repository["owner"]["name"]
+        ref = str(payload["ref"])
+        return str(owner), str(repository["name"]), ref.removeprefix("refs/heads/"), str(payload["after"]), ref
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ApiError(422, "invalid_payload", f"not a GitHub push event: missing {exc}", "body") from None
+
+
+@router.post("/git/github", summary="GitHub push events (HMAC X-Hub-Signature-256)", status_code=202)
+async def github_push(
+    request: Request,
+    client: TemporalClientDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    x_github_event: Annotated[str | None, Header()] = None,
+    x_github_delivery: Annotated[str | None, Header()] = None,
+    x_hub_signature_256: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    raw = await request.body()
+    if x_github_event == "ping":
+        return JSONResponse({"message": "pong"}, status_code=200)
+    if x_github_event not in (None, "push"):
+        return JSONResponse({"message": f"event {x_github_event!r} ignored; only push triggers"}, status_code=202)
+    payload = await _json_object(request)
+    owner, repo, branch, sha, ref = _github_push(payload)
+
+    def signed(secret_name: str) -> bool:
+        # GitHub: X-Hub-Signature-256 = "sha256=" + hex HMAC-SHA256 of the raw body with the secret.
+        secret = settings.trigger_secret(secret_name)
+        if secret is None or not x_hub_signature_256:
+            return False
+        expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, x_hub_signature_256)
+
+    def matcher(spec: PipelineSpec, trigger: Trigger) -> str | None:
+        assert isinstance(trigger, GitTrigger)
+        if (trigger.project, trigger.slug) != (owner, repo):
+            return UNRELATED
+        if not signed(trigger.secret):
+            return f"{AUTH_FAILED}: X-Hub-Signature-256 does not verify with secret {trigger.secret!r}"
+        if not full_match(trigger.branch, branch):
+            return f"branch {branch!r} does not match {trigger.branch!r}"
+        return None
+
+    pusher = payload_value(payload, "pusher.name")
+    event = TriggerEvent(
+        kind="git",
+        delivery_id=_delivery(x_github_delivery, raw),
+        info=TriggerInfo(
+            type="git",
+            user=f"github:{pusher}" if pusher else None,
+            source=f"github:{owner}/{repo}",
+            payload={"project": owner, "slug": repo, "branch": branch, "ref": ref, "hash": sha},
+        ),
+        matcher=matcher,
+    )
+    return _answer(await dispatch(client, settings, store, event))
+
+
+@router.post("/jenkins/{master}", summary="Jenkins Notification plugin (build finished)", status_code=202)
+async def jenkins_build(
+    master: Source,
+    request: Request,
+    client: TemporalClientDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    x_gennaker_secret: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    payload = await _json_object(request)
+    # Notification plugin JSON: {"name": job, "url": ..., "build": {"number", "phase", "status", "full_url"}}
+    try:
+        job = str(payload["name"])
+        build = payload["build"]
+        number = int(build["number"])
+        phase = str(build["phase"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApiError(422, "invalid_payload", f"not a Jenkins notification: missing or bad {exc}", "body") from None
+    status = str(build.get("status") or "")
+    if phase != "FINALIZED":
+        return JSONResponse({"message": f"phase {phase} ignored; builds trigger when FINALIZED"}, status_code=202)
+
+    def matcher(spec: PipelineSpec, trigger: Trigger) -> str | None:
+        assert isinstance(trigger, JenkinsTrigger)
+        if (trigger.master, trigger.job) != (master, job):
+            return UNRELATED
+        if not _secret_ok(settings, trigger.secret, x_gennaker_secret):
+            return f"{AUTH_FAILED}: X-Gennaker-Secret does not match secret {trigger.secret!r}"
+        if status not in trigger.status:
+            return f"build status {status} is not one of {', '.join(trigger.status)}"
+        return None
+
+    event = TriggerEvent(
+        kind="jenkins",
+        delivery_id=f"{master}/{job}/{number}",
+        info=TriggerInfo(
+            type="jenkins",
+            source=f"jenkins:{master}/{job}",
+            payload={
+                "master": master,
+                "job": job,
+                "buildNumber": number,
+                "status": status,
+                "url": build.get("full_url"),
+            },
+        ),
+        matcher=matcher,
+    )
+    return _answer(await dispatch(client, settings, store, event))
