@@ -11,12 +11,34 @@ from typing import Any
 
 from activities.accounts import KubernetesAccount, ProvidedAccount
 from activities.kubernetes.client import KubernetesAccountClient
+from activities.kubernetes.clusters import ClusterActivities
+from activities.kubernetes.firewalls import FirewallActivities
 from activities.kubernetes.health import check_kubernetes_account
+from activities.kubernetes.jobs import KubernetesJobActivities
+from activities.kubernetes.manifests import KubernetesManifestActivities
+from activities.kubernetes.servergroups import ServerGroupActivities
+from activities.kubernetes.traffic import TrafficActivities
 
 
 def account_activities(client: KubernetesAccountClient) -> list[Callable[..., Any]]:
     """Every activity a Kubernetes account's worker runs, bound to `client`."""
-    return []
+    groups, traffic = ServerGroupActivities(client), TrafficActivities(client)
+    firewalls, clusters = FirewallActivities(client), ClusterActivities(client)
+    return [
+        groups.reserve_server_group_version,
+        groups.create_server_group,
+        groups.wait_server_group_healthy,
+        groups.resize_server_group,
+        groups.destroy_server_group,
+        groups.set_server_group_scaling,
+        traffic.set_server_group_traffic,
+        traffic.quick_patch_server_group,
+        firewalls.upsert_security_group,
+        clusters.describe_cluster,
+        clusters.list_application_clusters,
+        *KubernetesManifestActivities(client).activities(),
+        *KubernetesJobActivities(client).activities(),
+    ]
 
 
 def build_kubernetes_account(account: KubernetesAccount) -> ProvidedAccount:

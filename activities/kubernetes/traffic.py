@@ -1,0 +1,280 @@
+"""Traffic and pods: enable / disable a server group behind its load balancers (Services), and
+replace its pods in place (quick patch).
+
+A load balancer is a Service; its selector labels are the "traffic labels". Enabling a server group
+adds them to the ReplicaSet's pod template and to its live pods; disabling removes them, template
+first so replacement pods never come back enabled. The ReplicaSet's own selector holds only
+`gennaker.io/server-group`, so a relabelled pod stays owned. A Service whose selector shares a key
+with that selector is refused (disabling would orphan the pods). Partial traffic (rolling red/black)
+keeps the labels on only `enabledPods` of the live pods.
+
+Every change is followed by a watch on each Service's Endpoints until it agrees: the enabled, ready
+pods are listed and the disabled ones are gone.
+
+Quick patch sets a new image on the pod template and deletes the pods still running the old one,
+one at a time (waiting for each replacement to be ready) or all at once. A retry recomputes which
+pods are stale from the live pods, so it never replaces a pod twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.kubernetes.client import INVALID, NOT_FOUND, KubernetesAccountClient
+from activities.kubernetes.servergroups import (
+    DISABLED_ANNOTATION,
+    LOAD_BALANCERS_ANNOTATION,
+    MERGE_PATCH,
+    SERVER_GROUP_LABEL,
+    api,
+)
+from activities.kubernetes.waiting import Verdict, wait_for_object
+
+
+class TrafficRequest(BaseModel):
+    namespace: str
+    name: str
+    enabled: bool
+    enabledPods: int | None = Field(
+        default=None, description="Keep traffic on only this many live pods (template unchanged); None = all"
+    )
+    timeoutSeconds: float = 120
+
+
+class QuickPatchRequest(BaseModel):
+    namespace: str
+    name: str
+    image: str
+    container: str | None = Field(default=None, description="Default: the first container")
+    oneAtATime: bool = True
+    timeoutSeconds: float = 600
+
+
+class QuickPatchResult(BaseModel):
+    name: str
+    container: str
+    image: str
+    replacedPods: list[str]
+
+
+class TrafficResult(BaseModel):
+    name: str
+    loadBalancers: list[str]
+    enabledPods: list[str]
+    disabledPods: list[str]
+
+
+def load_balancers_of(rs: Any) -> list[str]:
+    text = (rs.metadata.annotations or {}).get(LOAD_BALANCERS_ANNOTATION, "")
+    return [name for name in text.split(",") if name]
+
+
+def traffic_labels(
+    client: KubernetesAccountClient, namespace: str, server_group: str, load_balancers: list[str]
+) -> dict[str, str]:
+    """The union of the Services' selectors, checked not to touch the ReplicaSet's selector."""
+    labels: dict[str, str] = {}
+    for name in load_balancers:
+        service = api(client, client.core.read_namespaced_service, name, namespace, what=f"read Service {name}")
+        selector = dict(service.spec.selector or {})
+        if not selector:
+            raise ApplicationError(
+                f"load balancer {namespace}/{name} has no selector; give it one such as "
+                f"{{'gennaker.io/load-balancer-{name}': 'true'}}",
+                type=INVALID,
+                non_retryable=True,
+            )
+        if SERVER_GROUP_LABEL in selector:
+            raise ApplicationError(
+                f"load balancer {namespace}/{name} selects on {SERVER_GROUP_LABEL}, the ReplicaSet's own selector: "
+                f"disabling {server_group} would orphan its pods",
+                type=INVALID,
+                non_retryable=True,
+            )
+        labels.update(selector)
+    return labels
+
+
+class TrafficActivities:
+    def __init__(self, client: KubernetesAccountClient) -> None:
+        self.client = client
+
+    @activity.defn(name="setServerGroupTraffic")
+    def set_server_group_traffic(self, req: TrafficRequest) -> TrafficResult:
+        client = self.client
+        client.check_namespace(req.namespace)
+        rs = api(
+            client, client.apps.read_namespaced_replica_set, req.name, req.namespace, what=f"read ReplicaSet {req.name}"
+        )
+        balancers = load_balancers_of(rs)
+        labels = traffic_labels(client, req.namespace, req.name, balancers)
+        partial = req.enabled and req.enabledPods is not None
+        if not partial:
+            template_labels: dict[str, Any] = {k: (v if req.enabled else None) for k, v in labels.items()}
+            patch = {
+                "metadata": {"annotations": {DISABLED_ANNOTATION: "false" if req.enabled else "true"}},
+                "spec": {"template": {"metadata": {"labels": template_labels}}},
+            }
+            api(
+                client,
+                client.apps.patch_namespaced_replica_set,
+                req.name,
+                req.namespace,
+                patch,
+                _content_type=MERGE_PATCH,
+                what=f"{'enable' if req.enabled else 'disable'} {req.name}",
+            )
+        pods = api(
+            client,
+            client.core.list_namespaced_pod,
+            req.namespace,
+            label_selector=f"{SERVER_GROUP_LABEL}={req.name}",
+            what=f"list pods of {req.name}",
+        ).items
+        live = sorted((p for p in pods if not p.metadata.deletion_timestamp), key=_keep_first)
+        keep = len(live) if req.enabledPods is None else max(0, min(req.enabledPods, len(live)))
+        on = [p.metadata.name for p in live[:keep]] if req.enabled else []
+        off = [p.metadata.name for p in live if p.metadata.name not in on]
+        for pod in live:
+            want_on = pod.metadata.name in on
+            current = pod.metadata.labels or {}
+            has = all(current.get(k) == v for k, v in labels.items())
+            if labels and want_on != has:
+                body = {"metadata": {"labels": {k: (v if want_on else None) for k, v in labels.items()}}}
+                try:
+                    api(
+                        client,
+                        client.core.patch_namespaced_pod,
+                        pod.metadata.name,
+                        req.namespace,
+                        body,
+                        _content_type=MERGE_PATCH,
+                        what=f"relabel pod {pod.metadata.name}",
+                    )
+                except ApplicationError as exc:
+                    if exc.type != NOT_FOUND:  # a pod that went away meanwhile needs no label
+                        raise
+        for balancer in balancers:
+            self._wait_endpoints(req.namespace, balancer, set(on), set(off), req.timeoutSeconds)
+        return TrafficResult(name=req.name, loadBalancers=balancers, enabledPods=on, disabledPods=off)
+
+    @activity.defn(name="quickPatchServerGroup")
+    def quick_patch_server_group(self, req: QuickPatchRequest) -> QuickPatchResult:
+        client = self.client
+        client.check_namespace(req.namespace)
+        rs = api(
+            client, client.apps.read_namespaced_replica_set, req.name, req.namespace, what=f"read ReplicaSet {req.name}"
+        )
+        container = req.container or rs.spec.template.spec.containers[0].name
+        patch = {"spec": {"template": {"spec": {"containers": [{"name": container, "image": req.image}]}}}}
+        api(
+            client,
+            client.apps.patch_namespaced_replica_set,
+            req.name,
+            req.namespace,
+            patch,
+            _content_type="application/strategic-merge-patch+json",
+            what=f"set image of {req.name}",
+        )
+        pods = api(
+            client,
+            client.core.list_namespaced_pod,
+            req.namespace,
+            label_selector=f"{SERVER_GROUP_LABEL}={req.name}",
+            what=f"list pods of {req.name}",
+        ).items
+        stale = sorted(p.metadata.name for p in pods if _image(p, container) != req.image)
+        batches = [[name] for name in stale] if req.oneAtATime else [stale]
+        replaced: list[str] = []
+        for batch in batches:
+            for name in batch:
+                try:
+                    api(client, client.core.delete_namespaced_pod, name, req.namespace, what=f"delete pod {name}")
+                except ApplicationError as exc:
+                    if exc.type != NOT_FOUND:
+                        raise
+            replaced += batch
+            self._wait_replaced(req, container, set(batch), f"{len(replaced)}/{len(stale)} pods replaced")
+        return QuickPatchResult(name=req.name, container=container, image=req.image, replacedPods=replaced)
+
+    def _wait_replaced(self, req: QuickPatchRequest, container: str, gone: set[str], note: str) -> None:
+        client = self.client
+
+        def judge(rs: Any) -> Verdict:
+            desired = int(rs.spec.replicas or 0)
+            pods = api(
+                client,
+                client.core.list_namespaced_pod,
+                req.namespace,
+                label_selector=f"{SERVER_GROUP_LABEL}={req.name}",
+                what="list pods",
+            ).items
+            names = {p.metadata.name for p in pods}
+            ready = [p for p in pods if _ready(p)]
+            fresh = [p for p in ready if _image(p, container) == req.image]
+            progress = f"{note}; {len(ready)}/{desired} ready, {len(fresh)} on {req.image}"
+            return Verdict(done=not (gone & names) and len(ready) >= desired == len(pods), progress=progress)
+
+        wait_for_object(
+            client,
+            client.apps.list_namespaced_replica_set,
+            req.namespace,
+            req.name,
+            judge,
+            req.timeoutSeconds,
+            "ReplicaSet",
+        )
+
+    def _wait_endpoints(self, namespace: str, service: str, on: set[str], off: set[str], timeout: float) -> None:
+        client = self.client
+
+        def judge(endpoints: Any) -> Verdict:
+            ready: set[str] = set()
+            listed: set[str] = set()
+            for subset in endpoints.subsets or []:
+                for address in subset.addresses or []:
+                    if address.target_ref is not None:
+                        ready.add(address.target_ref.name)
+                for address in subset.not_ready_addresses or []:
+                    if address.target_ref is not None:
+                        listed.add(address.target_ref.name)
+            listed |= ready
+            stale = off & listed
+            # Enabled pods that are not ready yet are the readiness probe's business, not traffic's.
+            missing = {name for name in on if name not in listed and _pod_ready(client, namespace, name)}
+            if not stale and not missing:
+                return Verdict(done=True, progress=f"{service}: {len(on & ready)} of ours serving")
+            return Verdict(done=False, progress=f"{service}: {len(stale)} still listed, {len(missing)} missing")
+
+        wait_for_object(client, client.core.list_namespaced_endpoints, namespace, service, judge, timeout, "Endpoints")
+
+
+def _image(pod: Any, container: str) -> str | None:
+    for spec in pod.spec.containers:
+        if spec.name == container:
+            return str(spec.image)
+    return None
+
+
+def _keep_first(pod: Any) -> tuple[int, str]:
+    """Ready pods keep traffic before not-ready ones; then the oldest (stable order by name)."""
+    return (0 if _ready(pod) else 1, str(pod.metadata.creation_timestamp or "") + pod.metadata.name)
+
+
+def _ready(pod: Any) -> bool:
+    for condition in (pod.status.conditions if pod.status else None) or []:
+        if condition.type == "Ready":
+            return bool(condition.status == "True")
+    return False
+
+
+def _pod_ready(client: KubernetesAccountClient, namespace: str, name: str) -> bool:
+    try:
+        pod = client.core.read_namespaced_pod(name, namespace)
+    except Exception:
+        return False
+    return _ready(pod)

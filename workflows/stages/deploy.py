@@ -1,0 +1,295 @@
+"""Deploy: a new server group (ReplicaSet `<cluster>-v<NNN>`) with a strategy, on one Kubernetes account.
+
+Strategies (workflows/stages/deploy_strategies.py):
+- `none`: create it enabled; wait until healthy.
+- `highlander`: as `none`, then disable and destroy every older group of the cluster.
+- `redblack`: create it disabled; healthy → enabled → older enabled groups disabled → after
+  `delayBeforeScaleDownSec` scaled to 0 if `scaleDown`; `maxRemainingAsgs` destroys the oldest.
+- `rollingRedBlack`: create it with 0 replicas; for each of `targetPercentages` scale it to that share
+  of `capacity.desired` and take the same share of traffic off the older groups' pods; with
+  `stepJudgment`, someone approves each step after the first (see `approve_step`).
+On failure or cancel (`rollback.onFailure`, default on) the new group is disabled (or destroyed) and
+the older groups are re-enabled before the stage ends, so the old version keeps serving.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError
+
+from workflows.context import StageContext
+from workflows.model import parse_pipeline
+from workflows.search import initial_attributes
+from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.deploy_strategies import DeployPlan, ServerGroupOps, run_strategy, short
+from workflows.stages.registry import register_stage
+from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, PipelineRunInput, TriggerInfo
+
+with workflow.unsafe.imports_passed_through():
+    from activities.kubernetes.firewalls import IngressRule, SecurityGroupSpec
+    from activities.kubernetes.servergroups import Capacity, CreateRequest, cluster_name
+
+Strict = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpGetProbe(BaseModel):
+    model_config = Strict
+    path: str = "/"
+    port: int | str
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+
+
+class TcpSocketProbe(BaseModel):
+    model_config = Strict
+    port: int | str
+
+
+class ExecProbe(BaseModel):
+    model_config = Strict
+    command: list[str] = Field(min_length=1)
+
+
+class Probe(BaseModel):
+    """A health check: exactly one of httpGet, tcpSocket, exec (Kubernetes probe fields)."""
+
+    model_config = Strict
+    httpGet: HttpGetProbe | None = None
+    tcpSocket: TcpSocketProbe | None = None
+    exec: ExecProbe | None = None
+    initialDelaySeconds: int | None = Field(default=None, ge=0)
+    periodSeconds: int | None = Field(default=None, ge=1)
+    timeoutSeconds: int | None = Field(default=None, ge=1)
+    failureThreshold: int | None = Field(default=None, ge=1)
+    successThreshold: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_handler(self) -> Probe:
+        if sum(h is not None for h in (self.httpGet, self.tcpSocket, self.exec)) != 1:
+            raise ValueError("give exactly one of httpGet, tcpSocket, exec")
+        return self
+
+
+class ContainerPort(BaseModel):
+    model_config = Strict
+    containerPort: int = Field(ge=1, le=65535)
+    name: str | None = None
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+
+
+class Resources(BaseModel):
+    model_config = Strict
+    requests: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: 100m, memory: 128Mi}")
+    limits: dict[str, str] = Field(default_factory=dict)
+
+
+class ContainerSpec(BaseModel):
+    model_config = Strict
+    name: str = "main"
+    image: str = Field(min_length=1)
+    ports: list[ContainerPort] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    resources: Resources | None = None
+    readinessProbe: Probe | None = None
+    livenessProbe: Probe | None = None
+
+    def manifest(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json", exclude_none=True, exclude={"env"})
+        if self.env:
+            out["env"] = [{"name": k, "value": v} for k, v in self.env.items()]
+        return out
+
+
+class SecurityGroupDef(BaseModel):
+    """A security group to create or update (a NetworkPolicy) and attach."""
+
+    model_config = Strict
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    description: str | None = None
+    ingress: list[IngressRule] = Field(default_factory=list)
+
+
+class Rollback(BaseModel):
+    model_config = Strict
+    onFailure: bool = True
+    failedServerGroup: Literal["disable", "destroy"] = "disable"
+
+
+class StepJudgment(BaseModel):
+    """A person approves each rolling step after the first (a manual judgment, see approve_step)."""
+
+    model_config = Strict
+    instructions: str | None = None
+    judgmentInputs: list[str] = Field(default_factory=list)
+    timeoutMs: int | None = Field(default=None, gt=0)
+
+
+@register_stage
+class DeployStage(StageConfig):
+    type: Literal["deploy"] = "deploy"
+    account: str = Field(min_length=1, description="Kubernetes account (its worker holds the credentials)")
+    namespace: str = "default"
+    application: str | None = Field(default=None, description="Default: the pipeline's application")
+    stack: str | None = Field(default=None, pattern=r"^[a-z0-9]*$")
+    freeFormDetails: str | None = Field(default=None, pattern=r"^[a-z0-9-]*$")
+    container: ContainerSpec | None = None
+    manifest: dict[str, Any] | None = Field(default=None, description="A ReplicaSet manifest instead of container")
+    capacity: Capacity = Field(default_factory=Capacity)
+    loadBalancers: list[str] = Field(default_factory=list, description="Services whose selector labels enable pods")
+    securityGroups: list[str | SecurityGroupDef] = Field(default_factory=list)
+    strategy: Literal["none", "highlander", "redblack", "rollingRedBlack"] = "none"
+    scaleDown: bool = False
+    delayBeforeScaleDownSec: float = Field(default=0, ge=0)
+    maxRemainingAsgs: int | None = Field(default=None, ge=1)
+    rollback: Rollback = Field(default_factory=Rollback)
+    targetPercentages: list[int] = Field(default_factory=lambda: [100])
+    stepJudgment: StepJudgment | None = None
+    waitForHealthySec: float = Field(default=600, gt=0, description="How long the new group may take to be ready")
+    maxRestarts: int | None = Field(default=5, ge=0, description="Fail early once a container restarted more often")
+
+    @model_validator(mode="after")
+    def _check(self) -> DeployStage:
+        if (self.container is None) == (self.manifest is None):
+            raise ValueError("give exactly one of `container` or `manifest` (a ReplicaSet)")
+        if self.manifest is not None and self.manifest.get("kind", "ReplicaSet") != "ReplicaSet":
+            raise ValueError("manifest must be a ReplicaSet (use deployManifest for other kinds)")
+        steps = self.targetPercentages
+        if not steps or steps != sorted(steps) or steps[-1] != 100 or steps[0] <= 0:
+            raise ValueError("targetPercentages must rise from above 0 to 100, e.g. [25, 50, 100]")
+        return self
+
+    def cluster(self, application: str) -> str:
+        return cluster_name(self.application or application, self.stack, self.freeFormDetails)
+
+    def summary(self) -> str:
+        return f"Deploy ({self.strategy}) to {self.account}/{self.namespace}"
+
+    def pod_template(self) -> dict[str, Any]:
+        if self.container is not None:
+            return {"metadata": {"labels": {}}, "spec": {"containers": [self.container.manifest()]}}
+        template = dict((self.manifest or {}).get("spec", {}).get("template") or {})
+        if not template.get("spec", {}).get("containers"):
+            raise StageFailed("manifest.spec.template.spec.containers is empty")
+        return template
+
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        application = self.application or ctx.execution.application
+        cluster = self.cluster(ctx.execution.application)
+        ops = ServerGroupOps(ctx, self.account, self.namespace)
+        groups: list[str] = []
+        for group in self.securityGroups:
+            if isinstance(group, SecurityGroupDef):
+                await ops.upsert_security_group(
+                    SecurityGroupSpec(namespace=self.namespace, **group.model_dump(mode="json"))
+                )
+            groups.append(group if isinstance(group, str) else group.name)
+        ctx.set_details(f"reading cluster {cluster}")
+        before = await ops.describe(cluster)
+        deploy_key = f"{ctx.execution_id}/{ctx.execution.runId}/{ctx.stage.refId}"
+        reservation = await ops.reserve(application, cluster, deploy_key)
+        name = reservation.name
+        older = [g for g in before.serverGroups if g.name != name]
+        template = self.pod_template()
+
+        def create(replicas: int, enabled: bool) -> CreateRequest:
+            return CreateRequest(
+                namespace=self.namespace,
+                application=application,
+                cluster=cluster,
+                name=name,
+                deployKey=deploy_key,
+                executionId=ctx.execution_id,
+                stage=ctx.stage.refId,
+                podTemplate=template,
+                replicas=replicas,
+                capacity=self.capacity,
+                loadBalancers=self.loadBalancers,
+                securityGroups=groups,
+                enabled=enabled,
+            )
+
+        plan = DeployPlan(
+            application=application,
+            cluster=cluster,
+            strategy=self.strategy,
+            capacity=self.capacity,
+            create=create,
+            timeout=self.waitForHealthySec,
+            max_restarts=self.maxRestarts,
+            rollback=self.rollback.onFailure,
+            destroy_failed=self.rollback.failedServerGroup == "destroy",
+            scale_down=self.scaleDown,
+            delay_before_scale_down=self.delayBeforeScaleDownSec,
+            max_remaining=self.maxRemainingAsgs,
+            target_percentages=self.targetPercentages,
+            approve_step=(lambda i, p: self.approve_step(ctx, cluster, name, i, p)) if self.stepJudgment else None,
+        )
+        run = await run_strategy(ops, plan, name, older)
+        images = [c.get("image") for c in template.get("spec", {}).get("containers", [])]
+        return {
+            **ctx.stage.outputs,  # step judgments recorded by approve_step
+            "account": self.account,
+            "namespace": self.namespace,
+            "application": application,
+            "cluster": cluster,
+            "serverGroup": name,
+            "version": reservation.version,
+            "image": images[0] if images else None,
+            "images": images,
+            "capacity": self.capacity.model_dump(),
+            "strategy": self.strategy,
+            "previousServerGroups": [g.name for g in older],
+            "disabledServerGroups": run.disabled,
+            "scaledDownServerGroups": run.scaled_down,
+            "destroyedServerGroups": run.destroyed,
+            "rollingSteps": run.steps,
+            "deploy.server.groups": {self.namespace: [name]},
+        }
+
+    async def approve_step(self, ctx: StageContext, cluster: str, name: str, index: int, percentage: int) -> None:
+        """Pause a rolling deploy until a person approves the next step.
+
+        The pause is a one-stage child pipeline (a manualJudgment, refId `approve`) with the id
+        `<execution id>.<refId>.step-<N>`: people approve it exactly like any judgment — the API
+        `POST /executions/<that id>/stages/approve/judgment`, `gennaker approve`, or the `judgment`
+        signal — with the same validation, and `stop` fails this deploy, which then rolls back.
+        """
+        judgment = self.stepJudgment or StepJudgment()
+        step = index + 1
+        child_id = f"{ctx.execution_id}.{self.refId}.step-{step}"
+        instructions = judgment.instructions or f"Shift {cluster} to {percentage}% on {short(name, cluster)}?"
+        spec = parse_pipeline(
+            {
+                "application": ctx.execution.application,
+                "name": f"{self.refId.lower().replace('_', '-').replace('.', '-')}-step-{step}"[:63],
+                "stages": [
+                    {
+                        "refId": "approve",
+                        "type": "manualJudgment",
+                        "instructions": instructions,
+                        "judgmentInputs": judgment.judgmentInputs,
+                        **({"timeoutMs": judgment.timeoutMs} if judgment.timeoutMs else {}),
+                    }
+                ],
+            }
+        )
+        ctx.set_details(
+            f"waiting for approval of step {step} ({percentage}%): judge stage 'approve' of execution {child_id}"
+        )
+        try:
+            result: ExecutionResult = await workflow.execute_child_workflow(
+                PIPELINE_WORKFLOW,
+                PipelineRunInput(pipeline=spec, trigger=TriggerInfo(type="pipeline", source=ctx.execution_id)),
+                id=child_id,
+                task_queue=workflow.info().task_queue,
+                result_type=ExecutionResult,
+                search_attributes=initial_attributes(spec.application, spec.name, "pipeline"),
+                static_summary=f"Approve step {step} ({percentage}%) of {name}",
+            )
+        except ChildWorkflowError as exc:
+            raise StageFailed(f"step {step} ({percentage}%) not approved: {failure_reason(exc)}") from None
+        ctx.stage.outputs = {**ctx.stage.outputs, f"step{step}Judgment": result.outputs.get("approve", {})}

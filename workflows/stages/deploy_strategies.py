@@ -1,0 +1,325 @@
+"""Server-group operations as workflow calls, and the deploy strategies built from them.
+
+`ServerGroupOps` is the one place that knows the activity options (timeouts, heartbeats, retries)
+and writes the Temporal UI summaries ("Deploy shop-prod-v003 (3 replicas)", "Disable
+shop-prod-v002"); the deploy strategies and the cluster stages only say what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import TemporalError
+
+from workflows.context import StageContext
+from workflows.stages.base import StageFailed, failure_reason
+
+with workflow.unsafe.imports_passed_through():
+    from activities.kubernetes.client import NON_RETRYABLE
+    from activities.kubernetes.clusters import ClusterActivities, ClusterQuery, ClusterView, ServerGroupView
+    from activities.kubernetes.firewalls import FirewallActivities, SecurityGroupResult, SecurityGroupSpec
+    from activities.kubernetes.servergroups import (
+        Capacity,
+        CreateRequest,
+        DestroyRequest,
+        Health,
+        Reservation,
+        ReserveRequest,
+        ResizeRequest,
+        ScalingRequest,
+        ScalingResult,
+        ServerGroupActivities,
+        ServerGroupCreated,
+        WaitRequest,
+    )
+    from activities.kubernetes.traffic import (
+        QuickPatchRequest,
+        QuickPatchResult,
+        TrafficActivities,
+        TrafficRequest,
+        TrafficResult,
+    )
+    from activities.kubernetes.waiting import WAIT_FAILED, WAIT_TIMEOUT
+
+CALL_TIMEOUT = timedelta(seconds=60)
+# A wait re-lists at least every 5 s (activities/kubernetes/waiting.py), so each attempt heartbeats
+# well inside this; a killed worker's attempt is retried elsewhere after it.
+WAIT_HEARTBEAT = timedelta(seconds=10)
+RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=300),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=10,
+    non_retryable_error_types=[*NON_RETRYABLE, WAIT_FAILED, WAIT_TIMEOUT, "ServerGroupExists", "NoAutoscaler"],
+)
+
+
+def short(name: str, cluster: str) -> str:
+    """'v003' for 'shop-prod-v003' in messages that already name the cluster."""
+    return name[len(cluster) + 1 :] if name.startswith(cluster + "-") else name
+
+
+class ServerGroupOps:
+    """Activities of one Kubernetes account and namespace, on the task queue of its worker."""
+
+    def __init__(self, ctx: StageContext, account: str, namespace: str) -> None:
+        self.ctx = ctx
+        self.account = account
+        self.namespace = namespace
+        self.queue = ctx.account_queue("kubernetes", account)
+
+    def _options(self, wait_seconds: float | None = None) -> dict[str, Any]:
+        if wait_seconds is None:
+            return {"task_queue": self.queue, "start_to_close_timeout": CALL_TIMEOUT, "retry_policy": RETRY}
+        return {
+            "task_queue": self.queue,
+            "start_to_close_timeout": timedelta(seconds=wait_seconds + 60),
+            "heartbeat_timeout": WAIT_HEARTBEAT,
+            "retry_policy": RETRY,
+        }
+
+    async def describe(self, cluster: str) -> ClusterView:
+        view: ClusterView = await workflow.execute_activity_method(
+            ClusterActivities.describe_cluster,
+            ClusterQuery(namespace=self.namespace, cluster=cluster),
+            summary=f"Describe cluster {cluster} ({self.account}/{self.namespace})",
+            **self._options(),
+        )
+        return view
+
+    async def upsert_security_group(self, spec: SecurityGroupSpec) -> SecurityGroupResult:
+        result: SecurityGroupResult = await workflow.execute_activity_method(
+            FirewallActivities.upsert_security_group,
+            spec,
+            summary=f"Upsert security group {spec.name}",
+            **self._options(),
+        )
+        return result
+
+    async def reserve(self, application: str, cluster: str, deploy_key: str) -> Reservation:
+        reservation: Reservation = await workflow.execute_activity_method(
+            ServerGroupActivities.reserve_server_group_version,
+            ReserveRequest(namespace=self.namespace, application=application, cluster=cluster, deployKey=deploy_key),
+            summary=f"Reserve the next version of {cluster}",
+            **self._options(),
+        )
+        return reservation
+
+    async def create(self, req: CreateRequest) -> ServerGroupCreated:
+        created: ServerGroupCreated = await workflow.execute_activity_method(
+            ServerGroupActivities.create_server_group,
+            req,
+            summary=f"Deploy {req.name} ({req.replicas} replicas{', disabled' if not req.enabled else ''})",
+            **self._options(),
+        )
+        return created
+
+    async def wait_healthy(self, name: str, limit: float, max_restarts: int | None = None) -> Health:
+        self.ctx.set_details(f"waiting for {name} to be healthy")
+        health: Health = await workflow.execute_activity_method(
+            ServerGroupActivities.wait_server_group_healthy,
+            WaitRequest(namespace=self.namespace, name=name, timeoutSeconds=limit, maxRestarts=max_restarts),
+            summary=f"Wait for {name} to be healthy",
+            **self._options(limit),
+        )
+        return health
+
+    async def resize(
+        self,
+        name: str,
+        replicas: int,
+        limit: float,
+        capacity: Capacity | None = None,
+        max_restarts: int | None = None,
+    ) -> Health:
+        await workflow.execute_activity_method(
+            ServerGroupActivities.resize_server_group,
+            ResizeRequest(namespace=self.namespace, name=name, replicas=replicas, capacity=capacity),
+            summary=f"Resize {name} to {replicas}",
+            **self._options(),
+        )
+        return await self.wait_healthy(name, limit, max_restarts)
+
+    async def traffic(self, name: str, enabled: bool, pods: int | None = None, limit: float = 120) -> TrafficResult:
+        verb = "Enable" if enabled else "Disable"
+        summary = f"{verb} {name}" if pods is None else f"Keep traffic on {pods} pod(s) of {name}"
+        self.ctx.set_details(summary[0].lower() + summary[1:])
+        result: TrafficResult = await workflow.execute_activity_method(
+            TrafficActivities.set_server_group_traffic,
+            TrafficRequest(
+                namespace=self.namespace, name=name, enabled=enabled, enabledPods=pods, timeoutSeconds=limit
+            ),
+            summary=summary,
+            **self._options(limit),
+        )
+        return result
+
+    async def destroy(self, name: str, limit: float = 300) -> bool:
+        self.ctx.set_details(f"destroying {name}")
+        await workflow.execute_activity_method(
+            ServerGroupActivities.destroy_server_group,
+            DestroyRequest(namespace=self.namespace, name=name, timeoutSeconds=limit),
+            summary=f"Destroy {name}",
+            **self._options(limit),
+        )
+        return True
+
+    async def quick_patch(self, req: QuickPatchRequest) -> QuickPatchResult:
+        how = "one pod at a time" if req.oneAtATime else "all pods at once"
+        result: QuickPatchResult = await workflow.execute_activity_method(
+            TrafficActivities.quick_patch_server_group,
+            req,
+            summary=f"Quick patch {req.name} to {req.image} ({how})",
+            **self._options(req.timeoutSeconds),
+        )
+        return result
+
+    async def scaling(self, name: str, suspend: bool) -> ScalingResult:
+        result: ScalingResult = await workflow.execute_activity_method(
+            ServerGroupActivities.set_server_group_scaling,
+            ScalingRequest(namespace=self.namespace, name=name, suspend=suspend),
+            summary=f"{'Suspend' if suspend else 'Resume'} autoscaling of {name}",
+            **self._options(),
+        )
+        return result
+
+
+@dataclass
+class DeployPlan:
+    """What the deploy stage decided before any strategy runs (all names, no manifests)."""
+
+    application: str
+    cluster: str
+    strategy: str
+    capacity: Capacity
+    create: Callable[[int, bool], CreateRequest]  # (replicas, enabled) -> request for the new group
+    timeout: float
+    max_restarts: int | None
+    rollback: bool
+    destroy_failed: bool
+    scale_down: bool
+    delay_before_scale_down: float
+    max_remaining: int | None
+    target_percentages: list[int]
+    approve_step: Callable[[int, int], Awaitable[None]] | None = None  # (step index, percentage)
+
+
+@dataclass
+class DeployRun:
+    """What a deploy changed so far: what a failure must undo, and what the outputs report."""
+
+    new: str | None = None
+    disabled: list[str] = field(default_factory=list)
+    scaled_down: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def run_strategy(ops: ServerGroupOps, plan: DeployPlan, name: str, older: list[ServerGroupView]) -> DeployRun:
+    run = DeployRun()
+    enabled_older = [g for g in older if g.enabled]
+    phase = f"{name} never became healthy"
+    try:
+        if plan.strategy == "rollingRedBlack":
+            await ops.create(plan.create(0, True))
+            run.new = name
+            await _rolling(ops, plan, name, enabled_older, run)
+        else:
+            blue_green = plan.strategy == "redblack"
+            await ops.create(plan.create(plan.capacity.desired, not blue_green))
+            run.new = name
+            await ops.wait_healthy(name, plan.timeout, plan.max_restarts)
+            phase = f"switching traffic to {name} failed"
+            if blue_green:
+                await ops.traffic(name, True)
+                for group in enabled_older:
+                    await ops.traffic(group.name, False)
+                    run.disabled.append(group.name)
+    except BaseException as exc:
+        if not plan.rollback or (run.new is None and not run.disabled):
+            raise
+        note = await _roll_back(ops, plan, run, enabled_older)
+        if isinstance(exc, TemporalError | StageFailed):
+            reason = exc.message if isinstance(exc, StageFailed) else failure_reason(exc)
+            raise StageFailed(f"{phase}: {reason}; {note}", details={"rolledBack": True}) from None
+        raise  # canceled: the cleanup above has run
+    if plan.strategy == "highlander":
+        for group in older:
+            await ops.traffic(group.name, False)
+            await ops.destroy(group.name)
+            run.destroyed.append(group.name)
+        return run
+    if plan.strategy in ("redblack", "rollingRedBlack"):
+        if plan.scale_down and enabled_older:
+            if plan.delay_before_scale_down > 0:
+                ops.ctx.set_details(f"scaling down {', '.join(run.disabled)} in {plan.delay_before_scale_down:g}s")
+                await ops.ctx.sleep(
+                    timedelta(seconds=plan.delay_before_scale_down),
+                    summary=f"Wait {plan.delay_before_scale_down:g}s before scaling down",
+                )
+            for group in enabled_older:
+                await ops.resize(group.name, 0, plan.timeout)
+                run.scaled_down.append(group.name)
+        if plan.max_remaining is not None:
+            surplus = len(older) + 1 - plan.max_remaining
+            for group in older[: max(0, surplus)]:  # oldest first
+                await ops.traffic(group.name, False)
+                await ops.destroy(group.name)
+                run.destroyed.append(group.name)
+    return run
+
+
+async def _rolling(
+    ops: ServerGroupOps, plan: DeployPlan, name: str, enabled_older: list[ServerGroupView], run: DeployRun
+) -> None:
+    desired = plan.capacity.desired
+    for index, percentage in enumerate(plan.target_percentages):
+        if index > 0 and plan.approve_step is not None:
+            await plan.approve_step(index, percentage)
+        new_count = math.ceil(desired * percentage / 100)
+        ops.ctx.set_details(f"step {index + 1}/{len(plan.target_percentages)}: {percentage}% on {name}")
+        await ops.resize(name, new_count, plan.timeout, max_restarts=plan.max_restarts)
+        kept: dict[str, int] = {}
+        for group in enabled_older:
+            keep = 0 if percentage >= 100 else group.desired - math.ceil(group.desired * percentage / 100)
+            if keep <= 0:
+                await ops.traffic(group.name, False)
+            else:
+                await ops.traffic(group.name, True, pods=keep)
+            if group.name not in run.disabled:
+                run.disabled.append(group.name)
+            kept[group.name] = keep
+        run.steps.append({"percentage": percentage, "newReplicas": new_count, "olderPodsServing": kept})
+
+
+async def _roll_back(
+    ops: ServerGroupOps, plan: DeployPlan, run: DeployRun, enabled_older: list[ServerGroupView]
+) -> str:
+    """Put traffic back where it was; say what was left behind. Never raises: it reports instead."""
+    notes: list[str] = []
+    for group in enabled_older:
+        try:
+            if group.name in run.disabled:
+                await ops.traffic(group.name, True)
+            notes.append(f"{short(group.name, plan.cluster)} still enabled and serving")
+        except (TemporalError, StageFailed) as exc:
+            notes.append(f"could not re-enable {group.name}: {failure_reason(exc)}")
+    if run.new is not None:
+        try:
+            if plan.destroy_failed:
+                await ops.destroy(run.new)
+                notes.insert(0, f"{short(run.new, plan.cluster)} destroyed")
+            else:
+                await ops.traffic(run.new, False)
+                notes.insert(0, f"{short(run.new, plan.cluster)} disabled")
+        except (TemporalError, StageFailed) as exc:
+            notes.insert(
+                0, f"could not {'destroy' if plan.destroy_failed else 'disable'} {run.new}: {failure_reason(exc)}"
+            )
+    return "; ".join(notes) if notes else "nothing to roll back"
