@@ -10,6 +10,14 @@ set -euo pipefail
 PACKAGES=(
     # Debian's Compose 1.29: only validates docker-compose.yml (tests/unit/test_compose.py).
     docker-compose
+    # Bake / Find Image / registry tests and `python -m bench bake` (tests/support/docker_rig.py):
+    # the Docker engine (dockerd, started by the tests when none answers), the distribution registry
+    # v2 (`docker-registry serve`), a static busybox to build images FROM scratch (no public registry
+    # is reachable), and `htpasswd -B` for the registry's bcrypt password file.
+    docker.io
+    docker-registry
+    busybox-static
+    apache2-utils
 )
 
 export DEBIAN_FRONTEND=noninteractive
