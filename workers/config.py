@@ -14,6 +14,9 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from activities.accounts import KubernetesAccount, RegistryAccount
+from activities.jenkins import JenkinsMaster
+from activities.notify import NotificationSettings
+from activities.script import ScriptSettings
 
 
 class ConfigError(ValueError):
@@ -28,14 +31,24 @@ class WorkerConfig(BaseSettings):
     task_queue: str = Field(default="gennaker", description="Queue for pipeline workflows and generic activities")
     database_url: str = Field(default="sqlite:///.data/gennaker.db", description="Saved-pipeline store (read)")
     activity_threads: int = Field(default=32, ge=1, le=512)
+    codec_keys_file: Path | None = Field(default=None, description="AES-GCM payload keys (api/codec.py)")
     serve_pipelines: bool = Field(default=True, description="Poll the pipeline task queue (workflows)")
     health_interval_seconds: float = Field(default=30, gt=0, description="How often accounts are checked")
     kubernetes: list[KubernetesAccount] = Field(default_factory=list)
     registries: list[RegistryAccount] = Field(default_factory=list)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    jenkins: list[JenkinsMaster] = Field(default_factory=list)
+    scripts: ScriptSettings = Field(default_factory=ScriptSettings)
+    temporal_ui_url: str | None = Field(default=None, description="Web UI base, for links in notifications")
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> WorkerConfig:
-        for kind, accounts in (("kubernetes", self.kubernetes), ("registries", self.registries)):
+        named: tuple[tuple[str, list[Any]], ...] = (
+            ("kubernetes", self.kubernetes),
+            ("registries", self.registries),
+            ("jenkins", self.jenkins),
+        )
+        for kind, accounts in named:
             names = [a.name for a in accounts]
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:

@@ -43,7 +43,7 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    client = await connect(config.temporal_address, config.temporal_namespace)
+    client = await connect(config.temporal_address, config.temporal_namespace, config.codec_keys_file)
     own_store = store is None and config.serve_pipelines
     if own_store:
         store = PipelineStore(config.database_url)
@@ -51,7 +51,9 @@ async def run_worker(
     workers: list[Worker] = []
     if config.serve_pipelines and store is not None:
         workers.append(
-            pipeline_worker(client, store, task_queue=config.task_queue, activity_threads=config.activity_threads)
+            pipeline_worker(
+                client, store, task_queue=config.task_queue, config=config, activity_threads=config.activity_threads
+            )
         )
     workers += [account_worker(client, account, config.activity_threads) for account in accounts]
     if not workers:

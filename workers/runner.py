@@ -12,14 +12,20 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.gate import GateActivities
+from activities.jenkins import JenkinsActivities
+from activities.notify import NotifyActivities
 from activities.pipelines import SavedPipelineActivities
+from activities.script import ScriptActivities
 from activities.triggers import PipelineFinished, PipelineTriggerActivities
+from activities.webhook import WebhookActivities
 from api.settings import GatewaySettings
 from api.store import PipelineStore
 from api.triggers import dispatch_pipeline_finished
+from workers.config import WorkerConfig
 from workflows.accounts import AccountDirectory
 from workflows.gate import PipelineGate
 from workflows.pipeline import PipelineWorkflow
+from workflows.reads import ClusterReadWorkflow
 
 DEFAULT_TASK_QUEUE = "gennaker"
 
@@ -36,11 +42,26 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def generic_activities(config: WorkerConfig) -> list[Callable[..., Any]]:
+    """Activities that need no account: notifications, Jenkins, scripts, webhooks. Clients (Docker,
+    HTTP) are made when an activity runs, so a worker without Docker still starts."""
+    notify = NotifyActivities(config.notifications, config.temporal_ui_url)
+    webhook = WebhookActivities()
+    return [
+        notify.send_notification,
+        JenkinsActivities(config.jenkins).run_jenkins_build,
+        ScriptActivities(config.scripts).run_script,
+        webhook.call_webhook,
+        webhook.poll_webhook_status,
+    ]
+
+
 def pipeline_worker(
     client: Client,
     store: PipelineStore,
     *,
     task_queue: str = DEFAULT_TASK_QUEUE,
+    config: WorkerConfig | None = None,
     extra_activities: Sequence[Callable[..., Any]] = (),
     extra_workflows: Sequence[type] = (),
     activity_threads: int = 32,
@@ -65,8 +86,14 @@ def pipeline_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PipelineWorkflow, PipelineGate, AccountDirectory, *extra_workflows],
-        activities=[saved.load_saved_pipeline, gate.request_gate, triggers.fire_pipeline_triggers, *extra_activities],
+        workflows=[PipelineWorkflow, PipelineGate, AccountDirectory, ClusterReadWorkflow, *extra_workflows],
+        activities=[
+            saved.load_saved_pipeline,
+            gate.request_gate,
+            triggers.fire_pipeline_triggers,
+            *generic_activities(config or WorkerConfig()),
+            *extra_activities,
+        ],
         activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),

@@ -37,6 +37,8 @@ class ExecutionControls(Protocol):
     @property
     def account_queues(self) -> dict[str, str]: ...
 
+    def notify(self, event: str, ref_id: str, sequence: int = 0) -> None: ...
+
 
 class StageContext:
     def __init__(self, controls: ExecutionControls, stage: StageState) -> None:
@@ -69,6 +71,10 @@ class StageContext:
         if known:
             return known
         return kubernetes_task_queue(account) if kind == "kubernetes" else registry_task_queue(account)
+
+    def notify(self, event: str, sequence: int = 0) -> None:
+        """Send this stage's notifications for `event` (judgment.waiting, …) in the background."""
+        self._controls.notify(event, self.stage.refId, sequence)
 
     def set_details(self, text: str) -> None:
         self.stage.details = text

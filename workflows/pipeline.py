@@ -23,37 +23,31 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TemporalError
 
 from workflows.context import StageContext
+from workflows.handlers import ExecutionHandlers
+from workflows.notifications import Notifier
 
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
-from workflows.search import STATUS
 from workflows.stages.base import StageConfig, StageFailed, failure_reason
-from workflows.stages.judgment import ManualJudgmentStage
 from workflows.state import (
     PARENT_DONE_OK,
     PIPELINE_WORKFLOW,
-    ControlRequest,
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
     JudgmentRecord,
-    JudgmentRequest,
     PipelineRunInput,
-    SkipWaitRequest,
     StageError,
     StageState,
     StageStatus,
 )
 
-JUDGMENT_STAGE = "manualJudgment"
-WAIT_STAGE = "wait"
-
 
 @workflow.defn(name=PIPELINE_WORKFLOW)
-class PipelineWorkflow:
+class PipelineWorkflow(ExecutionHandlers):
     @workflow.init
     def __init__(self, input: PipelineRunInput) -> None:
         info = workflow.info()
@@ -96,6 +90,8 @@ class PipelineWorkflow:
         self._tick = 0
         self._halted = False
         self._fail_at_end = False
+        self._notifier = Notifier(self._spec, self._state)
+        self._stage_configs: dict[str, StageConfig] = {}  # as resolved for their run
         self._gate_open = False
         self._superseded_by: str | None = None
 
@@ -109,6 +105,7 @@ class PipelineWorkflow:
                 await self._wait_for_gate()
                 if self._superseded_by is not None:
                     return self._superseded()
+            self._notifier.emit("pipeline.starting")
             await self._run_dag()
         except asyncio.CancelledError:
             who = f" by {self._state.canceledBy}" if self._state.canceledBy else ""
@@ -116,13 +113,16 @@ class PipelineWorkflow:
             await self._stop_running_stages(f"execution canceled{who}{why}")
             self._finish(ExecutionStatus.CANCELED)
             await self._fire_pipeline_triggers()
+            await self._notifier.drain()
             raise
         finally:
             if self._spec.limitConcurrent:
                 await self._release_gate()
         failed = self._halted or self._fail_at_end
         self._finish(ExecutionStatus.TERMINAL if failed else ExecutionStatus.SUCCEEDED)
+        self._notifier.emit("pipeline.failed" if failed else "pipeline.complete")
         await self._fire_pipeline_triggers()
+        await self._notifier.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if failed:
             raise ApplicationError(self._state.failure or "pipeline failed", type="PipelineFailed", non_retryable=True)
@@ -248,8 +248,11 @@ class PipelineWorkflow:
                 state.details = f"skipped: stageEnabled {stage.stageEnabled.expression!r} is false"
                 return
             resolved = self._resolve(stage)
+            self._stage_configs[stage.refId] = resolved
+            self._notifier.emit("stage.starting", resolved, state)
             state.outputs = await self._run_with_timeout(resolved, StageContext(self, state))
             state.status = StageStatus.SUCCEEDED
+            self._notifier.emit("stage.complete", resolved, state)
         except asyncio.CancelledError:
             state.status = StageStatus.CANCELED
             state.error = state.error or StageError(
@@ -336,189 +339,10 @@ class PipelineWorkflow:
         else:
             state.status = StageStatus.STOPPED
         workflow.logger.warning(message)
+        self._notifier.emit("stage.failed", self._stage_configs.get(stage.refId, stage), state)
 
     def _finish(self, status: ExecutionStatus) -> None:
         self._state.status = status
         self._state.paused = False
         self._state.endTime = workflow.now()
         self._publish_status()
-
-    def _publish_status(self) -> None:
-        workflow.upsert_search_attributes([STATUS.value_set(self._state.status.value)])
-
-    # ---- what stages see (ExecutionControls) ----------------------------------------------------
-
-    @property
-    def state(self) -> ExecutionState:
-        return self._state
-
-    @property
-    def paused(self) -> bool:
-        return self._state.paused
-
-    @property
-    def account_queues(self) -> dict[str, str]:
-        return self._input.accountQueues
-
-    def skip_requested(self, ref_id: str) -> bool:
-        return ref_id in self._skips
-
-    def judgment_for(self, ref_id: str) -> JudgmentRecord | None:
-        return self._judgments.get(ref_id)
-
-    def expression_context(self) -> dict[str, Any]:
-        stages: dict[str, Any] = {}
-        judgments: dict[str, Any] = {}
-        variables: dict[str, Any] = {}
-        for s in self._state.stages:
-            stages[s.refId] = {"name": s.name, "type": s.type, "status": s.status.value, "outputs": s.outputs}
-            if s.judgment is not None:
-                choice = s.judgment.input or s.judgment.judgmentStatus
-                judgments[s.refId] = choice
-                judgments.setdefault(s.name, choice)
-            if s.type == "evaluateVariables" and s.status is StageStatus.SUCCEEDED:
-                variables.update(s.outputs)
-        return {
-            "parameters": dict(self._input.parameters),
-            "trigger": self._input.trigger.model_dump(mode="json"),
-            "execution": {
-                "id": self._state.id,
-                "application": self._state.application,
-                "pipeline": self._state.pipeline,
-                "revision": self._state.revision,
-                "startTime": self._state.startTime.isoformat(),
-            },
-            "stages": stages,
-            "judgments": judgments,
-            "variables": variables,
-        }
-
-    # ---- queries, signals, updates -------------------------------------------------------------
-
-    @workflow.query(name="state")
-    def get_state(self) -> ExecutionState:
-        return self._state
-
-    def _judgment_problem(self, req: JudgmentRequest) -> ApplicationError | None:
-        state = self._by_ref.get(req.refId)
-        if state is None:
-            return ApplicationError(f"no stage with refId {req.refId!r}", type="UnknownStage")
-        if state.type != JUDGMENT_STAGE:
-            return ApplicationError(
-                f"stage {req.refId!r} is a {state.type} stage, not a manual judgment", type="NotJudgment"
-            )
-        if not state.waitingForJudgment or req.refId in self._judgments:
-            return ApplicationError(
-                f"stage {req.refId!r} is not waiting for a judgment (status {state.status.value})", type="NotWaiting"
-            )
-        stage = self._spec.stage(req.refId)
-        options: list[str] = stage.options() if isinstance(stage, ManualJudgmentStage) else []
-        if req.input is not None and options and req.input not in options:
-            return ApplicationError(
-                f"{req.input!r} is not an option of stage {req.refId!r}; options: {', '.join(options)}",
-                type="UnknownOption",
-            )
-        return None
-
-    def _record_judgment(self, req: JudgmentRequest, via: str) -> JudgmentRecord:
-        record = JudgmentRecord(
-            judgmentStatus=req.judgmentStatus,
-            input=req.input,
-            comment=req.comment,
-            user=req.user,
-            judgedAt=workflow.now(),
-            via=via,
-        )
-        self._judgments[req.refId] = record
-        return record
-
-    @workflow.signal(name="judgment")
-    def judgment_signal(self, req: JudgmentRequest) -> None:
-        problem = self._judgment_problem(req)
-        if problem is not None:
-            workflow.logger.warning("judgment signal ignored: %s", problem.message)
-            return
-        self._record_judgment(req, via="signal")
-
-    @workflow.update(name="judge")
-    def judge(self, req: JudgmentRequest) -> JudgmentRecord:
-        return self._record_judgment(req, via="update")
-
-    @judge.validator
-    def validate_judge(self, req: JudgmentRequest) -> None:
-        problem = self._judgment_problem(req)
-        if problem is not None:
-            raise problem
-
-    def _skip_problem(self, req: SkipWaitRequest) -> ApplicationError | None:
-        state = self._by_ref.get(req.refId)
-        if state is None:
-            return ApplicationError(f"no stage with refId {req.refId!r}", type="UnknownStage")
-        if state.type != WAIT_STAGE or state.status is not StageStatus.RUNNING:
-            return ApplicationError(f"stage {req.refId!r} is not a running wait stage", type="NotWaiting")
-        return None
-
-    @workflow.signal(name="skipWait")
-    def skip_wait_signal(self, req: SkipWaitRequest) -> None:
-        if self._skip_problem(req) is None:
-            self._skips.add(req.refId)
-
-    @workflow.update(name="skipWait")
-    def skip_wait(self, req: SkipWaitRequest) -> ExecutionState:
-        self._skips.add(req.refId)
-        return self._state
-
-    @skip_wait.validator
-    def validate_skip_wait(self, req: SkipWaitRequest) -> None:
-        problem = self._skip_problem(req)
-        if problem is not None:
-            raise problem
-
-    def _require_running(self, action: str) -> None:
-        if self._state.status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
-            raise ApplicationError(f"cannot {action}: execution is {self._state.status.value}", type="NotRunning")
-
-    def _set_paused(self, paused: bool) -> None:
-        if self._state.paused == paused or self._state.endTime is not None:
-            return
-        self._state.paused = paused
-        self._state.status = ExecutionStatus.PAUSED if paused else ExecutionStatus.RUNNING
-        self._publish_status()
-        self._tick += 1
-
-    @workflow.signal(name="pause")
-    def pause_signal(self, req: ControlRequest) -> None:
-        self._set_paused(True)
-
-    @workflow.signal(name="resume")
-    def resume_signal(self, req: ControlRequest) -> None:
-        self._set_paused(False)
-
-    @workflow.update(name="pause")
-    def pause(self, req: ControlRequest) -> ExecutionState:
-        self._set_paused(True)
-        return self._state
-
-    @pause.validator
-    def validate_pause(self, req: ControlRequest) -> None:
-        self._require_running("pause")
-
-    @workflow.update(name="resume")
-    def resume(self, req: ControlRequest) -> ExecutionState:
-        self._set_paused(False)
-        return self._state
-
-    @resume.validator
-    def validate_resume(self, req: ControlRequest) -> None:
-        self._require_running("resume")
-
-    @workflow.update(name="cancel")
-    def record_cancel(self, req: ControlRequest) -> ExecutionState:
-        """Records who canceled and why; the caller then requests Temporal cancellation."""
-        self._state.canceledBy = req.user
-        self._state.cancelReason = req.reason
-        return self._state
-
-    @record_cancel.validator
-    def validate_cancel(self, req: ControlRequest) -> None:
-        self._require_running("cancel")

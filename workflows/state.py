@@ -104,6 +104,15 @@ class PipelineRunInput(BaseModel):
     )
 
 
+class NotificationFailure(BaseModel):
+    event: str
+    channel: str
+    address: str
+    stage: str | None = None
+    reason: str
+    at: datetime
+
+
 class ExecutionState(BaseModel):
     id: str
     runId: str
@@ -123,6 +132,9 @@ class ExecutionState(BaseModel):
     restartedFrom: RestartFrom | None = None
     triggered: list[str] = Field(default_factory=list, description="Executions this one's end started")
     triggerError: str | None = None
+    notificationFailures: list[NotificationFailure] = Field(
+        default_factory=list, description="Notifications that could not be delivered (the run went on)"
+    )
 
     def stage(self, ref_id: str) -> StageState | None:
         return next((s for s in self.stages if s.refId == ref_id), None)

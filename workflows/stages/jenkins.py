@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.context import StageContext
@@ -64,13 +65,18 @@ class JenkinsStage(StageConfig):
                 request,
                 summary=self.summary(),
                 start_to_close_timeout=timedelta(milliseconds=self.buildTimeoutMs),
-                heartbeat_timeout=timedelta(seconds=max(30.0, 3 * self.pollIntervalSeconds)),
+                # Cancellation reaches a sync activity with a heartbeat, sent at most every 0.8 x this.
+                heartbeat_timeout=timedelta(seconds=3 * self.pollIntervalSeconds + 10),
                 retry_policy=JENKINS_RETRY,
                 # Let the activity abort the Jenkins build before the stage reports CANCELED.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
-            raise StageFailed(f"Jenkins job {self.job} on {self.master}: {failure_reason(exc)}") from None
+            if is_cancelled_exception(exc):
+                raise asyncio.CancelledError from exc
+            raise StageFailed(
+                _in_context(failure_reason(exc), f"Jenkins job {self.job} on {self.master}", self.job)
+            ) from None
         outputs = build.model_dump(mode="json", exclude={"master", "job"})
         outputs["master"], outputs["job"] = self.master, self.job
         if not self.waitForCompletion:
@@ -91,3 +97,8 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def _in_context(reason: str, prefix: str, key: str) -> str:
+    """Activity errors usually name the target already; add it only when they do not."""
+    return reason if key in reason else f"{prefix}: {reason}"

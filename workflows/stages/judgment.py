@@ -32,6 +32,9 @@ class ManualJudgmentStage(StageConfig):
     timeoutMs: int | None = Field(default=None, gt=0, description="Decide timeoutOutcome after this long")
     timeoutOutcome: Literal["continue", "stop"] = "stop"
     approvers: list[str] = Field(default_factory=list, description="Roles or users allowed to judge")
+    notifyEveryMs: int | None = Field(
+        default=None, ge=1000, description="Repeat judgment.waiting notifications this often while waiting"
+    )
 
     @field_validator("judgmentInputs", mode="before")
     @classmethod
@@ -46,19 +49,34 @@ class ManualJudgmentStage(StageConfig):
     def summary(self) -> str:
         return f"Manual judgment: {self.instructions or self.display_name}"
 
+    async def _wait(self, ctx: StageContext) -> JudgmentRecord | None:
+        """Wait for a judgment, re-sending judgment.waiting every notifyEveryMs; None on timeout."""
+        deadline = ctx.now() + timedelta(milliseconds=self.timeoutMs) if self.timeoutMs else None
+        every = timedelta(milliseconds=self.notifyEveryMs) if self.notifyEveryMs else None
+        sequence = 0
+        while True:
+            ctx.notify("judgment.waiting", sequence)
+            remaining = deadline - ctx.now() if deadline else None
+            limit = min(x for x in (remaining, every) if x is not None) if (remaining or every) else None
+            record = await ctx.wait_for_judgment(limit, summary=self.summary())
+            if record is not None or every is None or (deadline is not None and ctx.now() >= deadline):
+                return record
+            sequence += 1
+
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         options = self.options()
         ctx.set_details("waiting for judgment" + (f" (options: {', '.join(options)})" if options else ""))
-        timeout = timedelta(milliseconds=self.timeoutMs) if self.timeoutMs else None
-        record = await ctx.wait_for_judgment(timeout, summary=self.summary())
+        record = await self._wait(ctx)
         if record is None:
             record = JudgmentRecord(
                 judgmentStatus=self.timeoutOutcome,
-                comment=f"no judgment within {timeout}; decided {self.timeoutOutcome} by timeout",
+                comment=f"no judgment within {timedelta(milliseconds=self.timeoutMs or 0)}; "
+                f"decided {self.timeoutOutcome} by timeout",
                 judgedAt=ctx.now(),
                 via="timeout",
             )
         ctx.stage.judgment = record
+        ctx.notify("judgment.approved" if record.judgmentStatus == "continue" else "judgment.rejected")
         outputs = {
             "judgmentStatus": record.judgmentStatus,
             "judgmentInput": record.input,

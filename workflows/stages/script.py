@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.context import StageContext
@@ -79,12 +80,14 @@ class ScriptStage(StageConfig):
                 # The script's own timeout is enforced by the activity (it kills the container);
                 # this leaves room for an image pull.
                 start_to_close_timeout=timedelta(seconds=self.timeoutSeconds + 600),
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=SCRIPT_RETRY,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
-            raise StageFailed(f"script in {self.image}: {failure_reason(exc)}") from None
+            if is_cancelled_exception(exc):
+                raise asyncio.CancelledError from exc
+            raise StageFailed(_in_context(failure_reason(exc), f"script in {self.image}", self.image)) from None
         outputs: dict[str, Any] = {
             **result.outputs,
             "exitCode": result.exitCode,
@@ -101,3 +104,8 @@ class ScriptStage(StageConfig):
                 details={"exitCode": result.exitCode},
             )
         return outputs
+
+
+def _in_context(reason: str, prefix: str, key: str) -> str:
+    """Activity errors usually name the target already; add it only when they do not."""
+    return reason if key in reason else f"{prefix}: {reason}"

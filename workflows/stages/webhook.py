@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 from workflows.context import StageContext
 from workflows.stages.base import StageConfig, StageFailed, failure_reason
@@ -112,7 +113,9 @@ class WebhookStage(StageConfig):
                 ),
             )
         except ActivityError as exc:
-            raise StageFailed(f"webhook {self.method} {self.url}: {failure_reason(exc)}") from None
+            if is_cancelled_exception(exc):
+                raise asyncio.CancelledError from exc
+            raise StageFailed(_in_context(failure_reason(exc), f"webhook {self.method} {self.url}", self.url)) from None
         webhook: dict[str, Any] = response.model_dump(mode="json", exclude_none=True)
         if not self.waitForCompletion:
             return {"webhook": webhook, "status": "SUCCEEDED"}
@@ -148,6 +151,8 @@ class WebhookStage(StageConfig):
                 ),
             )
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise asyncio.CancelledError from exc
             ctx.stage.outputs = {"webhook": webhook}
             raise StageFailed(f"webhook status {response.statusUrl}: {failure_reason(exc)}") from None
         webhook["monitor"] = monitor.model_dump(mode="json", exclude_none=True)
@@ -162,3 +167,8 @@ class WebhookStage(StageConfig):
                 details={"kind": kind, "status": monitor.status},
             )
         return outputs
+
+
+def _in_context(reason: str, prefix: str, key: str) -> str:
+    """Activity errors usually name the target already; add it only when they do not."""
+    return reason if key in reason else f"{prefix}: {reason}"
