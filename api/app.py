@@ -9,7 +9,17 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routers import accounts, applications, executions, meta, pipelines, webhooks
+from api.routers import (
+    accounts,
+    applications,
+    clusters,
+    codec,
+    executions,
+    meta,
+    pipelines,
+    registry_events,
+    webhooks,
+)
 from api.settings import GatewaySettings
 from api.store import PipelineStore
 from api.temporal import connect
@@ -25,7 +35,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         app.state.settings = settings
-        app.state.temporal = client or await connect(settings.temporal_address, settings.temporal_namespace)
+        app.state.temporal = client or await connect(
+            settings.temporal_address, settings.temporal_namespace, settings.codec_keys_file
+        )
         app.state.store = store or PipelineStore(settings.database_url)
         yield
         if own_store:
@@ -38,13 +50,17 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    codec.install_cors(app, settings)
     for router in (
         meta.router,
         executions.router,
         pipelines.router,
         applications.router,
         accounts.router,
+        clusters.router,
         webhooks.router,
+        registry_events.router,
+        codec.router,
     ):
         app.include_router(router)
     return app

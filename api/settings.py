@@ -20,6 +20,12 @@ class GatewaySettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8084
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", description="For links to executions")
+    codec_keys_file: Path | None = Field(
+        default=None, description="AES-GCM payload keys (api/codec.py); also serves /codec for the Temporal UI"
+    )
+    codec_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call /codec (the Temporal UI); default its URL"
+    )
     trigger_secrets_file: Path | None = Field(
         default=None,
         description="YAML mapping of trigger secret names to values; GENNAKER_TRIGGER_SECRET_<NAME> also works",

@@ -1,4 +1,4 @@
-"""`python -m bench overhead [--rounds N]`: prints figures, then one JSON line last."""
+"""`python -m bench overhead|bake|kubernetes [--rounds N]`: prints figures, then one JSON line last."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     over = sub.add_parser("overhead", help="per-stage overhead vs bare Temporal, and pipelines/s")
     over.add_argument("--rounds", type=int, default=15)
+    bake = sub.add_parser("bake", help="bake through Gennaker vs docker build && docker push, same engine")
+    bake.add_argument("--rounds", type=int, default=5)
+    k8s = sub.add_parser("kubernetes", help="deploy readiness detection latency and resize stage overhead")
+    k8s.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.command == "overhead":
         from bench.overhead import overhead
@@ -29,6 +33,25 @@ def main() -> None:
                 }
             )
         )
+    if args.command == "bake":
+        from bench.bake import bake_benchmark
+
+        figures = asyncio.run(bake_benchmark(args.rounds))
+        for key, value in figures.items():
+            print(f"{key:>22}: {value:.4f}")
+        print(
+            json.dumps(
+                {
+                    "bake_ratio": round(figures["bake_ratio"], 3),
+                    "gennaker_bake_s": round(figures["gennaker_bake_s"], 3),
+                    "docker_build_push_s": round(figures["docker_build_push_s"], 3),
+                }
+            )
+        )
+    if args.command == "kubernetes":
+        from bench.kubernetes import main as kubernetes_main
+
+        kubernetes_main(args.rounds)
     sys.stdout.flush()
     os._exit(0)  # see tests/conftest.py: temporalio can abort during interpreter teardown
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from api.codec import CodecKeys
 from api.store import PipelineStore
 from api.temporal import connect
 from workers.devserver import TemporalDevServer, free_port
@@ -27,6 +28,21 @@ TEST_TASK_QUEUE = "gennaker-test"
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("gennaker")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def codec_keys(data_dir: Path) -> Iterator[Path]:
+    """The whole suite runs with payload encryption on, as deployments do; subprocesses (workers,
+    `gennaker api`) inherit the key file through the environment."""
+    path = data_dir / "codec-keys.yaml"
+    CodecKeys.write_new(path)
+    previous = os.environ.get("GENNAKER_CODEC_KEYS_FILE")
+    os.environ["GENNAKER_CODEC_KEYS_FILE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("GENNAKER_CODEC_KEYS_FILE", None)
+    else:
+        os.environ["GENNAKER_CODEC_KEYS_FILE"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +82,9 @@ class Runner:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    async def start(self, pipeline: dict[str, Any], parameters: dict[str, Any] | None = None) -> WorkflowHandle[Any, Any]:
+    async def start(
+        self, pipeline: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> WorkflowHandle[Any, Any]:
         spec = parse_pipeline(pipeline)
         return await self.client.start_workflow(
             PIPELINE_WORKFLOW,

@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
+from api.codec import CodecKeys
 from api.settings import GatewaySettings
 from api.store import PipelineStore
 from api.temporal import connect
@@ -88,10 +89,13 @@ async def run_dev_stack(
     server = TemporalDevServer(
         db_file=data_dir / "temporal.db", port=ports.temporal, ui_port=ports.ui, log_file=data_dir / "temporal.log"
     )
+    keys_file = data_dir / "codec-keys.yaml"
+    if not keys_file.exists():
+        CodecKeys.write_new(keys_file)
     server.start()
     store = PipelineStore(f"sqlite:///{(data_dir / 'gennaker.db').resolve()}")
     try:
-        client = await connect(server.address)
+        client = await connect(server.address, codec_keys_file=keys_file)
         settings = GatewaySettings(
             temporal_address=server.address,
             task_queue=DEFAULT_TASK_QUEUE,
@@ -99,6 +103,7 @@ async def run_dev_stack(
             api_host=host,
             api_port=ports.api,
             temporal_ui_url=f"http://{host}:{ports.ui}",
+            codec_keys_file=keys_file,
         )
         worker = pipeline_worker(client, store, task_queue=DEFAULT_TASK_QUEUE)
         api = _QuietServer(
@@ -113,7 +118,8 @@ async def run_dev_stack(
         announce(
             f"Gennaker dev stack is up (data in {data_dir}):\n"
             f"  gateway      http://{host}:{ports.api}   (OpenAPI docs at /docs)\n"
-            f"  Temporal UI  http://{host}:{ports.ui}\n"
+            f"  Temporal UI  http://{host}:{ports.ui}   (payloads are encrypted: in the UI's Data Encoder\n"
+            f"               settings, set http://{host}:{ports.api}/codec to read them)\n"
             f"  Temporal     {server.address}  (temporal --address {server.address} workflow list)\n"
             f"Press Ctrl-C to stop."
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from tests.conftest import Runner, pipeline
@@ -22,7 +23,7 @@ def overlapping(states: list[ExecutionState]) -> bool:
     spans = sorted(
         (s.stages[0].startTime, s.stages[0].endTime) for s in states if s.stages[0].status is StageStatus.SUCCEEDED
     )
-    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False) if earlier[1] and later[0])
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans) if earlier[1] and later[0])
 
 
 async def test_twenty_simultaneous_triggers_never_run_two_at_once(runner: Runner) -> None:

@@ -1,0 +1,102 @@
+"""Payload encryption: every payload Gennaker writes to Temporal is AES-256-GCM encrypted.
+
+Keys have ids; the current id encrypts, every configured id decrypts, so rotation is: add a key,
+make it current, keep the old one until histories that use it are gone. Payloads without our
+encoding (histories from before encryption was switched on) pass through untouched. People with
+rights read payloads in the Temporal UI through the gateway's codec endpoint (/codec/decode).
+
+Key file (GENNAKER_CODEC_KEYS_FILE), YAML:  {current: k2, keys: {k1: <base64 32 bytes>, k2: ...}}
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import PayloadCodec
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+NONCE_BYTES = 12
+
+
+class CodecKeyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CodecKeys:
+    current: str
+    keys: dict[str, bytes]
+
+    @classmethod
+    def load(cls, path: Path) -> CodecKeys:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise CodecKeyError(f"codec keys {path}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), dict) or "current" not in data:
+            raise CodecKeyError(f"codec keys {path}: expected {{current: <id>, keys: {{<id>: <base64>}}}}")
+        keys = {}
+        for key_id, encoded in data["keys"].items():
+            try:
+                raw = base64.b64decode(str(encoded), validate=True)
+            except ValueError:
+                raise CodecKeyError(f"codec keys {path}: key {key_id} is not base64") from None
+            if len(raw) != 32:
+                raise CodecKeyError(f"codec keys {path}: key {key_id} must be 32 bytes (AES-256), got {len(raw)}")
+            keys[str(key_id)] = raw
+        current = str(data["current"])
+        if current not in keys:
+            raise CodecKeyError(f"codec keys {path}: current key {current!r} is not among the keys")
+        return cls(current=current, keys=keys)
+
+    @staticmethod
+    def write_new(path: Path, key_id: str = "k1") -> CodecKeys:
+        """Create a key file with one fresh key (the dev stack does this once per data dir)."""
+        key = secrets.token_bytes(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump({"current": key_id, "keys": {key_id: base64.b64encode(key).decode()}}))
+        os.chmod(path, 0o600)
+        return CodecKeys(current=key_id, keys={key_id: key})
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keys: CodecKeys) -> None:
+        self._keys = keys
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys.items()}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        key_id = self._keys.current
+        cipher = self._ciphers[key_id]
+        out = []
+        for payload in payloads:
+            nonce = os.urandom(NONCE_BYTES)
+            sealed = cipher.encrypt(nonce, payload.SerializeToString(), key_id.encode())
+            out.append(Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode()}, data=nonce + sealed))
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for payload in payloads:
+            if payload.metadata.get("encoding") != ENCODING:
+                out.append(payload)
+                continue
+            key_id = payload.metadata.get(KEY_ID, b"").decode()
+            cipher = self._ciphers.get(key_id)
+            if cipher is None:
+                raise CodecKeyError(f"payload encrypted with key {key_id!r}, which this process does not have")
+            nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+            out.append(Payload.FromString(cipher.decrypt(nonce, sealed, key_id.encode())))
+        return out
+
+
+def codec_from_file(path: Path | None) -> EncryptionCodec | None:
+    return EncryptionCodec(CodecKeys.load(path)) if path is not None else None
