@@ -31,6 +31,9 @@ class WorkerConfig(BaseSettings):
     task_queue: str = Field(default="gennaker", description="Queue for pipeline workflows and generic activities")
     database_url: str = Field(default="sqlite:///.data/gennaker.db", description="Saved-pipeline store (read)")
     activity_threads: int = Field(default=32, ge=1, le=512)
+    sticky_timeout_seconds: float = Field(
+        default=5, gt=0, description="How soon another worker takes over a crashed worker's cached workflows"
+    )
     codec_keys_file: Path | None = Field(default=None, description="AES-GCM payload keys (api/codec.py)")
     serve_pipelines: bool = Field(default=True, description="Poll the pipeline task queue (workflows)")
     health_interval_seconds: float = Field(default=30, gt=0, description="How often accounts are checked")

@@ -66,6 +66,7 @@ def pipeline_worker(
     extra_workflows: Sequence[type] = (),
     activity_threads: int = 32,
 ) -> Worker:
+    config = config or WorkerConfig()
     saved = SavedPipelineActivities(store)
     gate = GateActivities(client)
     settings = GatewaySettings(task_queue=task_queue, database_url=store.database_url)
@@ -91,10 +92,12 @@ def pipeline_worker(
             saved.load_saved_pipeline,
             gate.request_gate,
             triggers.fire_pipeline_triggers,
-            *generic_activities(config or WorkerConfig()),
+            *generic_activities(config),
             *extra_activities,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # After a worker crash its cached workflows move to another worker only when this expires.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=config.sticky_timeout_seconds),
     )
