@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
+from api.auth import authenticate
 from api.errors import install_error_handlers
+from api.policy import Policy
 from api.routers import (
     accounts,
     applications,
@@ -22,6 +24,7 @@ from api.routers import (
 )
 from api.settings import GatewaySettings
 from api.store import PipelineStore
+from api.store.tokens import TokenStore
 from api.temporal import connect
 
 
@@ -39,7 +42,9 @@ def create_app(
             settings.temporal_address, settings.temporal_namespace, settings.codec_keys_file
         )
         app.state.store = store or PipelineStore(settings.database_url)
+        app.state.tokens = TokenStore(settings.database_url if store is None else store.database_url)
         yield
+        app.state.tokens.close()
         if own_store:
             app.state.store.close()
 
@@ -49,18 +54,15 @@ def create_app(
         description="Spinnaker-style delivery pipelines as durable Temporal workflows.",
         lifespan=lifespan,
     )
+    # Loaded now so a broken policy stops the gateway at start, not at the first request.
+    app.state.policy = Policy.load(settings.auth_policy_file)
     install_error_handlers(app)
     codec.install_cors(app, settings)
-    for router in (
-        meta.router,
-        executions.router,
-        pipelines.router,
-        applications.router,
-        accounts.router,
-        clusters.router,
-        webhooks.router,
-        registry_events.router,
-        codec.router,
-    ):
+    authenticated = [Depends(authenticate)]
+    for router in (executions.router, pipelines.router, applications.router, accounts.router, clusters.router):
+        app.include_router(router, dependencies=authenticated)
+    app.include_router(codec.router, dependencies=authenticated)
+    # These authenticate per route: probes need none, webhooks prove themselves by secret/signature.
+    for router in (meta.router, webhooks.router, registry_events.router):
         app.include_router(router)
     return app

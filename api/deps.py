@@ -1,12 +1,15 @@
-"""Dependencies shared by the routers: the Temporal client, the store, settings, the caller."""
+"""Dependencies shared by the routers: the Temporal client, the store, settings, and access checks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from temporalio.client import Client
 
+from api.auth import IdentityDep, PolicyDep, require, require_admin
+from api.policy import Identity, Permission, Policy
 from api.settings import GatewaySettings
 from api.store import PipelineStore
 
@@ -26,13 +29,43 @@ def _settings(request: Request) -> GatewaySettings:
     return settings
 
 
-def _caller(
-    x_gennaker_user: Annotated[str | None, Header(description="Who is calling (until token auth)")] = None,
-) -> str:
-    return (x_gennaker_user or "anonymous").strip()[:255] or "anonymous"
-
-
 TemporalClientDep = Annotated[Client, Depends(_client)]
 StoreDep = Annotated[PipelineStore, Depends(_store)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
+
+
+@dataclass(frozen=True)
+class Access:
+    """The caller and what the policy lets them do; handlers ask before acting."""
+
+    identity: Identity
+    policy: Policy
+    settings: GatewaySettings
+
+    @property
+    def subject(self) -> str:
+        return self.identity.subject
+
+    def require(self, application: str, permission: Permission) -> None:
+        require(self.identity, self.policy, self.settings, application, permission)
+
+    def can(self, application: str, permission: Permission) -> bool:
+        return self.settings.auth_disabled or self.policy.allows(self.identity, application, permission)
+
+    def require_admin(self, what: str) -> None:
+        require_admin(self.identity, self.policy, self.settings, what)
+
+
+def _access(identity: IdentityDep, policy: PolicyDep, settings: SettingsDep) -> Access:
+    return Access(identity, policy, settings)
+
+
+AccessDep = Annotated[Access, Depends(_access)]
+
+
+def _caller(access: AccessDep) -> str:
+    return access.subject
+
+
+# The authenticated subject: what judgments, cancels and saves record (never a name from a body).
 CallerDep = Annotated[str, Depends(_caller)]

@@ -35,6 +35,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.field = field
+        self.headers: dict[str, str] | None = None
 
 
 def not_found(what: str) -> ApiError:
@@ -60,7 +61,7 @@ def _location(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status)
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(PipelineInvalid)
     async def _invalid_pipeline(_: Request, exc: PipelineInvalid) -> JSONResponse:

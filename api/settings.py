@@ -20,6 +20,15 @@ class GatewaySettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8084
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", description="For links to executions")
+    auth_policy_file: Path | None = Field(
+        default=None, description="Who may do what (api/policy.py); without one only nobody may"
+    )
+    auth_disabled: bool = Field(default=False, description="DANGEROUS: no authentication at all (local trials only)")
+    oidc_issuer: str | None = Field(default=None, description="Accept JWTs from this issuer (iss)")
+    oidc_audience: str | None = Field(default=None, description="Required aud of those JWTs")
+    oidc_jwks_file: Path | None = Field(default=None, description="The issuer's JWKS (public keys), as a file")
+    oidc_subject_claim: str = "sub"
+    oidc_groups_claim: str = "groups"
     codec_keys_file: Path | None = Field(
         default=None, description="AES-GCM payload keys (api/codec.py); also serves /codec for the Temporal UI"
     )

@@ -94,7 +94,7 @@ async def dispatch(
                     settings,
                     spec,
                     dict(trigger.parameters),
-                    event.info,
+                    event.info.model_copy(update={"runAs": spec.serviceAccount or f"{event.kind}-trigger"}),
                     revision=saved.revision,
                     idempotency_key=f"{event.kind}:{event.delivery_id}:{index}",
                 )

@@ -1,41 +1,74 @@
 #!/usr/bin/env bash
-# The main job on the embedded stack, end to end: set up, start `gennaker dev`, save a child
-# pipeline, run the release demo (variables → wait → manual judgment → child pipeline), approve the
-# judgment from the CLI, follow it to the end. `--keep` leaves the stack running to explore the UI.
+# The main job on the embedded stack, end to end: set up, start `gennaker dev` (Temporal, worker,
+# gateway, a simulated Kubernetes cluster, and a registry when a Docker engine is available), then
+# release the demo app twice — v1, then v2 — each time: bake, deploy red/black (v2 takes the
+# traffic from v1), a manual judgment approved from the CLI, and a child smoke-test pipeline.
+# `--keep` leaves the stack running afterwards to explore the Temporal UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=false
 [ "${1:-}" = "--keep" ] && keep=true
 
+# As root, also install Docker and the registry (Debian packages) so the demo can bake.
+if [ "$(id -u)" = 0 ]; then bash scripts/setup-system.sh >/dev/null; fi
 bash scripts/setup.sh
 offset=${GENNAKER_PORT_OFFSET:-0}
 export GENNAKER_API_URL="http://127.0.0.1:$((8084 + offset))"
-export GENNAKER_USER=${GENNAKER_USER:-${USER:-demo}}
 gennaker=.venv/bin/gennaker
 mkdir -p .data
+
+started_dockerd=false
+if host=$(bash scripts/docker-up.sh); then
+  export DOCKER_HOST="$host"
+  [ -f .data/dockerd/dockerd.pid ] && [[ "$host" == *".data/dockerd/"* ]] && started_dockerd=true
+else
+  echo "demo: no Docker engine here, so the demo deploys without baking"
+fi
+
 "$gennaker" dev --data-dir .data/demo --port-offset "$offset" > .data/demo-stack.log 2>&1 &
 stack=$!
-stop_stack() { kill -INT "$stack" 2>/dev/null && wait "$stack" 2>/dev/null || true; }
-$keep || trap stop_stack EXIT
+stop_all() {
+  kill -INT "$stack" 2>/dev/null && wait "$stack" 2>/dev/null || true
+  if $started_dockerd; then kill "$(cat .data/dockerd/dockerd.pid)" 2>/dev/null || true; fi
+}
+$keep || trap stop_all EXIT
 
 for _ in $(seq 1 120); do
   curl -fsS "$GENNAKER_API_URL/readyz" >/dev/null 2>&1 && break
   kill -0 "$stack" 2>/dev/null || { cat .data/demo-stack.log; echo "demo: the dev stack did not start" >&2; exit 3; }
   sleep 0.5
 done
-sed -n '1,5p' .data/demo-stack.log
+sed -n '1,12p' .data/demo-stack.log
+GENNAKER_TOKEN=$(cat .data/demo/admin-token)
+export GENNAKER_TOKEN
 
-"$gennaker" save examples/smoke-test.yaml
-id=$("$gennaker" run examples/release-demo.yaml -p tag=v1.2.3 -p soak=3 | sed -n 's/^started //p')
-echo "running $id; waiting for the manual judgment…"
-for _ in $(seq 1 120); do
-  "$gennaker" status "$id" --json | grep -q '"waitingForJudgment": true' && break
+# Bake only when the stack brought up a registry account (it reports it within a few seconds).
+bake=false
+for _ in $(seq 1 20); do
+  accounts=$(curl -fsS -H "Authorization: Bearer $GENNAKER_TOKEN" "$GENNAKER_API_URL/accounts" || true)
+  if grep -q '"kind":"registry"' <<<"$accounts"; then bake=true; break; fi
+  grep -q '"kind":"kubernetes"' <<<"$accounts" && ! grep -q "Registry    account" .data/demo-stack.log && break
   sleep 0.5
 done
-"$gennaker" approve "$id" approve --option ship --comment "approved by the demo script"
-"$gennaker" status "$id" --follow
+
+"$gennaker" save examples/smoke-test.yaml
+for tag in v1 v2; do
+  id=$("$gennaker" run examples/release-demo.yaml -p tag=$tag -p bake=$bake | sed -n 's/^started //p')
+  echo "== release $tag: $id (bake=$bake); waiting for the manual judgment…"
+  for _ in $(seq 1 240); do
+    state=$("$gennaker" status "$id" --json || true)
+    grep -q '"waitingForJudgment": true' <<<"$state" && break
+    grep -q '"status": "TERMINAL"' <<<"$state" && break
+    sleep 0.5
+  done
+  "$gennaker" approve "$id" approve --option ship --comment "approved by the demo script" || true
+  "$gennaker" status "$id" --follow
+done
 echo
-echo "Temporal UI: http://127.0.0.1:$((8233 + offset))/namespaces/default/workflows/$id"
+echo "Server groups (v2's took the traffic; v1's is disabled):"
+COLUMNS=120 "$gennaker" clusters shop
+echo
+echo "Temporal UI: http://127.0.0.1:$((8233 + offset))/namespaces/default/workflows?query=GennakerApplication%3D%22shop%22"
 if $keep; then
   echo "The stack keeps running (PID $stack); stop it with: kill -INT $stack"
 fi

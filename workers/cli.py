@@ -22,7 +22,7 @@ from workers.gateway_client import (
     CliError,
     GatewayClient,
 )
-from workers.render import FINAL_STATUSES, execution_table, executions_table
+from workers.render import FINAL_STATUSES, clusters_table, execution_table, executions_table
 
 app = typer.Typer(
     help="Gennaker: Spinnaker-style delivery pipelines as durable Temporal workflows.",
@@ -34,7 +34,9 @@ console = Console()
 errors = Console(stderr=True)
 
 ApiUrl = Annotated[str, typer.Option("--api", envvar="GENNAKER_API_URL", help="Gateway URL")]
-User = Annotated[str | None, typer.Option("--user", envvar="GENNAKER_USER", help="Who you are (until token auth)")]
+User = Annotated[
+    str | None, typer.Option("--user", envvar="GENNAKER_USER", help="Who you are, when the gateway runs without auth")
+]
 DEFAULT_API = "http://127.0.0.1:8084"
 
 
@@ -44,7 +46,8 @@ def _fail(error: CliError) -> typer.Exit:
 
 
 def _gateway(api: str, user: str | None) -> GatewayClient:
-    return GatewayClient(api, user or os.environ.get("USER"))
+    # The token comes from the environment only, so it never shows in shell history or `ps`.
+    return GatewayClient(api, user or os.environ.get("USER"), token=os.environ.get("GENNAKER_TOKEN"))
 
 
 def _load_file(path: Path) -> dict[str, Any]:
@@ -243,6 +246,24 @@ def list_executions(
 
 
 @app.command()
+def clusters(
+    application: Annotated[str, typer.Argument(help="Application")],
+    account: Annotated[list[str] | None, typer.Option("--account", help="Only these accounts")] = None,
+    api: ApiUrl = DEFAULT_API,
+    user: User = None,
+) -> None:
+    """Server groups of an application's clusters: version, readiness, traffic, image."""
+    params = {"account": account} if account else {}
+    try:
+        found = _gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
+    except CliError as error:
+        raise _fail(error) from None
+    console.print(clusters_table(found))
+    for problem in found.get("errors", []):
+        errors.print(f"[yellow]account {escape(problem['account'])}:[/yellow] {escape(problem['message'])}")
+
+
+@app.command()
 def save(file: Path, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """Save a pipeline file as a new revision of application/name."""
     try:
@@ -300,6 +321,56 @@ def worker(
     asyncio.run(run_worker(settings))
 
 
+token_app = typer.Typer(help="API tokens (run where the gateway's database is reachable).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", envvar="GENNAKER_DATABASE_URL", help="The gateway's store")
+]
+
+
+def _tokens(database_url: str | None) -> Any:
+    from api.settings import GatewaySettings
+    from api.store.tokens import TokenStore
+
+    return TokenStore(database_url or GatewaySettings().database_url)
+
+
+@token_app.command("create")
+def token_create(
+    subject: Annotated[str, typer.Option("--subject", help="Who the token acts as (policy principal)")],
+    group: Annotated[list[str] | None, typer.Option("--group", help="Groups, repeatable (policy group:<name>)")] = None,
+    name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a token and print it once; only its SHA-256 is stored."""
+    token, info = _tokens(database_url).create(subject, group or [], name, created_by=os.environ.get("USER"))
+    errors.print(f"token {info.id} for {info.subject} (groups: {', '.join(info.groups) or '-'}); shown only now:")
+    sys.stdout.write(token + "\n")
+
+
+@token_app.command("list")
+def token_list(database_url: DatabaseUrl = None) -> None:
+    """List tokens (never their values)."""
+    from rich.table import Table
+
+    table = Table()
+    for column in ("id", "name", "subject", "groups", "created", "revoked"):
+        table.add_column(column)
+    for info in _tokens(database_url).list():
+        table.add_row(
+            str(info.id), info.name, info.subject, ", ".join(info.groups), str(info.created_at)[:19], str(info.revoked)
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, database_url: DatabaseUrl = None) -> None:
+    """Revoke a token by id; it stops working at once."""
+    if not _tokens(database_url).revoke(token_id):
+        raise _fail(CliError(f"no live token with id {token_id}"))
+    console.print(f"revoked token {token_id}")
+
+
 @app.command("api")
 def serve_api(
     host: Annotated[str | None, typer.Option(help="Default GENNAKER_API_HOST")] = None,
@@ -319,12 +390,16 @@ def serve_api(
 def dev(
     data_dir: Annotated[Path, typer.Option(help="Where the dev stack keeps its state")] = Path(".data"),
     port_offset: Annotated[int, typer.Option(min=0, max=1000, help="Add N to every port")] = 0,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="A real cluster as account `local`; default: kubesim as `local-sim`")
+    ] = None,
+    kube_context: Annotated[str | None, typer.Option(help="Context in --kubeconfig")] = None,
 ) -> None:
     """Start the embedded stack: Temporal dev server + UI, a worker and the gateway. Ctrl-C stops it."""
     from workers.dev import run_dev_stack
 
     try:
-        asyncio.run(run_dev_stack(data_dir, port_offset))
+        asyncio.run(run_dev_stack(data_dir, port_offset, kubeconfig, kube_context))
     except CliError as error:
         raise _fail(error) from None
 

@@ -22,14 +22,19 @@ from api.app import create_app
 from api.codec import CodecKeys
 from api.settings import GatewaySettings
 from api.store import PipelineStore
+from api.store.tokens import TokenStore
 from api.temporal import connect
+from workers.config import WorkerConfig
+from workers.dev_accounts import DevAccounts, start_dev_accounts
 from workers.devserver import TemporalDevServer
 from workers.gateway_client import EXIT_UNAVAILABLE, CliError
-from workers.runner import DEFAULT_TASK_QUEUE, pipeline_worker
+from workers.main import run_worker
+from workers.runner import DEFAULT_TASK_QUEUE
 
 BASE_TEMPORAL_PORT = 7233
 BASE_UI_PORT = 8233
 BASE_API_PORT = 8084
+DEV_ADMIN = "dev-admin"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,25 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
+def _dev_access(data_dir: Path, database_url: str) -> Path:
+    """The dev stack is closed like any other: a policy naming one admin, and that admin's token
+    (kept in the data dir, reused on the next run while it is valid)."""
+    policy_file = data_dir / "auth-policy.yaml"
+    if not policy_file.exists():
+        policy_file.write_text(f"# Who may do what: see api/policy.py\nadmins: [{DEV_ADMIN}]\napplications: {{}}\n")
+    token_file = data_dir / "admin-token"
+    tokens = TokenStore(database_url)
+    try:
+        token = token_file.read_text().strip() if token_file.exists() else ""
+        if not token or tokens.lookup(token) is None:
+            token, _ = tokens.create(DEV_ADMIN, [], "gennaker dev admin", created_by="gennaker dev")
+            token_file.write_text(token + "\n")
+            token_file.chmod(0o600)
+    finally:
+        tokens.close()
+    return policy_file
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn re-raises the signal it caught after serving; the dev stack owns signals instead."""
 
@@ -67,6 +91,8 @@ class _QuietServer(uvicorn.Server):
 async def run_dev_stack(
     data_dir: Path,
     port_offset: int = 0,
+    kubeconfig: Path | None = None,
+    kube_context: str | None = None,
     host: str = "127.0.0.1",
     announce: Callable[[str], None] = functools.partial(print, flush=True),
     stop: asyncio.Event | None = None,
@@ -89,12 +115,18 @@ async def run_dev_stack(
     server = TemporalDevServer(
         db_file=data_dir / "temporal.db", port=ports.temporal, ui_port=ports.ui, log_file=data_dir / "temporal.log"
     )
+    store_url = f"sqlite:///{(data_dir / 'gennaker.db').resolve()}"
+    policy_file = _dev_access(data_dir, store_url)
     keys_file = data_dir / "codec-keys.yaml"
     if not keys_file.exists():
         CodecKeys.write_new(keys_file)
     server.start()
-    store = PipelineStore(f"sqlite:///{(data_dir / 'gennaker.db').resolve()}")
+    store = PipelineStore(store_url)
+    accounts = DevAccounts()
     try:
+        accounts = await asyncio.to_thread(
+            start_dev_accounts, data_dir, port_offset, ports.api, kubeconfig, kube_context
+        )
         client = await connect(server.address, codec_keys_file=keys_file)
         settings = GatewaySettings(
             temporal_address=server.address,
@@ -104,14 +136,23 @@ async def run_dev_stack(
             api_port=ports.api,
             temporal_ui_url=f"http://{host}:{ports.ui}",
             codec_keys_file=keys_file,
+            auth_policy_file=policy_file,
         )
-        worker = pipeline_worker(client, store, task_queue=DEFAULT_TASK_QUEUE)
+        worker_config = WorkerConfig(
+            task_queue=DEFAULT_TASK_QUEUE,
+            database_url=store.database_url,
+            kubernetes=accounts.kubernetes,
+            registries=accounts.registries,
+            temporal_ui_url=settings.temporal_ui_url,
+            health_interval_seconds=15,
+        )
         api = _QuietServer(
             uvicorn.Config(
                 create_app(settings, client=client, store=store), host=host, port=ports.api, log_level="warning"
             )
         )
-        worker_task = asyncio.create_task(worker.run())
+        # The pipeline worker plus one worker per account, reporting account health to the gateway.
+        worker_task = asyncio.create_task(run_worker(worker_config, stop=stop, store=store, client=client))
         api_task = asyncio.create_task(api.serve())
         while not api.started and not api_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
             await asyncio.sleep(0.05)
@@ -121,16 +162,18 @@ async def run_dev_stack(
             f"  Temporal UI  http://{host}:{ports.ui}   (payloads are encrypted: in the UI's Data Encoder\n"
             f"               settings, set http://{host}:{ports.api}/codec to read them)\n"
             f"  Temporal     {server.address}  (temporal --address {server.address} workflow list)\n"
-            f"Press Ctrl-C to stop."
+            f"  admin token  export GENNAKER_TOKEN=$(cat {data_dir / 'admin-token'})   (policy: {policy_file})\n"
+            + "".join(f"  {note}\n" for note in accounts.notes)
+            + "Press Ctrl-C to stop."
         )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([worker_task, api_task, stopped], return_when=asyncio.FIRST_COMPLETED)
         announce("stopping…")
         api.should_exit = True
-        if not worker_task.done():
-            await worker.shutdown()
+        stop.set()  # the workers end gracefully on the same event
         await asyncio.gather(worker_task, api_task, return_exceptions=True)
         stopped.cancel()
     finally:
+        await asyncio.to_thread(accounts.stop)
         store.close()
         server.stop()

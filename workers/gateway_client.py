@@ -20,8 +20,10 @@ class CliError(Exception):
 
 
 class GatewayClient:
-    def __init__(self, base_url: str, user: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, user: str | None = None, timeout: float = 30.0, token: str | None = None) -> None:
         headers = {"X-Gennaker-User": user} if user else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 

@@ -36,14 +36,17 @@ def account_worker(client: Client, account: ProvidedAccount, threads: int) -> Wo
 
 
 async def run_worker(
-    config: WorkerConfig, stop: asyncio.Event | None = None, store: PipelineStore | None = None
+    config: WorkerConfig,
+    stop: asyncio.Event | None = None,
+    store: PipelineStore | None = None,
+    client: Client | None = None,
 ) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    client = await connect(config.temporal_address, config.temporal_namespace, config.codec_keys_file)
+    client = client or await connect(config.temporal_address, config.temporal_namespace, config.codec_keys_file)
     own_store = store is None and config.serve_pipelines
     if own_store:
         store = PipelineStore(config.database_url)

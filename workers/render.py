@@ -71,3 +71,21 @@ def executions_table(executions: list[dict[str, Any]]) -> Table:
             (item.get("startTime") or "")[:19],
         )
     return table
+
+
+def clusters_table(found: dict[str, Any]) -> Table:
+    table = Table(title=f"clusters of {found['application']}", title_justify="left")
+    for column in ("account", "namespace", "server group", "traffic", "ready", "image"):
+        table.add_column(column)
+    for cluster in found["clusters"]:
+        account = cluster["account"] + (" [dim](simulated)[/dim]" if cluster.get("simulated") else "")
+        for group in cluster["serverGroups"]:
+            table.add_row(
+                account,
+                cluster["namespace"],
+                escape(group["name"]),
+                "[green]ENABLED[/]" if group["enabled"] else "[dim]disabled[/]",
+                f"{group['ready']}/{group['desired']}",
+                escape(", ".join(group["images"])),
+            )
+    return table

@@ -115,6 +115,14 @@ class ExecutionHandlers:
             )
         stage = self._spec.stage(req.refId)
         options: list[str] = stage.options() if isinstance(stage, ManualJudgmentStage) else []
+        approvers = set(stage.approvers) if isinstance(stage, ManualJudgmentStage) else set()
+        judge = {req.user or "", *(f"group:{g}" for g in req.groups)}
+        if approvers and not req.admin and not judge & approvers:
+            return ApplicationError(
+                f"{req.user or 'this caller'} may not judge stage {req.refId!r}; "
+                f"approvers: {', '.join(sorted(approvers))}",
+                type="Forbidden",
+            )
         if req.input is not None and options and req.input not in options:
             return ApplicationError(
                 f"{req.input!r} is not an option of stage {req.refId!r}; options: {', '.join(options)}",

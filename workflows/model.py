@@ -81,6 +81,9 @@ class PipelineSpec(BaseModel):
     parameters: list[PipelineParameter] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
     notifications: list[PipelineNotification] = Field(default_factory=list)
+    serviceAccount: str | None = Field(
+        default=None, description="Identity that trigger-started runs act as (recorded as trigger.runAs)"
+    )
     limitConcurrent: bool = Field(default=False, description="At most one running execution")
     keepWaitingPipelines: bool = False
     stages: list[AnyStage] = Field(min_length=1)

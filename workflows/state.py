@@ -49,6 +49,7 @@ class TriggerInfo(BaseModel):
     user: str | None = None
     source: str | None = Field(default=None, description="e.g. the parent execution id or a webhook name")
     payload: dict[str, Any] = Field(default_factory=dict, description="A small summary, not the raw body")
+    runAs: str | None = Field(default=None, description="The pipeline's serviceAccount, for triggered runs")
 
 
 class StageError(BaseModel):
@@ -158,6 +159,8 @@ class JudgmentRequest(BaseModel):
     input: str | None = Field(default=None, description="One of the stage's judgmentInputs")
     comment: str | None = None
     user: str | None = None
+    groups: list[str] = Field(default_factory=list, description="The judge's groups (set by the gateway)")
+    admin: bool = Field(default=False, description="The judge is a Gennaker admin (set by the gateway)")
 
 
 class ControlRequest(BaseModel):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import StoreDep
+from api.deps import AccessDep, StoreDep
+from api.policy import Permission
 from api.routers.pipelines import AppName
 from api.schemas import Application, SavedPipelineRef
 
@@ -12,15 +13,18 @@ router = APIRouter(prefix="/applications", tags=["applications"])
 
 
 @router.get("", response_model=list[Application], summary="Applications with saved pipelines")
-async def list_applications(store: StoreDep) -> list[Application]:
+async def list_applications(store: StoreDep, access: AccessDep) -> list[Application]:
+    """Only the applications the caller may read."""
     return [
         Application(name=app, pipelines=[p.name for p in store.list_pipelines(app)])
         for app in store.list_applications()
+        if access.can(app, Permission.READ)
     ]
 
 
 @router.get("/{application}/pipelines", response_model=list[SavedPipelineRef], summary="Live pipelines of an app")
-async def list_pipelines(application: AppName, store: StoreDep) -> list[SavedPipelineRef]:
+async def list_pipelines(application: AppName, store: StoreDep, access: AccessDep) -> list[SavedPipelineRef]:
+    access.require(application, Permission.READ)
     return [
         SavedPipelineRef(
             application=p.application, name=p.name, revision=p.revision, author=p.author, createdAt=p.created_at

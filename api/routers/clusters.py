@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from activities.accounts import kubernetes_task_queue
-from api.deps import SettingsDep, TemporalClientDep
+from api.deps import AccessDep, SettingsDep, TemporalClientDep
 from api.directory import reported_accounts
 from api.errors import ApiError
+from api.policy import Permission
 from workflows.reads import CLUSTER_READ_WORKFLOW, AccountReadError, ClusterReadInput, ClusterReadResult
 
 router = APIRouter(tags=["clusters"])
@@ -56,9 +57,11 @@ async def list_clusters(
     application: str,
     client: TemporalClientDep,
     settings: SettingsDep,
+    access: AccessDep,
     account: Annotated[list[str] | None, Query(description="Only these accounts (default: all reported)")] = None,
     namespace: Annotated[str | None, Query()] = None,
 ) -> ClustersResponse:
+    access.require(application, Permission.READ)
     reported = {v.name: v.taskQueue for v in await reported_accounts(client) if v.kind == "kubernetes" and not v.stale}
     queues = {name: reported.get(name, kubernetes_task_queue(name)) for name in account} if account else reported
     if not queues:

@@ -16,7 +16,9 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from api.codec import CodecKeyError, EncryptionCodec, codec_from_file
+from api.deps import Access, AccessDep
 from api.errors import ApiError
+from api.policy import Permission
 from api.settings import GatewaySettings
 
 router = APIRouter(prefix="/codec", tags=["codec"])
@@ -45,6 +47,12 @@ def _codec(request: Request) -> EncryptionCodec:
     return codec
 
 
+def _may_use_codec(access: Access) -> None:
+    # A payload does not say which application it belongs to, so reading payloads needs READ on
+    # every application ("*" in the policy) or admin.
+    access.require("*", Permission.READ)
+
+
 async def _payloads(request: Request) -> Payloads:
     try:
         return json_format.Parse(await request.body(), Payloads())
@@ -53,14 +61,16 @@ async def _payloads(request: Request) -> Payloads:
 
 
 @router.post("/encode", summary="Encrypt payloads (Temporal remote codec protocol)")
-async def encode(request: Request) -> dict[str, Any]:
+async def encode(request: Request, access: AccessDep) -> dict[str, Any]:
+    _may_use_codec(access)
     payloads = await _payloads(request)
     encoded = await _codec(request).encode(list(payloads.payloads))
     return json_format.MessageToDict(Payloads(payloads=encoded))
 
 
 @router.post("/decode", summary="Decrypt payloads for the Temporal UI (Temporal remote codec protocol)")
-async def decode(request: Request) -> dict[str, Any]:
+async def decode(request: Request, access: AccessDep) -> dict[str, Any]:
+    _may_use_codec(access)
     payloads = await _payloads(request)
     try:
         decoded = await _codec(request).decode(list(payloads.payloads))

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Header, Query, Response
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CallerDep, SettingsDep, TemporalClientDep
+from api.deps import Access, AccessDep, SettingsDep, TemporalClientDep
 from api.errors import ApiError
 from api.launch import restart_stage, start_execution
+from api.policy import Permission
 from api.schemas import (
     ControlBody,
     ExecutionList,
@@ -46,11 +47,13 @@ async def run_inline(
     body: ExecutionRequest,
     client: TemporalClientDep,
     settings: SettingsDep,
-    caller: CallerDep,
+    access: AccessDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionStarted:
     spec = parse_pipeline(body.pipeline)
+    access.require(spec.application, Permission.EXECUTE)
+    caller = access.subject
     started = await start_execution(
         client,
         settings,
@@ -78,14 +81,19 @@ def _visibility_query(application: str | None, pipeline: str | None, status: Exe
 @router.get("", response_model=ExecutionList, summary="List executions (Temporal visibility)")
 async def list_executions(
     client: TemporalClientDep,
+    access: AccessDep,
     application: Annotated[str | None, Query(pattern=NAME)] = None,
     pipeline: Annotated[str | None, Query(pattern=NAME)] = None,
     status: ExecutionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> ExecutionList:
+    if application:
+        access.require(application, Permission.READ)
     found = []
     async for wf in client.list_workflows(_visibility_query(application, pipeline, status), limit=limit):
         attrs = wf.typed_search_attributes
+        if not access.can(attrs.get(APPLICATION) or "", Permission.READ):
+            continue  # listings show only what the caller may read
         found.append(
             ExecutionSummary(
                 id=wf.id,
@@ -103,9 +111,21 @@ async def list_executions(
 
 
 @router.get("/{execution_id}", response_model=ExecutionState, summary="The execution's full state")
-async def get_execution(execution_id: str, client: TemporalClientDep) -> ExecutionState:
-    state: ExecutionState = await client.get_workflow_handle(execution_id).query("state", result_type=ExecutionState)
+async def get_execution(execution_id: str, client: TemporalClientDep, access: AccessDep) -> ExecutionState:
+    handle = client.get_workflow_handle(execution_id)
+    await _authorize(handle, access, Permission.READ)
+    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
     return state
+
+
+async def _authorize(handle: WorkflowHandle[Any, Any], access: Access, permission: Permission) -> None:
+    """The execution's application comes from its search attributes, set by us at start."""
+    description = await handle.describe()
+    application = description.typed_search_attributes.get(APPLICATION)
+    if application is None:
+        access.require_admin(f"execution {handle.id}, which belongs to no application,")
+    else:
+        access.require(application, permission)
 
 
 async def _ensure_running(handle: WorkflowHandle[Any, Any], execution_id: str) -> None:
@@ -115,8 +135,11 @@ async def _ensure_running(handle: WorkflowHandle[Any, Any], execution_id: str) -
         raise ApiError(409, "not_running", f"execution {execution_id} is not running (Temporal status {status})")
 
 
-async def _update(client: TemporalClientDep, execution_id: str, name: str, arg: Any, result_type: type) -> Any:
+async def _update(
+    client: TemporalClientDep, access: Access, execution_id: str, name: str, arg: Any, result_type: type
+) -> Any:
     handle = client.get_workflow_handle(execution_id)
+    await _authorize(handle, access, Permission.EXECUTE)
     await _ensure_running(handle, execution_id)
     try:
         return await handle.execute_update(name, arg, result_type=result_type)
@@ -130,11 +153,11 @@ async def _update(client: TemporalClientDep, execution_id: str, name: str, arg: 
 
 @router.put("/{execution_id}/cancel", status_code=202, response_model=ExecutionState, summary="Cancel; cleanup runs")
 async def cancel_execution(
-    execution_id: str, client: TemporalClientDep, caller: CallerDep, body: ControlBody | None = None
+    execution_id: str, client: TemporalClientDep, access: AccessDep, body: ControlBody | None = None
 ) -> ExecutionState:
     reason = body.reason if body else None
     state: ExecutionState = await _update(
-        client, execution_id, "cancel", ControlRequest(reason=reason, user=caller), ExecutionState
+        client, access, execution_id, "cancel", ControlRequest(reason=reason, user=access.subject), ExecutionState
     )
     await client.get_workflow_handle(execution_id).cancel()
     return state
@@ -142,19 +165,19 @@ async def cancel_execution(
 
 @router.put("/{execution_id}/pause", response_model=ExecutionState, summary="Start no new stages; freeze waits")
 async def pause_execution(
-    execution_id: str, client: TemporalClientDep, caller: CallerDep, body: ControlBody | None = None
+    execution_id: str, client: TemporalClientDep, access: AccessDep, body: ControlBody | None = None
 ) -> ExecutionState:
-    req = ControlRequest(reason=body.reason if body else None, user=caller)
-    state: ExecutionState = await _update(client, execution_id, "pause", req, ExecutionState)
+    req = ControlRequest(reason=body.reason if body else None, user=access.subject)
+    state: ExecutionState = await _update(client, access, execution_id, "pause", req, ExecutionState)
     return state
 
 
 @router.put("/{execution_id}/resume", response_model=ExecutionState, summary="Resume a paused execution")
 async def resume_execution(
-    execution_id: str, client: TemporalClientDep, caller: CallerDep, body: ControlBody | None = None
+    execution_id: str, client: TemporalClientDep, access: AccessDep, body: ControlBody | None = None
 ) -> ExecutionState:
-    req = ControlRequest(reason=body.reason if body else None, user=caller)
-    state: ExecutionState = await _update(client, execution_id, "resume", req, ExecutionState)
+    req = ControlRequest(reason=body.reason if body else None, user=access.subject)
+    state: ExecutionState = await _update(client, access, execution_id, "resume", req, ExecutionState)
     return state
 
 
@@ -162,19 +185,25 @@ async def resume_execution(
     "/{execution_id}/stages/{ref_id}/judgment", response_model=JudgmentRecord, summary="Judge a manual judgment"
 )
 async def judge_stage(
-    execution_id: str, ref_id: str, body: JudgmentBody, client: TemporalClientDep, caller: CallerDep
+    execution_id: str, ref_id: str, body: JudgmentBody, client: TemporalClientDep, access: AccessDep
 ) -> JudgmentRecord:
     request = JudgmentRequest(
-        refId=ref_id, judgmentStatus=body.judgmentStatus, input=body.input, comment=body.comment, user=caller
+        refId=ref_id,
+        judgmentStatus=body.judgmentStatus,
+        input=body.input,
+        comment=body.comment,
+        user=access.subject,
+        groups=sorted(access.identity.groups),
+        admin=access.settings.auth_disabled or access.policy.is_admin(access.identity),
     )
-    record: JudgmentRecord = await _update(client, execution_id, "judge", request, JudgmentRecord)
+    record: JudgmentRecord = await _update(client, access, execution_id, "judge", request, JudgmentRecord)
     return record
 
 
 @router.post("/{execution_id}/stages/{ref_id}/skip", response_model=ExecutionState, summary="Skip a running wait")
-async def skip_wait(execution_id: str, ref_id: str, client: TemporalClientDep, caller: CallerDep) -> ExecutionState:
+async def skip_wait(execution_id: str, ref_id: str, client: TemporalClientDep, access: AccessDep) -> ExecutionState:
     state: ExecutionState = await _update(
-        client, execution_id, "skipWait", SkipWaitRequest(refId=ref_id, user=caller), ExecutionState
+        client, access, execution_id, "skipWait", SkipWaitRequest(refId=ref_id, user=access.subject), ExecutionState
     )
     return state
 
@@ -186,6 +215,7 @@ async def skip_wait(execution_id: str, ref_id: str, client: TemporalClientDep, c
     summary="Restart a finished execution from a stage (new run, same id)",
 )
 async def restart_from_stage(
-    execution_id: str, ref_id: str, client: TemporalClientDep, settings: SettingsDep, caller: CallerDep
+    execution_id: str, ref_id: str, client: TemporalClientDep, settings: SettingsDep, access: AccessDep
 ) -> ExecutionStarted:
-    return await restart_stage(client, settings, execution_id, ref_id, caller)
+    await _authorize(client.get_workflow_handle(execution_id), access, Permission.EXECUTE)
+    return await restart_stage(client, settings, execution_id, ref_id, access.subject)

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from api.deps import CallerDep, SettingsDep, StoreDep, TemporalClientDep
+from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError, not_found
 from api.launch import start_execution
+from api.policy import Permission
 from api.schedules import delete_pipeline_schedules, sync_schedules
 from api.schemas import EXAMPLE_PIPELINE, ExecutionStarted, SavedExecutionRequest, SavedPipeline, SavedPipelineRef
 from api.store import PipelineRevision
@@ -75,9 +76,11 @@ async def save_pipeline(
     store: StoreDep,
     client: TemporalClientDep,
     settings: SettingsDep,
-    caller: CallerDep,
+    access: AccessDep,
     response: Response,
 ) -> SavedPipelineRef:
+    access.require(application, Permission.WRITE)
+    caller = access.subject
     data = await _read_pipeline_body(request)
     for field, expected in (("application", application), ("name", name)):
         given = data.setdefault(field, expected)
@@ -103,8 +106,10 @@ async def get_pipeline(
     application: AppName,
     name: PipelineName,
     store: StoreDep,
+    access: AccessDep,
     revision: Annotated[int | None, Query(ge=1, description="Default: latest")] = None,
 ) -> SavedPipeline:
+    access.require(application, Permission.READ)
     found = store.get(application, name, revision)
     if found is None:
         which = f" revision {revision}" if revision else ""
@@ -117,7 +122,10 @@ async def get_pipeline(
     response_model=list[SavedPipelineRef],
     summary="Every revision, deletions included",
 )
-async def pipeline_revisions(application: AppName, name: PipelineName, store: StoreDep) -> list[SavedPipelineRef]:
+async def pipeline_revisions(
+    application: AppName, name: PipelineName, store: StoreDep, access: AccessDep
+) -> list[SavedPipelineRef]:
+    access.require(application, Permission.READ)
     revisions = store.revisions(application, name)
     if not revisions:
         raise not_found(f"pipeline {application}/{name}")
@@ -140,8 +148,10 @@ async def pipeline_revisions(application: AppName, name: PipelineName, store: St
     summary="Delete (a tombstone revision; history stays)",
 )
 async def delete_pipeline(
-    application: AppName, name: PipelineName, store: StoreDep, client: TemporalClientDep, caller: CallerDep
+    application: AppName, name: PipelineName, store: StoreDep, client: TemporalClientDep, access: AccessDep
 ) -> SavedPipelineRef:
+    access.require(application, Permission.WRITE)
+    caller = access.subject
     live = store.get(application, name)
     if live is None:
         raise not_found(f"pipeline {application}/{name}")
@@ -165,11 +175,12 @@ async def run_saved_pipeline(
     client: TemporalClientDep,
     store: StoreDep,
     settings: SettingsDep,
-    caller: CallerDep,
+    access: AccessDep,
     response: Response,
     body: SavedExecutionRequest | None = None,
     idempotency_key: Annotated[str | None, Header(description="Retries with the same key start nothing new")] = None,
 ) -> ExecutionStarted:
+    access.require(application, Permission.EXECUTE)
     body = body or SavedExecutionRequest()
     found = store.get(application, name, body.revision)
     if found is None:
@@ -181,7 +192,7 @@ async def run_saved_pipeline(
         settings,
         spec,
         body.parameters,
-        TriggerInfo(type="manual", user=caller),
+        TriggerInfo(type="manual", user=access.subject),
         revision=found.revision,
         idempotency_key=idempotency_key,
     )

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import SettingsDep, StoreDep, TemporalClientDep
+from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
 from api.triggers import StartedExecution, dispatch_registry_push
 
@@ -260,8 +260,10 @@ async def receive_registry_events(
 @router.get("/events", response_model=list[ImagePushed], summary="Recent image pushes received (newest first)")
 async def recent_registry_events(
     request: Request,
+    access: AccessDep,
     account: str | None = None,
     repository: str | None = None,
     limit: Annotated[int, Query(ge=1, le=KEEP_EVENTS)] = 50,
 ) -> list[ImagePushed]:
+    access.require_admin("the registry event log")
     return registry_event_log(request.app).recent(account, repository, limit)

@@ -103,6 +103,7 @@ async def gateway(
         GENNAKER_TEMPORAL_ADDRESS=temporal_server.address,
         GENNAKER_TASK_QUEUE=TASK_QUEUE,
         GENNAKER_DATABASE_URL=store.database_url,
+        GENNAKER_AUTH_DISABLED="true",  # identities from --user here; token use is tested in test_auth.py
     )
     with open(log_path, "wb") as log:
         process = await asyncio.create_subprocess_exec(

@@ -187,10 +187,22 @@ async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> No
     assert stack.temporal_pids, f"no temporal child of {stack.process.pid}"
     assert f"--port {ports.temporal}" in cmdline(stack.temporal_pids[0])
 
-    async with httpx.AsyncClient(base_url=stack.api, timeout=10) as http:
+    token = (data_dir / "admin-token").read_text().strip()
+    async with httpx.AsyncClient(base_url=stack.api, timeout=10, headers={"Authorization": f"Bearer {token}"}) as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"temporal": "ok", "store": "ok"}
+        # Closed like any deployment: no token, no access.
+        async with httpx.AsyncClient(base_url=stack.api, timeout=10) as anonymous:
+            assert (await anonymous.get("/executions")).status_code == 401
+
+        # With no kubeconfig the stack brings kubesim up as account local-sim, labelled a simulation.
+        async def sim_account_healthy() -> bool:
+            accounts = (await http.get("/accounts")).json()
+            return any(a["name"] == "local-sim" and a["healthy"] and "simulation" in a["details"] for a in accounts)
+
+        await until(sim_account_healthy, 20, "account local-sim reported healthy")
+        assert "SIMULATED" in banner
 
         async def ui_answers() -> bool:
             try:
@@ -202,9 +214,11 @@ async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> No
         await until(ui_answers, 15, "the Temporal UI answers HTTP")
 
         # A pipeline through the CLI, pointed at the stack by GENNAKER_API_URL.
-        saved = await gennaker("save", str(EXAMPLES / "smoke-test.yaml"), api=stack.api)
+        saved = await gennaker("save", str(EXAMPLES / "smoke-test.yaml"), api=stack.api, GENNAKER_TOKEN=token)
         assert saved.code == 0, str(saved)
-        result = await gennaker("run", str(EXAMPLES / "smoke-test.yaml"), "-p", "tag=v1", "--follow", api=stack.api)
+        result = await gennaker(
+            "run", str(EXAMPLES / "smoke-test.yaml"), "-p", "tag=v1", "--follow", api=stack.api, GENNAKER_TOKEN=token
+        )
         assert result.code == 0, f"{result}\n{stack.output()}"
         execution = started_id(result)
         assert f"http://127.0.0.1:{ports.ui}/namespaces/default/workflows/{execution}/" in result.out
@@ -222,7 +236,9 @@ async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> No
     # Again on the same data dir: the earlier execution and the saved pipeline are still there.
     again = await start_stack(stacks, data_dir, offset, tmp_path / "logs")
     await again.wait_until_up()
-    async with httpx.AsyncClient(base_url=again.api, timeout=10) as http:
+    # The same admin token still works after the restart (it is kept in the data dir).
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=again.api, timeout=10, headers=headers) as http:
         response = await http.get(f"/executions/{execution}")
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "SUCCEEDED" and response.json()["id"] == execution

@@ -28,6 +28,7 @@ async def api(
         database_url=store.database_url,
         codec_keys_file=codec_keys,
         temporal_ui_url="http://ui.example:8233",
+        auth_disabled=True,  # this file tests encryption; tests/integration/test_auth.py tests access
     )
     app = create_app(settings, client=client, store=store)
     transport = httpx.ASGITransport(app=app)

@@ -34,10 +34,12 @@ MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 @pytest.fixture(scope="module")
 def gateway(temporal_server: TemporalDevServer, client: Client, store: PipelineStore) -> FastAPI:
     settings = GatewaySettings(
-        temporal_address=temporal_server.address, database_url=store.database_url, task_queue=TEST_TASK_QUEUE
+        temporal_address=temporal_server.address,
+        database_url=store.database_url,
+        task_queue=TEST_TASK_QUEUE,
+        auth_disabled=True,
     )
     app = create_app(settings, client=client, store=store)
-    app.include_router(registry_events.router)
     return app
 
 

@@ -34,7 +34,10 @@ def settings(
 ) -> GatewaySettings:
     monkeypatch.setenv("GENNAKER_TRIGGER_SECRET_HOOKS", SECRET)
     return GatewaySettings(
-        temporal_address=temporal_server.address, task_queue=TEST_TASK_QUEUE, database_url=store.database_url
+        temporal_address=temporal_server.address,
+        task_queue=TEST_TASK_QUEUE,
+        database_url=store.database_url,
+        auth_disabled=True,
     )
 
 
@@ -177,6 +180,7 @@ async def test_github_push_starts_once_per_delivery(api: httpx.AsyncClient, clie
         "state", result_type=ExecutionState
     )
     assert state.trigger.type == "git" and state.trigger.user == "github:octocat"
+    assert state.trigger.runAs == "git-trigger"  # no serviceAccount configured
     assert state.trigger.payload["branch"] == "main"
     await asyncio.sleep(1)
     assert len(await executions_of(client, name)) == 1
@@ -244,7 +248,9 @@ async def test_generic_webhook_with_payload_constraints(api: httpx.AsyncClient, 
 
 async def test_jenkins_finished_build_triggers(api: httpx.AsyncClient, client: Client) -> None:
     job, name = unique("job"), unique("jenkins")
-    await save(api, saved(name, [{"type": "jenkins", "master": "ci", "job": job, "secret": "hooks"}]))
+    await save(
+        api, saved(name, [{"type": "jenkins", "master": "ci", "job": job, "secret": "hooks"}], serviceAccount="ci-bot")
+    )
     build = {
         "name": job,
         "url": f"job/{job}/",
@@ -256,6 +262,7 @@ async def test_jenkins_finished_build_triggers(api: httpx.AsyncClient, client: C
     execution = response.json()["started"][0]["id"]
     state = await client.get_workflow_handle(execution).query("state", result_type=ExecutionState)
     assert state.trigger.payload["buildNumber"] == 7
+    assert state.trigger.runAs == "ci-bot"
     failed = {**build, "build": {**build["build"], "number": 8, "status": "FAILURE"}}
     assert (await api.post("/webhooks/jenkins/ci", json=failed, headers=headers)).json()[
         "message"
