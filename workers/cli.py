@@ -15,6 +15,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from workers.cli_tokens import token_app
 from workers.gateway_client import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -321,56 +322,6 @@ def worker(
     asyncio.run(run_worker(settings))
 
 
-token_app = typer.Typer(help="API tokens (run where the gateway's database is reachable).", no_args_is_help=True)
-app.add_typer(token_app, name="token")
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", envvar="GENNAKER_DATABASE_URL", help="The gateway's store")
-]
-
-
-def _tokens(database_url: str | None) -> Any:
-    from api.settings import GatewaySettings
-    from api.store.tokens import TokenStore
-
-    return TokenStore(database_url or GatewaySettings().database_url)
-
-
-@token_app.command("create")
-def token_create(
-    subject: Annotated[str, typer.Option("--subject", help="Who the token acts as (policy principal)")],
-    group: Annotated[list[str] | None, typer.Option("--group", help="Groups, repeatable (policy group:<name>)")] = None,
-    name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Create a token and print it once; only its SHA-256 is stored."""
-    token, info = _tokens(database_url).create(subject, group or [], name, created_by=os.environ.get("USER"))
-    errors.print(f"token {info.id} for {info.subject} (groups: {', '.join(info.groups) or '-'}); shown only now:")
-    sys.stdout.write(token + "\n")
-
-
-@token_app.command("list")
-def token_list(database_url: DatabaseUrl = None) -> None:
-    """List tokens (never their values)."""
-    from rich.table import Table
-
-    table = Table()
-    for column in ("id", "name", "subject", "groups", "created", "revoked"):
-        table.add_column(column)
-    for info in _tokens(database_url).list():
-        table.add_row(
-            str(info.id), info.name, info.subject, ", ".join(info.groups), str(info.created_at)[:19], str(info.revoked)
-        )
-    console.print(table)
-
-
-@token_app.command("revoke")
-def token_revoke(token_id: int, database_url: DatabaseUrl = None) -> None:
-    """Revoke a token by id; it stops working at once."""
-    if not _tokens(database_url).revoke(token_id):
-        raise _fail(CliError(f"no live token with id {token_id}"))
-    console.print(f"revoked token {token_id}")
-
-
 @app.command("api")
 def serve_api(
     host: Annotated[str | None, typer.Option(help="Default GENNAKER_API_HOST")] = None,
@@ -402,6 +353,9 @@ def dev(
         asyncio.run(run_dev_stack(data_dir, port_offset, kubeconfig, kube_context))
     except CliError as error:
         raise _fail(error) from None
+
+
+app.add_typer(token_app, name="token")
 
 
 def main() -> None:
