@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
@@ -94,7 +95,14 @@ class EncryptionCodec(PayloadCodec):
             if cipher is None:
                 raise CodecKeyError(f"payload encrypted with key {key_id!r}, which this process does not have")
             nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
-            out.append(Payload.FromString(cipher.decrypt(nonce, sealed, key_id.encode())))
+            try:
+                opened = cipher.decrypt(nonce, sealed, key_id.encode())
+            except InvalidTag:
+                raise CodecKeyError(
+                    f"payload could not be decrypted with key {key_id!r}: this process has different key "
+                    "material under that id (check GENNAKER_CODEC_KEYS_FILE on every gateway and worker)"
+                ) from None
+            out.append(Payload.FromString(opened))
         return out
 
 

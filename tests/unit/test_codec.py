@@ -66,3 +66,10 @@ def test_bad_key_files_say_what_is_wrong(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"current": "k9", "keys": {"k1": base64.b64encode(b"y" * 32).decode()}}))
     with pytest.raises(CodecKeyError, match="current key 'k9'"):
         CodecKeys.load(path)
+
+
+async def test_same_key_id_with_other_key_material_says_so(tmp_path: Path) -> None:
+    [sealed] = await EncryptionCodec(CodecKeys.write_new(tmp_path / "a.yaml", key_id="k1")).encode([plain("x")])
+    impostor = EncryptionCodec(CodecKeys.write_new(tmp_path / "b.yaml", key_id="k1"))
+    with pytest.raises(CodecKeyError, match="different key material"):
+        await impostor.decode([sealed])
