@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import TemporalError
+from temporalio.workflow import ActivityCancellationType
 
 from workflows.context import StageContext
 from workflows.stages.base import StageFailed, failure_reason
@@ -116,6 +117,9 @@ class ServerGroupOps:
             ServerGroupActivities.create_server_group,
             req,
             summary=f"Deploy {req.name} ({req.replicas} replicas{', disabled' if not req.enabled else ''})",
+            # On cancel, wait until the create has really stopped, so the rollback that follows sees
+            # the group if it was made, instead of racing an attempt still in flight.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             **self._options(),
         )
         return created
@@ -226,14 +230,15 @@ async def run_strategy(ops: ServerGroupOps, plan: DeployPlan, name: str, older: 
     enabled_older = [g for g in older if g.enabled]
     phase = f"{name} never became healthy"
     try:
+        # The name is known (reserved) before the create: a cancel that lands during the create
+        # still rolls the new group back, and removing one that was never made is harmless.
+        run.new = name
         if plan.strategy == "rollingRedBlack":
             await ops.create(plan.create(0, True))
-            run.new = name
             await _rolling(ops, plan, name, enabled_older, run)
         else:
             blue_green = plan.strategy == "redblack"
             await ops.create(plan.create(plan.capacity.desired, not blue_green))
-            run.new = name
             await ops.wait_healthy(name, plan.timeout, plan.max_restarts)
             phase = f"switching traffic to {name} failed"
             if blue_green:
