@@ -1,0 +1,200 @@
+"""Bringing a server group up: create its ReplicaSet (once per deploy, whatever the retries) and wait
+until every desired replica is ready, saying why pods are not when they are not.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.kubernetes.client import KubernetesAccountClient
+from activities.kubernetes.servergroup_versions import (
+    APP_LABEL,
+    CAPACITY_ANNOTATION,
+    CLUSTER_LABEL,
+    DEPLOY_KEY_ANNOTATION,
+    DISABLED_ANNOTATION,
+    EXECUTION_ANNOTATION,
+    LOAD_BALANCERS_ANNOTATION,
+    MANAGED_BY_LABEL,
+    SECURITY_GROUP_LABEL_PREFIX,
+    SECURITY_GROUPS_ANNOTATION,
+    SERVER_GROUP_LABEL,
+    STAGE_ANNOTATION,
+    VERSION_LABEL,
+    Capacity,
+    ServerGroupRef,
+    api,
+    security_group_label,
+    version_of,
+)
+from activities.kubernetes.waiting import Verdict, wait_for_object
+
+
+class CreateRequest(BaseModel):
+    namespace: str
+    application: str
+    cluster: str
+    name: str
+    deployKey: str
+    executionId: str
+    stage: str
+    podTemplate: dict[str, Any] = Field(description="metadata (labels, annotations) + spec of the pods")
+    replicas: int
+    capacity: Capacity
+    loadBalancers: list[str] = Field(default_factory=list)
+    securityGroups: list[str] = Field(default_factory=list)
+    enabled: bool = Field(description="Start with the load balancers' selector labels on the pods")
+
+
+class ServerGroupCreated(BaseModel):
+    name: str
+    namespace: str
+    version: int
+    images: list[str]
+    created: bool = Field(description="False when an earlier attempt had already created it")
+
+
+class WaitRequest(ServerGroupRef):
+    timeoutSeconds: float = 600
+    maxRestarts: int | None = Field(default=None, description="Fail early once a container restarted this often")
+
+
+class Health(BaseModel):
+    name: str
+    desired: int  # spec.replicas
+    ready: int
+    current: int  # pods the ReplicaSet has now
+
+
+def pod_health(client: KubernetesAccountClient, namespace: str, name: str) -> tuple[str, int]:
+    """Why pods are not ready ('CrashLoopBackOff, 5 restarts') and the highest restart count."""
+    pods = api(client, client.core.list_namespaced_pod, namespace, label_selector=f"{SERVER_GROUP_LABEL}={name}")
+    reasons: set[str] = set()
+    restarts = 0
+    for pod in pods.items:
+        for status in (pod.status.container_statuses if pod.status else None) or []:
+            restarts = max(restarts, status.restart_count or 0)
+            waiting = status.state.waiting if status.state else None
+            if waiting is not None and waiting.reason:
+                reasons.add(str(waiting.reason))
+        if pod.status is not None and pod.status.phase == "Failed":
+            reasons.add("Failed")
+    text = ", ".join(sorted(reasons))
+    if restarts:
+        text = f"{text}, {restarts} restarts" if text else f"{restarts} restarts"
+    return text, restarts
+
+
+def replica_counts(rs: Any) -> tuple[int, int, int]:
+    status = rs.status
+    desired = int(rs.spec.replicas if rs.spec.replicas is not None else 1)
+    return desired, int((status.ready_replicas if status else None) or 0), int((status.replicas if status else 0) or 0)
+
+
+class ServerGroupCreation:
+    """Create server groups and wait for them to be healthy (activities of `ServerGroupActivities`)."""
+
+    client: KubernetesAccountClient
+
+    @activity.defn(name="createServerGroup")
+    def create_server_group(self, req: CreateRequest) -> ServerGroupCreated:
+        self.client.check_namespace(req.namespace)
+        version = version_of(req.name) or 0
+        template = json.loads(json.dumps(req.podTemplate))
+        meta = template.setdefault("metadata", {})
+        labels = {
+            **(meta.get("labels") or {}),
+            APP_LABEL: req.application,
+            CLUSTER_LABEL: req.cluster,
+            SERVER_GROUP_LABEL: req.name,
+            VERSION_LABEL: f"v{version:03d}",
+            MANAGED_BY_LABEL: "gennaker",
+        }
+        labels.update({security_group_label(sg): "true" for sg in req.securityGroups})
+        if req.enabled:
+            from activities.kubernetes.traffic import traffic_labels
+
+            labels.update(traffic_labels(self.client, req.namespace, req.name, req.loadBalancers))
+        meta["labels"] = labels
+        images = [str(c.get("image")) for c in (template.get("spec") or {}).get("containers") or []]
+        annotations = {
+            EXECUTION_ANNOTATION: req.executionId,
+            STAGE_ANNOTATION: req.stage,
+            DEPLOY_KEY_ANNOTATION: req.deployKey,
+            LOAD_BALANCERS_ANNOTATION: ",".join(req.loadBalancers),
+            SECURITY_GROUPS_ANNOTATION: ",".join(req.securityGroups),
+            CAPACITY_ANNOTATION: req.capacity.model_dump_json(),
+            DISABLED_ANNOTATION: "false" if req.enabled else "true",
+        }
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": req.name,
+                "labels": {k: v for k, v in labels.items() if not k.startswith(SECURITY_GROUP_LABEL_PREFIX)},
+                "annotations": annotations,
+            },
+            "spec": {
+                "replicas": req.replicas,
+                "selector": {"matchLabels": {SERVER_GROUP_LABEL: req.name}},
+                "template": template,
+            },
+        }
+        try:
+            self.client.apps.create_namespaced_replica_set(req.namespace, cast(Any, body))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self.client.translate(exc, f"create ReplicaSet {req.name}") from None
+            theirs = api(
+                self.client,
+                self.client.apps.read_namespaced_replica_set,
+                req.name,
+                req.namespace,
+                what=f"read ReplicaSet {req.name}",
+            )
+            if (theirs.metadata.annotations or {}).get(DEPLOY_KEY_ANNOTATION) != req.deployKey:
+                raise ApplicationError(
+                    f"{req.name} already exists and was made by another deploy "
+                    f"({(theirs.metadata.annotations or {}).get(EXECUTION_ANNOTATION)}); versions must not be reused",
+                    type="ServerGroupExists",
+                    non_retryable=True,
+                ) from None
+            return ServerGroupCreated(
+                name=req.name, namespace=req.namespace, version=version, images=images, created=False
+            )
+        return ServerGroupCreated(name=req.name, namespace=req.namespace, version=version, images=images, created=True)
+
+    @activity.defn(name="waitServerGroupHealthy")
+    def wait_server_group_healthy(self, req: WaitRequest) -> Health:
+        """Until every desired replica is ready (and surplus pods are gone), watching the ReplicaSet."""
+        client = self.client
+
+        def judge(rs: Any) -> Verdict:
+            desired, ready, current = replica_counts(rs)
+            observed = rs.status.observed_generation if rs.status else None
+            settled = observed is None or observed >= (rs.metadata.generation or 0)
+            if settled and ready >= desired and current == desired:
+                return Verdict(done=True, progress=f"{ready}/{desired} ready")
+            why, restarts = pod_health(client, req.namespace, req.name) if ready < desired else ("", 0)
+            progress = f"{ready}/{desired} ready" + (f": {why}" if why else "")
+            if req.maxRestarts is not None and restarts > req.maxRestarts:
+                return Verdict(done=False, progress=progress, failed=f"never became healthy ({progress})")
+            return Verdict(done=False, progress=progress)
+
+        rs = wait_for_object(
+            client,
+            client.apps.list_namespaced_replica_set,
+            req.namespace,
+            req.name,
+            judge,
+            req.timeoutSeconds,
+            "ReplicaSet",
+        )
+        desired, ready, current = replica_counts(rs)
+        return Health(name=req.name, desired=desired, ready=ready, current=current)

@@ -1,0 +1,182 @@
+"""What every manifest stage shares: the account and how its activities are called (timeouts, retry,
+failure messages, waiting for stability), `manifestName` parsing, and the target of a stage acting
+on one existing object (`manifestName`, or `cluster` + `criteria`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, field_validator, model_validator
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+from workflows.context import StageContext
+from workflows.stages.base import StageConfig, StageFailed, failure_reason
+
+with workflow.unsafe.imports_passed_through():
+    from activities.kubernetes.manifests import (
+        MAX_MANIFEST_BYTES,
+        NON_RETRYABLE_MANIFEST,
+        KubernetesManifestActivities,
+        ManifestRef,
+        ResolveTargetInput,
+        StableInput,
+        kind_of,
+    )
+
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
+
+WRITE_TIMEOUT = timedelta(minutes=2)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# 5xx and 429 are retried with backoff (Temporal shows each attempt); 401/403/404/422 are not.
+KUBERNETES_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=NON_RETRYABLE_MANIFEST,
+)
+Criteria = Literal["newest", "second_newest", "oldest", "largest", "smallest"]
+
+
+def known_kind(name: str) -> str:
+    try:
+        return kind_of(name).kind
+    except ApplicationError as exc:
+        raise ValueError(exc.message) from None
+
+
+def parse_manifest_name(text: str) -> tuple[str, str]:
+    """Spinnaker's `manifestName`, 'deployment my-app' (also 'deployment/my-app') → (Deployment, my-app)."""
+    kind, _, name = text.strip().replace("/", " ").partition(" ")
+    if not name.strip():
+        raise ValueError(f"manifestName {text!r} must be '<kind> <name>', e.g. 'deployment my-app'")
+    return known_kind(kind), name.strip()
+
+
+def size_checked(what: str, payload: Any) -> None:
+    size = len(json.dumps(payload, default=str))
+    if size > MAX_MANIFEST_BYTES:
+        raise StageFailed(
+            f"{what} is {size // 1000} KB; the limit is {MAX_MANIFEST_BYTES // 1000} KB: split it, or "
+            "keep large data out of the pipeline (pass a reference). Nothing was written."
+        )
+
+
+class KubernetesStage(StageConfig):
+    """What every Kubernetes stage has: the account (Spinnaker also spells it `credentials`)."""
+
+    account: str | None = Field(default=None, description="Kubernetes account (its worker holds the credentials)")
+    credentials: str | None = Field(default=None, description="Spinnaker's alias of `account`")
+    cloudProvider: Literal["kubernetes"] = "kubernetes"
+    waitTimeoutSeconds: float = Field(default=600, gt=0, description="How long to wait for stability")
+
+    @model_validator(mode="after")
+    def _has_account(self) -> KubernetesStage:
+        if not (self.account or self.credentials):
+            raise ValueError("`account` is required (the Kubernetes account to act in)")
+        return self
+
+    @property
+    def account_name(self) -> str:
+        return str(self.account or self.credentials)
+
+    async def call(
+        self,
+        ctx: StageContext,
+        method: Callable[[Any, I], R],
+        arg: I,
+        *,
+        summary: str,
+        limit: timedelta = WRITE_TIMEOUT,
+        retry: RetryPolicy = KUBERNETES_RETRY,
+    ) -> R:
+        """Run one of the account's activities on the worker that holds the account's credentials."""
+        return await workflow.execute_activity_method(
+            method,
+            arg,
+            task_queue=ctx.account_queue("kubernetes", self.account_name),
+            summary=summary,
+            start_to_close_timeout=limit,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=retry,
+        )
+
+    def failed(self, doing: str, exc: ActivityError, left: str) -> BaseException:
+        """The stage's failure, naming what it was doing, the account, why, and what is left behind.
+        An activity canceled because the stage was canceled stays a cancellation."""
+        if isinstance(exc.cause, CancelledError):
+            return asyncio.CancelledError()
+        return StageFailed(f"{doing} in account {self.account_name} failed: {failure_reason(exc)}. {left}")
+
+    async def wait_stable(self, ctx: StageContext, refs: list[ManifestRef]) -> dict[str, str]:
+        names = ", ".join(str(r) for r in refs)
+        ctx.set_details(f"waiting for {names} to be stable")
+        try:
+            result = await self.call(
+                ctx,
+                KubernetesManifestActivities.wait_for_manifests_stable,
+                StableInput(refs=refs, timeoutSeconds=self.waitTimeoutSeconds),
+                summary=f"Wait for {names} to be stable",
+                limit=timedelta(seconds=self.waitTimeoutSeconds + 60),
+            )
+        except ActivityError as exc:
+            raise self.failed("waiting for stability", exc, f"The change to {names} stays applied.") from None
+        return result.states
+
+
+class TargetedStage(KubernetesStage):
+    """A stage acting on one existing object: `manifestName`, or `cluster` + `criteria` (+ `kind`)."""
+
+    location: str = Field(default="default", description="Namespace of the target")
+    manifestName: str | None = Field(default=None, description="'<kind> <name>', e.g. 'deployment my-app'")
+    mode: Literal["static", "dynamic", "label"] | None = Field(default=None, description="Spinnaker's; inferred")
+    cluster: str | None = Field(default=None, description="Dynamic target: objects named <cluster>-vNNN")
+    criteria: Criteria | None = None
+    kind: str | None = Field(default=None, description="Kind of a dynamic target; default replicaSet")
+    app: str | None = Field(default=None, description="Spinnaker's moniker app (informational)")
+
+    @field_validator("manifestName")
+    @classmethod
+    def _manifest_name(cls, value: str | None) -> str | None:
+        if value is not None and "${{" not in value:
+            parse_manifest_name(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TargetedStage:
+        if self.mode != "label" and (self.manifestName is None) == (self.cluster is None or self.criteria is None):
+            raise ValueError("give `manifestName` ('<kind> <name>') or `cluster` + `criteria`, not both")
+        if self.kind is not None:
+            known_kind(self.kind)
+        return self
+
+    def target_text(self) -> str:
+        return self.manifestName or f"{self.criteria} {self.kind or 'replicaSet'} of cluster {self.cluster}"
+
+    async def target(self, ctx: StageContext) -> ManifestRef:
+        if self.manifestName is not None:
+            try:
+                kind, name = parse_manifest_name(self.manifestName)
+            except ValueError as exc:
+                raise StageFailed(f"{exc}. Nothing was changed.") from None
+            return ManifestRef(kind=kind, name=name, namespace=self.location)
+        ask = ResolveTargetInput(
+            kind=self.kind or "replicaSet",
+            namespace=self.location,
+            cluster=str(self.cluster),
+            criteria=self.criteria or "newest",
+        )
+        try:
+            return await self.call(
+                ctx, KubernetesManifestActivities.resolve_manifest_target, ask, summary=f"Find the {self.target_text()}"
+            )
+        except ActivityError as exc:
+            raise self.failed(f"finding the {self.target_text()}", exc, "Nothing was changed.") from None

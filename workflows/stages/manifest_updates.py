@@ -1,0 +1,143 @@
+"""Changing an existing object in place, then waiting for its rollout: Scale Manifest (replicas),
+Patch Manifest (strategic, JSON merge or JSON patch) and Undo Rollout Manifest (`kubectl rollout undo`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from workflows.context import StageContext
+from workflows.stages.base import Expression, StageFailed
+from workflows.stages.manifest_base import TargetedStage, size_checked
+from workflows.stages.registry import register_stage
+
+with workflow.unsafe.imports_passed_through():
+    from activities.kubernetes.manifests import (
+        KubernetesManifestActivities,
+        PatchManifestInput,
+        UndoRolloutPlanInput,
+    )
+
+
+@register_stage
+class ScaleManifestStage(TargetedStage):
+    """Set a Deployment's or ReplicaSet's replicas, then wait for the rollout/ReplicaSet to settle."""
+
+    type: Literal["scaleManifest"] = "scaleManifest"
+    replicas: Annotated[int, Field(ge=0)] | Expression
+
+    def summary(self) -> str:
+        return f"Scale {self.target_text()} to {self.replicas}"
+
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        ref = await self.target(ctx)
+        if ref.kind not in ("Deployment", "ReplicaSet"):
+            raise StageFailed(f"cannot scale {ref}: only Deployments and ReplicaSets scale. Nothing was changed.")
+        replicas = int(self.replicas)
+        ctx.set_details(f"scaling {ref} to {replicas}")
+        patch = PatchManifestInput(ref=ref, patchBody={"spec": {"replicas": replicas}}, mergeStrategy="merge")
+        try:
+            await self.call(ctx, KubernetesManifestActivities.patch_manifest, patch, summary=self.summary())
+        except ActivityError as exc:
+            raise self.failed(f"scaling {ref}", exc, "Nothing was changed.") from None
+        states = await self.wait_stable(ctx, [ref])
+        return {
+            "account": self.account_name,
+            "manifest": ref.label,
+            "namespace": ref.namespace,
+            "replicas": replicas,
+            "stable": states,
+        }
+
+
+class PatchOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mergeStrategy: Literal["strategic", "merge", "json"] = "strategic"
+    record: bool = Field(default=True, description="Spinnaker's change-cause flag; accepted, not recorded")
+
+
+@register_stage
+class PatchManifestStage(TargetedStage):
+    """Patch an object in place: strategic merge (default), JSON merge (RFC 7386) or JSON patch (RFC 6902)."""
+
+    type: Literal["patchManifest"] = "patchManifest"
+    patchBody: dict[str, Any] | list[dict[str, Any]]
+    options: PatchOptions = Field(default_factory=PatchOptions)
+    source: Literal["text"] = "text"
+
+    def summary(self) -> str:
+        return f"Patch {self.target_text()} ({self.options.mergeStrategy})"
+
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        body: Any = self.patchBody
+        if self.options.mergeStrategy != "json" and isinstance(body, list) and len(body) == 1:
+            body = body[0]  # deck stores a one-document YAML patch as a list
+        size_checked("the patch body", body)
+        ref = await self.target(ctx)
+        ctx.set_details(f"patching {ref}")
+        patch = PatchManifestInput(ref=ref, patchBody=body, mergeStrategy=self.options.mergeStrategy)
+        try:
+            await self.call(ctx, KubernetesManifestActivities.patch_manifest, patch, summary=self.summary())
+        except ActivityError as exc:
+            raise self.failed(f"patching {ref}", exc, "Nothing was changed.") from None
+        states = await self.wait_stable(ctx, [ref])
+        return {
+            "account": self.account_name,
+            "manifest": ref.label,
+            "namespace": ref.namespace,
+            "mergeStrategy": self.options.mergeStrategy,
+            "stable": states,
+        }
+
+
+@register_stage
+class UndoRolloutManifestStage(TargetedStage):
+    """`kubectl rollout undo` for a Deployment: bring back the pod template of `numRevisionsBack`
+    revisions ago (default the previous one) or of exactly `revision`, then wait for the rollout."""
+
+    type: Literal["undoRolloutManifest"] = "undoRolloutManifest"
+    numRevisionsBack: Annotated[int, Field(ge=1)] | Expression = 1
+    revision: Annotated[int, Field(ge=1)] | Expression | None = Field(default=None, description="Like --to-revision")
+
+    def summary(self) -> str:
+        back = f"revision {self.revision}" if self.revision is not None else f"{self.numRevisionsBack} revision(s) back"
+        return f"Undo rollout of {self.target_text()} to {back}"
+
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        ref = await self.target(ctx)
+        ask = UndoRolloutPlanInput(
+            ref=ref,
+            numRevisionsBack=int(self.numRevisionsBack),
+            revision=None if self.revision is None else int(self.revision),
+        )
+        try:
+            plan = await self.call(
+                ctx,
+                KubernetesManifestActivities.plan_undo_rollout,
+                ask,
+                summary=f"Find the revision to restore for {ref}",
+            )
+            ctx.set_details(f"rolling {ref} back from revision {plan.fromRevision} to {plan.toRevision}")
+            await self.call(
+                ctx,
+                KubernetesManifestActivities.undo_rollout,
+                plan,
+                summary=f"Roll {ref} back to revision {plan.toRevision} ({', '.join(plan.images)})",
+            )
+        except ActivityError as exc:
+            raise self.failed(f"rolling back {ref}", exc, "The Deployment was not changed.") from None
+        states = await self.wait_stable(ctx, [ref])
+        return {
+            "account": self.account_name,
+            "manifest": ref.label,
+            "namespace": ref.namespace,
+            "fromRevision": plan.fromRevision,
+            "toRevision": plan.toRevision,
+            "replicaSet": plan.replicaSet,
+            "images": plan.images,
+            "stable": states,
+        }
