@@ -254,26 +254,44 @@ class PipelineWorkflow(ExecutionHandlers):
             state.status = StageStatus.SUCCEEDED
             self._notifier.emit("stage.complete", resolved, state)
         except asyncio.CancelledError:
-            state.status = StageStatus.CANCELED
-            state.error = state.error or StageError(
-                message=(self._state.failure and f"canceled: {self._state.failure}") or "canceled", kind="canceled"
-            )
-        except ExpressionError as exc:
-            self._fail(stage, state, str(exc), kind="expression")
-        except StageFailed as exc:
-            self._fail(stage, state, exc.message, kind=exc.details.pop("kind", "failure"), details=exc.details)
-        except TemporalError as exc:
-            self._fail(stage, state, failure_reason(exc))
+            self._mark_canceled(state)
         except Exception as exc:
-            # A stage bug or an unexpected value must fail the stage visibly, never leave it
-            # RUNNING while the pipeline reports success.
-            self._fail(stage, state, f"{type(exc).__name__}: {exc}", kind="error")
+            if self._being_canceled(state):
+                # The stage caught its own cancellation, ran its cleanup and reported the result
+                # as a failure (a rolled-back deploy, a canceled child…): it was canceled.
+                self._mark_canceled(state, cleanup=exc.message if isinstance(exc, StageFailed) else None)
+            else:
+                self._fail_from(stage, state, exc)
         finally:
             state.endTime = workflow.now()
             state.waitingForJudgment = False
             if state.status is not StageStatus.SKIPPED:
                 state.details = None
             self._tick += 1
+
+    def _being_canceled(self, state: StageState) -> bool:
+        """The runner marks a stage before canceling it; the task also knows it is being canceled."""
+        task = asyncio.current_task()
+        marked = state.error is not None and state.error.kind == "canceled"
+        return marked or (task is not None and task.cancelling() > 0)
+
+    def _mark_canceled(self, state: StageState, cleanup: str | None = None) -> None:
+        state.status = StageStatus.CANCELED
+        reason = state.error.message if state.error is not None and state.error.kind == "canceled" else None
+        reason = reason or (self._state.failure and f"canceled: {self._state.failure}") or "canceled"
+        state.error = StageError(message=f"{reason} (stage cleanup: {cleanup})" if cleanup else reason, kind="canceled")
+
+    def _fail_from(self, stage: StageConfig, state: StageState, exc: Exception) -> None:
+        if isinstance(exc, ExpressionError):
+            self._fail(stage, state, str(exc), kind="expression")
+        elif isinstance(exc, StageFailed):
+            self._fail(stage, state, exc.message, kind=exc.details.pop("kind", "failure"), details=exc.details)
+        elif isinstance(exc, TemporalError):
+            self._fail(stage, state, failure_reason(exc))
+        else:
+            # A stage bug or an unexpected value must fail the stage visibly, never leave it
+            # RUNNING while the pipeline reports success.
+            self._fail(stage, state, f"{type(exc).__name__}: {exc}", kind="error")
 
     def _resolve(self, stage: StageConfig) -> StageConfig:
         """Evaluate `${{ }}` in the stage's fields, then validate the result against its model."""

@@ -5,7 +5,7 @@ env, on a task queue of its own so the session worker never picks these workflow
 this module started are ever signalled, by PID.
 
 After a worker is SIGKILLed its workflows stay bound to its sticky queue until the server's sticky
-schedule-to-start timeout (10 s) moves their next task to the normal queue: that, not the pipeline,
+schedule-to-start timeout (5 s by default, `sticky_timeout_seconds`) moves their next task to the normal queue: that, not the pipeline,
 is most of this module's runtime.
 """
 

@@ -34,7 +34,8 @@ BAKE_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=[*registry_activities.NON_RETRYABLE, *bake_activities.NON_RETRYABLE],
 )
-BAKE_HEARTBEAT = timedelta(seconds=60)
+# The build streams a heartbeat at least every 5 s; a crashed worker's bake is retried after this.
+BAKE_HEARTBEAT = timedelta(seconds=20)
 
 
 def activity_failure(exc: ActivityError, kind: str, account: str, queue: str) -> str:
