@@ -31,6 +31,7 @@ from activities.kubernetes.servergroup_versions import (
     ServerGroupRef,
     api,
     security_group_label,
+    server_group_pods,
     version_of,
 )
 from activities.kubernetes.waiting import Verdict, wait_for_object
@@ -74,10 +75,9 @@ class Health(BaseModel):
 
 def pod_health(client: KubernetesAccountClient, namespace: str, name: str) -> tuple[str, int]:
     """Why pods are not ready ('CrashLoopBackOff, 5 restarts') and the highest restart count."""
-    pods = api(client, client.core.list_namespaced_pod, namespace, label_selector=f"{SERVER_GROUP_LABEL}={name}")
     reasons: set[str] = set()
     restarts = 0
-    for pod in pods.items:
+    for pod in server_group_pods(client, namespace, name):
         for status in (pod.status.container_statuses if pod.status else None) or []:
             restarts = max(restarts, status.restart_count or 0)
             waiting = status.state.waiting if status.state else None

@@ -46,6 +46,18 @@ def api(client: KubernetesAccountClient, fn: Any, *args: Any, what: str = "", **
     return client.call(fn, *args, what=what, **kwargs)
 
 
+def server_group_pods(client: KubernetesAccountClient, namespace: str, name: str) -> list[Any]:
+    """The pods of server group `name` (its ReplicaSet selects them by this label alone)."""
+    pods = api(
+        client,
+        client.core.list_namespaced_pod,
+        namespace,
+        label_selector=f"{SERVER_GROUP_LABEL}={name}",
+        what=f"list pods of {name}",
+    )
+    return list(pods.items)
+
+
 def cluster_name(application: str, stack: str | None = None, detail: str | None = None) -> str:
     """Spinnaker's naming: app, app-stack, app-stack-detail, app--detail."""
     if detail:

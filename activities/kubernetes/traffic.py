@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kubernetes.client import INVALID, NOT_FOUND, KubernetesAccountClient
+from activities.kubernetes.servergroup_versions import server_group_pods
 from activities.kubernetes.servergroups import (
     DISABLED_ANNOTATION,
     LOAD_BALANCERS_ANNOTATION,
@@ -128,13 +129,7 @@ class TrafficActivities:
                 _content_type=MERGE_PATCH,
                 what=f"{'enable' if req.enabled else 'disable'} {req.name}",
             )
-        pods = api(
-            client,
-            client.core.list_namespaced_pod,
-            req.namespace,
-            label_selector=f"{SERVER_GROUP_LABEL}={req.name}",
-            what=f"list pods of {req.name}",
-        ).items
+        pods = server_group_pods(client, req.namespace, req.name)
         live = sorted((p for p in pods if not p.metadata.deletion_timestamp), key=_keep_first)
         keep = len(live) if req.enabledPods is None else max(0, min(req.enabledPods, len(live)))
         on = [p.metadata.name for p in live[:keep]] if req.enabled else []
@@ -180,13 +175,7 @@ class TrafficActivities:
             _content_type="application/strategic-merge-patch+json",
             what=f"set image of {req.name}",
         )
-        pods = api(
-            client,
-            client.core.list_namespaced_pod,
-            req.namespace,
-            label_selector=f"{SERVER_GROUP_LABEL}={req.name}",
-            what=f"list pods of {req.name}",
-        ).items
+        pods = server_group_pods(client, req.namespace, req.name)
         stale = sorted(p.metadata.name for p in pods if _image(p, container) != req.image)
         batches = [[name] for name in stale] if req.oneAtATime else [stale]
         replaced: list[str] = []
@@ -206,13 +195,7 @@ class TrafficActivities:
 
         def judge(rs: Any) -> Verdict:
             desired = int(rs.spec.replicas or 0)
-            pods = api(
-                client,
-                client.core.list_namespaced_pod,
-                req.namespace,
-                label_selector=f"{SERVER_GROUP_LABEL}={req.name}",
-                what="list pods",
-            ).items
+            pods = server_group_pods(client, req.namespace, req.name)
             names = {p.metadata.name for p in pods}
             ready = [p for p in pods if _ready(p)]
             fresh = [p for p in ready if _image(p, container) == req.image]
