@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from temporalio.client import Client
@@ -29,5 +30,18 @@ async def reported_accounts(client: Client) -> list[AccountView]:
     return views
 
 
+# Every submission needs the account-to-queue map; asking the directory workflow each time would
+# put a query per POST on a worker that may be busy. A few seconds of staleness only matters for
+# accounts whose queue is not the default name, and only right after they first report.
+QUEUES_TTL_SECONDS = 5.0
+_queues_cache: dict[int, tuple[float, dict[str, str]]] = {}
+
+
 async def account_queues(client: Client) -> dict[str, str]:
-    return {f"{v.kind}/{v.name}": v.taskQueue for v in await reported_accounts(client) if not v.stale}
+    now = time.monotonic()
+    cached = _queues_cache.get(id(client))
+    if cached is not None and now - cached[0] < QUEUES_TTL_SECONDS:
+        return dict(cached[1])
+    queues = {f"{v.kind}/{v.name}": v.taskQueue for v in await reported_accounts(client) if not v.stale}
+    _queues_cache[id(client)] = (now, queues)
+    return dict(queues)

@@ -36,7 +36,9 @@ class ExecutionRequest(BaseModel):
 class SavedExecutionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"parameters": {"tag": "v1.2.3"}}]})
     parameters: dict[str, Any] = Field(default_factory=dict)
-    revision: int | None = Field(default=None, ge=1, description="Run this saved revision; default latest")
+    revision: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="Run this saved revision; default latest"
+    )
 
 
 class ExecutionLinks(BaseModel):

@@ -1,4 +1,5 @@
-"""`python -m bench overhead|bake|kubernetes [--rounds N]`: prints figures, then one JSON line last."""
+"""`python -m bench overhead|bake|kubernetes [--rounds N]` and `python -m bench load [--rps R --seconds S]`:
+prints figures, then one JSON line last."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ def main() -> None:
     bake.add_argument("--rounds", type=int, default=5)
     k8s = sub.add_parser("kubernetes", help="deploy readiness detection latency and resize stage overhead")
     k8s.add_argument("--rounds", type=int, default=5)
+    load = sub.add_parser("load", help="open-loop POST /executions against a dev stack it starts itself")
+    load.add_argument("--rps", type=float, default=100, help="target submissions per second")
+    load.add_argument("--seconds", type=float, default=60, help="how long to submit")
+    load.add_argument("--drain-timeout", type=float, default=300, help="max wait for executions to finish")
     args = parser.parse_args()
     if args.command == "overhead":
         from bench.overhead import overhead
@@ -52,6 +57,13 @@ def main() -> None:
         from bench.kubernetes import main as kubernetes_main
 
         kubernetes_main(args.rounds)
+    if args.command == "load":
+        from bench.load import main as load_main
+
+        figures = load_main(args.rps, args.seconds, args.drain_timeout)
+        for key, value in figures.items():
+            print(f"{key:>22}: {value}")
+        print(json.dumps(figures))
     sys.stdout.flush()
     os._exit(0)  # see tests/conftest.py: temporalio can abort during interpreter teardown
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -16,6 +17,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.notify.model import NotificationRequest, NotificationResult, NotificationSettings
+
+# httpx logs every request URL at INFO, and a Slack incoming-webhook URL *is* the credential: keep
+# the HTTP client's own request logging out of worker logs (our activity logs what was sent, safely).
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 def _not_configured(channel: str, what: str) -> ApplicationError:

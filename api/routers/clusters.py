@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from activities.accounts import kubernetes_task_queue
 from api.deps import AccessDep, SettingsDep, TemporalClientDep
 from api.directory import reported_accounts
 from api.errors import ApiError
 from api.policy import Permission
+from api.routers.pipelines import AppName
 from workflows.reads import CLUSTER_READ_WORKFLOW, AccountReadError, ClusterReadInput, ClusterReadResult
 
 router = APIRouter(tags=["clusters"])
@@ -54,7 +54,7 @@ class ClustersResponse(BaseModel):
     summary="Clusters and server groups of an application, read live from the Kubernetes accounts",
 )
 async def list_clusters(
-    application: str,
+    application: AppName,
     client: TemporalClientDep,
     settings: SettingsDep,
     access: AccessDep,
@@ -63,7 +63,15 @@ async def list_clusters(
 ) -> ClustersResponse:
     access.require(application, Permission.READ)
     reported = {v.name: v.taskQueue for v in await reported_accounts(client) if v.kind == "kubernetes" and not v.stale}
-    queues = {name: reported.get(name, kubernetes_task_queue(name)) for name in account} if account else reported
+    unknown = sorted(set(account or []) - set(reported))
+    if unknown:
+        # Asking a queue nobody polls would only time out: say so at once instead.
+        raise ApiError(
+            404,
+            "unknown_account",
+            f"no live worker reports Kubernetes account(s) {', '.join(unknown)} (see GET /accounts)",
+        )
+    queues = {name: reported[name] for name in account} if account else reported
     if not queues:
         return ClustersResponse(application=application, clusters=[])
     result: ClusterReadResult = await client.execute_workflow(

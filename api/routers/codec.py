@@ -56,7 +56,7 @@ def _may_use_codec(access: Access) -> None:
 async def _payloads(request: Request) -> Payloads:
     try:
         return json_format.Parse(await request.body(), Payloads())
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, UnicodeDecodeError) as exc:
         raise ApiError(422, "invalid_payloads", f'expected {{"payloads": [...]}}: {exc}', "payloads") from None
 
 

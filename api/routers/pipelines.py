@@ -20,6 +20,7 @@ from workflows.state import TriggerInfo
 
 router = APIRouter(tags=["pipelines"])
 
+MAX_REVISION = 2**31 - 1  # larger numbers cannot be revisions (and overflow SQL integers)
 AppName = Annotated[str, Path(pattern=NAME_PATTERN, description="Application name")]
 PipelineName = Annotated[str, Path(pattern=NAME_PATTERN, description="Pipeline name")]
 
@@ -107,7 +108,7 @@ async def get_pipeline(
     name: PipelineName,
     store: StoreDep,
     access: AccessDep,
-    revision: Annotated[int | None, Query(ge=1, description="Default: latest")] = None,
+    revision: Annotated[int | None, Query(ge=1, le=MAX_REVISION, description="Default: latest")] = None,
 ) -> SavedPipeline:
     access.require(application, Permission.READ)
     found = store.get(application, name, revision)

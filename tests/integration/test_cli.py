@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from api.store import PipelineStore
+from tests.support.kube_rig import KubeRig, kube_fixture  # noqa: F401  (the module-scoped `kube` fixture)
 from workers.devserver import TemporalDevServer, free_port
 from workflows.stages.registry import registered_stage_types
 
@@ -217,7 +218,7 @@ def failing_check(ref: str, *parents: str) -> dict[str, Any]:
 
 
 async def test_validate_good_files() -> None:
-    for example, stages in (("release-demo.yaml", 4), ("smoke-test.yaml", 2)):
+    for example, stages in (("release-demo.yaml", 8), ("smoke-test.yaml", 2)):
         result = await gennaker("validate", str(EXAMPLES / example))
         assert result.code == 0, str(result)
         assert f"{stages} stage(s), valid" in result.out
@@ -446,7 +447,9 @@ async def test_list(gateway: str, tmp_path: Path) -> None:
     assert "status" in bad.flat_err
 
 
-async def test_save_then_run_the_readme_demo(gateway: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_save_then_run_the_readme_demo(
+    gateway: str, http: httpx.AsyncClient, tmp_path: Path, kube: KubeRig
+) -> None:
     # The examples, under an application of their own so other tests' saved `shop` pipelines are untouched.
     app = f"demo-{uuid.uuid4().hex[:6]}"
     for example in ("smoke-test.yaml", "release-demo.yaml"):
@@ -457,7 +460,18 @@ async def test_save_then_run_the_readme_demo(gateway: str, http: httpx.AsyncClie
     assert saved.code == 0, str(saved)
     assert f"saved {app}/smoke-test revision 1" in saved.out
 
-    result = await gennaker("run", str(tmp_path / "release-demo.yaml"), "-p", "tag=v2.0", "-p", "soak=0", api=gateway)
+    # Deployed to a kubesim account of the test rig (the dev stack's would be local-sim), no bake.
+    result = await gennaker(
+        "run",
+        str(tmp_path / "release-demo.yaml"),
+        "-p",
+        "tag=v2.0",
+        "-p",
+        f"account={kube.account.name}",
+        "-p",
+        f"namespace={kube.namespace}",
+        api=gateway,
+    )
     assert result.code == 0, str(result)
     execution = started_id(result)
     await until_waiting(http, execution, "approve")
@@ -466,6 +480,30 @@ async def test_save_then_run_the_readme_demo(gateway: str, http: httpx.AsyncClie
     state = await until_final(http, execution)
     assert state["status"] == "SUCCEEDED", state
     assert stage_of(state, "smoke")["status"] == "SUCCEEDED"
+    assert stage_of(state, "bake")["status"] == "SKIPPED"
+    deployed = stage_of(state, "deploy")["outputs"]
+    assert deployed["serverGroup"].startswith(f"{app}-web-v") and deployed["image"] == "shop/frontend:v2.0"
+
+    # A second release, judged "rollback": traffic flips back to the first release's server group.
+    second = await gennaker(
+        "run",
+        str(tmp_path / "release-demo.yaml"),
+        "-p",
+        "tag=v2.1",
+        "-p",
+        f"account={kube.account.name}",
+        "-p",
+        f"namespace={kube.namespace}",
+        api=gateway,
+    )
+    rollback_id = started_id(second)
+    await until_waiting(http, rollback_id, "approve")
+    assert (await gennaker("approve", rollback_id, "approve", "--option", "rollback", api=gateway)).code == 0
+    rolled = await until_final(http, rollback_id)
+    assert rolled["status"] == "SUCCEEDED", rolled
+    assert stage_of(rolled, "rollback-enable")["outputs"]["serverGroup"] == deployed["serverGroup"]
+    assert stage_of(rolled, "rollback-disable")["status"] == "SUCCEEDED"
+    assert stage_of(rolled, "smoke")["status"] == "SKIPPED"
 
     # The saved child pipeline runs by name too.
     by_name = await gennaker("run", "--app", app, "--pipeline", "smoke-test", "-p", "tag=v3", "-f", api=gateway)

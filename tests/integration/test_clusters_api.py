@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -12,13 +13,15 @@ from kubernetes import client as k8s
 from temporalio.client import Client
 
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
+from activities.accounts import AccountHealth, ProvidedAccount
 from api.app import create_app
 from api.routers import clusters
 from api.settings import GatewaySettings
 from api.store import PipelineStore
-from tests.conftest import Runner, pipeline
+from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
 from workers.devserver import TemporalDevServer
+from workers.reporting import report_once
 from workflows.state import StageStatus
 
 
@@ -27,8 +30,12 @@ async def gateway(
     temporal_server: TemporalDevServer, client: Client, store: PipelineStore, kube: KubeRig
 ) -> AsyncIterator[httpx.AsyncClient]:
     # ClusterReadWorkflow runs on the gateway's task queue: here the rig worker's (it registers it).
-    settings = GatewaySettings(task_queue=kube.account.queue, temporal_address=temporal_server.address,
-                               database_url=store.database_url, auth_disabled=True)
+    settings = GatewaySettings(
+        task_queue=kube.account.queue,
+        temporal_address=temporal_server.address,
+        database_url=store.database_url,
+        auth_disabled=True,
+    )
     app = create_app(settings, client=client, store=store)
     if not any(getattr(r, "path", "") == "/applications/{application}/clusters" for r in app.routes):
         app.include_router(clusters.router)  # until api/app.py includes it
@@ -43,13 +50,25 @@ async def test_clusters_show_versions_images_replicas_traffic_and_security_group
     s = "t" + uuid.uuid4().hex[:6]
     lb = f"shop-{s}"
     kube.service(lb)
-    web = {"name": f"web-{s}", "ingress": [{"cidr": "10.0.0.0/8", "protocol": "TCP", "startPort": 8080,
-                                             "endPort": 8090}]}
-    handle = await runner.start(pipeline(
-        deploy_stage(kube, "d0", stack=s, loadBalancers=[lb], securityGroups=[web]),
-        deploy_stage(kube, "d1", stack=s, loadBalancers=[lb], securityGroups=[web["name"]], strategy="redblack",
-                     container=kube.container("2.0"), requisiteStageRefIds=["d0"]),
-    ))
+    web = {
+        "name": f"web-{s}",
+        "ingress": [{"cidr": "10.0.0.0/8", "protocol": "TCP", "startPort": 8080, "endPort": 8090}],
+    }
+    handle = await runner.start(
+        pipeline(
+            deploy_stage(kube, "d0", stack=s, loadBalancers=[lb], securityGroups=[web]),
+            deploy_stage(
+                kube,
+                "d1",
+                stack=s,
+                loadBalancers=[lb],
+                securityGroups=[web["name"]],
+                strategy="redblack",
+                container=kube.container("2.0"),
+                requisiteStageRefIds=["d0"],
+            ),
+        )
+    )
     state = await runner.finish(handle, timeout=60)
     assert all(st.status is StageStatus.SUCCEEDED for st in state.stages), [st.error for st in state.stages]
 
@@ -75,7 +94,30 @@ async def test_clusters_show_versions_images_replicas_traffic_and_security_group
     assert labels[f"security-group.gennaker.io/{web['name']}"] == "true"
 
 
-async def test_an_unreadable_account_is_reported_not_hidden(gateway: httpx.AsyncClient) -> None:
-    response = await gateway.get("/applications/shop/clusters", params={"account": "nobody-serves-this"})
+async def test_an_unreadable_account_is_reported_not_hidden(gateway: httpx.AsyncClient, client: Client) -> None:
+    # A worker reported this account, but nothing polls its queue now (the worker is gone).
+    ghost = ProvidedAccount(
+        name="ghost",
+        kind="kubernetes",
+        queue="k8s-ghost-nobody-polls",
+        activities=[],
+        check_health=lambda: AccountHealth(
+            name="ghost",
+            kind="kubernetes",
+            taskQueue="k8s-ghost-nobody-polls",
+            healthy=True,
+            reachable=True,
+            authenticated=True,
+            checkedAt=datetime.now(UTC),
+        ),
+    )
+    await report_once(client, "ghost-worker", [ghost], TEST_TASK_QUEUE)
+    response = await gateway.get("/applications/shop/clusters", params={"account": "ghost"})
     assert response.status_code == 502, response.text
+    assert "ghost" in response.json()["error"]["message"]
+
+
+async def test_an_account_no_worker_reported_is_a_404(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/applications/shop/clusters", params={"account": "nobody-serves-this"})
+    assert response.status_code == 404, response.text
     assert "nobody-serves-this" in response.json()["error"]["message"]

@@ -27,11 +27,14 @@ from kubernetes import config as k8s_config
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.accounts import KubernetesAccount
+from activities.accounts import KubernetesAccount, ProvidedAccount
 from activities.kubernetes import account_activities
 from activities.kubernetes.client import KubernetesAccountClient
+from activities.kubernetes.health import check_kubernetes_account
 from activities.kubernetes.servergroups import CLUSTER_LABEL, SERVER_GROUP_LABEL
 from kubesim.testing import RunningKubesim, start_kubesim
+from tests.conftest import TEST_TASK_QUEUE
+from workers.reporting import report_once
 from workers.runner import workflow_runner
 from workflows.reads import ClusterReadWorkflow
 
@@ -69,10 +72,13 @@ class KubeRig:
     def service(self, name: str) -> dict[str, str]:
         """Create a load balancer (Service) selecting `gennaker.io/lb-<name>: "true"`; returns its selector."""
         selector = {f"lb.gennaker.io/{name}": "true"}
-        self.core.create_namespaced_service(self.namespace, {
-            "metadata": {"name": name},
-            "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]},
-        })
+        self.core.create_namespaced_service(
+            self.namespace,
+            {
+                "metadata": {"name": name},
+                "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]},
+            },
+        )
         return selector
 
     def serving(self, service: str) -> set[str]:
@@ -107,7 +113,10 @@ def start_rig(ready_delay: float = 0.1) -> KubeRig:
     namespace = f"gk-{suffix}"
     k8s.CoreV1Api(api_client).create_namespace({"metadata": {"name": namespace}})
     account = KubernetesAccount(
-        name=f"k8s-test-{suffix}", kubeconfig=kubeconfig, context=context, namespaces=[namespace],
+        name=f"k8s-test-{suffix}",
+        kubeconfig=kubeconfig,
+        context=context,
+        namespaces=[namespace],
         simulated=sim is not None,
     )
     return KubeRig(account=account, namespace=namespace, sim=sim, api_client=api_client)
@@ -138,6 +147,15 @@ def account_worker(client: Client, account: KubernetesAccount) -> tuple[Worker, 
 async def serve_rig(client: Client, rig: KubeRig) -> AsyncIterator[KubeRig]:
     worker, kube = account_worker(client, rig.account)
     task = asyncio.create_task(worker.run())
+    # Report the account to the directory, as `gennaker worker` does, so the gateway knows it.
+    provided = ProvidedAccount(
+        name=rig.account.name,
+        kind="kubernetes",
+        queue=rig.account.queue,
+        activities=[],
+        check_health=lambda: check_kubernetes_account(kube),
+    )
+    await report_once(client, f"kube-rig-{rig.account.name}", [provided], TEST_TASK_QUEUE)
     try:
         yield rig
     finally:
