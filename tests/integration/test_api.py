@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from api.app import create_app
 from api.schemas import EXAMPLE_PIPELINE
 from api.settings import GatewaySettings
 from api.store import PipelineStore
+from tests.support.builders import eventually, judgment, variables, wait
 from workers.devserver import TemporalDevServer
 from workflows.stages.registry import registered_stage_types
 
@@ -57,23 +58,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def wait(ref: str, seconds: Any = 0.1, *parents: str, **extra: Any) -> dict[str, Any]:
-    return {"refId": ref, "type": "wait", "waitTime": seconds, "requisiteStageRefIds": list(parents), **extra}
-
-
-def judgment(ref: str, *parents: str, **extra: Any) -> dict[str, Any]:
-    return {"refId": ref, "type": "manualJudgment", "requisiteStageRefIds": list(parents), **extra}
-
-
-def variables(ref: str, *parents: str, **values: Any) -> dict[str, Any]:
-    return {
-        "refId": ref,
-        "type": "evaluateVariables",
-        "requisiteStageRefIds": list(parents),
-        "variables": [{"key": k, "value": v} for k, v in values.items()],
-    }
-
-
 def pipeline(*stages: dict[str, Any], app: str = "apitest", name: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"application": app, "name": name or unique("p"), "stages": list(stages), **extra}
 
@@ -92,19 +76,6 @@ def error_of(
     if field is not None:
         assert error.get("field") == field, error
     return error
-
-
-async def eventually(
-    fetch: Callable[[], Awaitable[Any]], predicate: Callable[[Any], bool], timeout: float = 20, what: str = ""
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fetch()
-        if predicate(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}; last value: {value!r}")
-        await asyncio.sleep(0.05)
 
 
 async def start(api: httpx.AsyncClient, spec: dict[str, Any], user: str = "tester", **parameters: Any) -> str:

@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from api.store import PipelineStore
+from tests.support.builders import eventually
 from tests.support.kube_rig import KubeRig, kube_fixture  # noqa: F401  (the module-scoped `kube` fixture)
 from workers.devserver import TemporalDevServer, free_port
 from workflows.stages.registry import registered_stage_types
@@ -139,19 +140,6 @@ async def gateway(
 async def http(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
         yield client
-
-
-async def eventually(
-    fetch: Callable[[], Awaitable[Any]], predicate: Callable[[Any], bool], timeout: float = 20, what: str = ""
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fetch()
-        if predicate(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}; last: {value!r}")
-        await asyncio.sleep(0.1)
 
 
 async def state_of(http: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from api.store import PipelineStore
 from tests.conftest import Runner, pipeline
+from tests.support.builders import judgment, variables, wait
 from workers.devserver import TemporalDevServer, temporal_cli
 from workflows.state import (
     ControlRequest,
@@ -34,23 +35,6 @@ from workflows.state import (
     SkipWaitRequest,
     StageStatus,
 )
-
-
-def wait(ref: str, seconds: Any = 0.2, *parents: str, **flags: Any) -> dict[str, Any]:
-    return {"refId": ref, "type": "wait", "waitTime": seconds, "requisiteStageRefIds": list(parents), **flags}
-
-
-def judgment(ref: str, *parents: str, **fields: Any) -> dict[str, Any]:
-    return {"refId": ref, "type": "manualJudgment", "requisiteStageRefIds": list(parents), **fields}
-
-
-def variables(ref: str, *parents: str, **values: Any) -> dict[str, Any]:
-    return {
-        "refId": ref,
-        "type": "evaluateVariables",
-        "requisiteStageRefIds": list(parents),
-        "variables": [{"key": k, "value": v} for k, v in values.items()],
-    }
 
 
 async def waiting_for_judgment(runner: Runner, handle: WorkflowHandle[Any, Any], ref: str) -> ExecutionState:
