@@ -134,20 +134,32 @@ class PipelineWorkflow(ExecutionHandlers):
         """Start pipelines whose `pipeline` trigger waits for this one; never fails this execution."""
         if not workflow.patched("fire-pipeline-triggers"):
             return
+        finished = PipelineFinished(
+            application=self._spec.application,
+            pipeline=self._spec.name,
+            executionId=self._state.id,
+            status=self._state.status.value,
+        )
+        summary = f"Start pipelines triggered by {self._spec.application}/{self._spec.name} {finished.status}"
         try:
-            started = await workflow.execute_activity_method(
-                PipelineTriggerActivities.fire_pipeline_triggers,
-                PipelineFinished(
-                    application=self._spec.application,
-                    pipeline=self._spec.name,
-                    executionId=self._state.id,
-                    status=self._state.status.value,
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
-                summary=f"Start pipelines triggered by {self._spec.application}/{self._spec.name} "
-                f"{self._state.status.value}",
-            )
+            # A local activity: the check reads the store in this same worker, and a task-queue round
+            # trip at the end of every execution cost ~10% of a short pipeline's run time.
+            if workflow.patched("pipeline-triggers-local-activity"):
+                started = await workflow.execute_local_activity_method(
+                    PipelineTriggerActivities.fire_pipeline_triggers,
+                    finished,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_attempts=5),
+                    summary=summary,
+                )
+            else:  # executions recorded before the change replay the way they ran
+                started = await workflow.execute_activity_method(
+                    PipelineTriggerActivities.fire_pipeline_triggers,
+                    finished,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_attempts=5),
+                    summary=summary,
+                )
             self._state.triggered = started
         except ActivityError as exc:
             self._state.triggerError = f"pipeline triggers not fired: {failure_reason(exc)}"

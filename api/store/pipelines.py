@@ -132,8 +132,25 @@ class PipelineStore:
             return (latest.revision if latest else 0) + 1
 
     def live_pipelines(self) -> list[PipelineRevision]:
-        """The live revision of every pipeline of every application (for trigger matching)."""
-        return [p for app in self.list_applications() for p in self.list_pipelines(app)]
+        """The live revision of every pipeline of every application (for trigger matching), in one query."""
+        with Session(self._engine) as session:
+            latest = (
+                select(_RevisionRow.application, _RevisionRow.name, func.max(_RevisionRow.revision).label("rev"))
+                .group_by(_RevisionRow.application, _RevisionRow.name)
+                .subquery()
+            )
+            rows = session.scalars(
+                select(_RevisionRow)
+                .join(
+                    latest,
+                    (_RevisionRow.application == latest.c.application)
+                    & (_RevisionRow.name == latest.c.name)
+                    & (_RevisionRow.revision == latest.c.rev),
+                )
+                .where(_RevisionRow.deleted.is_(False))
+                .order_by(_RevisionRow.application, _RevisionRow.name)
+            ).all()
+            return [_to_revision(r) for r in rows]
 
     def save(self, application: str, name: str, config: dict[str, Any], author: str | None = None) -> int:
         return self._append(application, name, config, deleted=False, author=author)
