@@ -69,18 +69,16 @@ def store(data_dir: Path) -> Iterator[PipelineStore]:
 
 @pytest.fixture(scope="session")
 async def worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
-    running = pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE)
-    task = asyncio.create_task(running.run())
-    yield
-    await running.shutdown()
-    await asyncio.gather(task, return_exceptions=True)
+    async with pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE):
+        yield
 
 
 class Runner:
-    """Starts pipelines on the session worker and reads their state."""
+    """Starts pipelines on a worker's queue (the session worker's by default) and reads their state."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, task_queue: str = TEST_TASK_QUEUE) -> None:
         self.client = client
+        self.task_queue = task_queue
 
     async def start(
         self, pipeline: dict[str, Any], parameters: dict[str, Any] | None = None
@@ -90,22 +88,28 @@ class Runner:
             PIPELINE_WORKFLOW,
             PipelineRunInput(pipeline=spec, parameters=parameters or {}),
             id=f"test-{spec.name}-{uuid.uuid4().hex[:8]}",
-            task_queue=TEST_TASK_QUEUE,
+            task_queue=self.task_queue,
             result_type=ExecutionResult,
             search_attributes=initial_attributes(spec.application, spec.name, "manual"),
         )
 
-    async def state(self, handle: WorkflowHandle[Any, Any]) -> ExecutionState:
+    @staticmethod
+    async def state(handle: WorkflowHandle[Any, Any]) -> ExecutionState:
         return await handle.query("state", result_type=ExecutionState)
 
-    async def finish(self, handle: WorkflowHandle[Any, Any], timeout: float = 30) -> ExecutionState:
+    @staticmethod
+    async def finish(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> ExecutionState:
         try:
             await asyncio.wait_for(handle.result(), timeout)
         except TimeoutError:
             raise
         except Exception:
             pass
-        return await self.state(handle)
+        return await Runner.state(handle)
+
+    async def run(self, pipeline: dict[str, Any], timeout: float = 30) -> ExecutionState:
+        """Start a pipeline and return its state once it has ended."""
+        return await self.finish(await self.start(pipeline), timeout)
 
     async def wait_until(self, handle: WorkflowHandle[Any, Any], predicate: Any, timeout: float = 15) -> ExecutionState:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -15,12 +15,11 @@ from temporalio.client import Client, WorkflowHandle
 import workflows.stages.jenkins  # noqa: F401  (registers `type: jenkins`)
 from activities.jenkins import JenkinsMaster, job_path, parse_properties
 from api.store import PipelineStore
+from tests.conftest import Runner
 from tests.support.fake_services import FakeJenkins, JenkinsJob
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
-from workflows.model import parse_pipeline
-from workflows.search import initial_attributes
-from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, ExecutionState, PipelineRunInput, StageStatus
+from workflows.state import ExecutionState, StageStatus
 
 QUEUE = f"jenkins-{uuid.uuid4().hex[:8]}"
 
@@ -40,37 +39,20 @@ async def jenkins_worker(client: Client, store: PipelineStore, jenkins: FakeJenk
         )
     ]
     worker = pipeline_worker(client, store, task_queue=QUEUE, config=WorkerConfig(jenkins=masters))
-    task = asyncio.create_task(worker.run())
-    yield
-    await worker.shutdown()
-    await asyncio.gather(task, return_exceptions=True)
+    async with worker:
+        yield
 
 
 def stage(ref: str, job: str, **fields: Any) -> dict[str, Any]:
     return {"refId": ref, "type": "jenkins", "master": "ci", "job": job, "pollIntervalSeconds": 0.1, **fields}
 
 
-async def start(client: Client, *stages: dict[str, Any]) -> WorkflowHandle[Any, ExecutionResult]:
-    spec = parse_pipeline({"application": "shop", "name": "ci", "stages": list(stages)})
-    return await client.start_workflow(
-        PIPELINE_WORKFLOW,
-        PipelineRunInput(pipeline=spec),
-        id=f"test-jenkins-{uuid.uuid4().hex[:8]}",
-        task_queue=QUEUE,
-        result_type=ExecutionResult,
-        search_attributes=initial_attributes("shop", "ci", "manual"),
-    )
+async def start(client: Client, *stages: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    return await Runner(client, QUEUE).start({"application": "shop", "name": "ci", "stages": list(stages)})
 
 
 async def finish(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> ExecutionState:
-    try:
-        await asyncio.wait_for(handle.result(), timeout)
-    except TimeoutError:
-        raise
-    except Exception:
-        pass
-    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
-    return state
+    return await Runner.finish(handle, timeout)
 
 
 def test_helpers() -> None:

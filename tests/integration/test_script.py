@@ -12,19 +12,18 @@ from typing import Any
 
 import docker
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import workflows.stages.script  # noqa: F401  (registers `type: script`)
 from activities.script import ScriptActivities, ScriptRequest, ScriptResult, ScriptSettings, container_name
 from api.store import PipelineStore
+from tests.conftest import Runner
 from tests.support.docker_rig import DockerRig, docker_rig_fixture  # noqa: F401
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
-from workflows.model import parse_pipeline
-from workflows.search import initial_attributes
-from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, ExecutionState, PipelineRunInput, StageStatus
+from workflows.state import ExecutionState, StageStatus
 
 QUEUE = f"script-{uuid.uuid4().hex[:8]}"
 IMAGE = "gennaker-test/script-busybox:1"
@@ -44,10 +43,8 @@ async def script_worker(
 ) -> AsyncIterator[None]:
     config = WorkerConfig(scripts=ScriptSettings(docker_host=docker_rig.engine.host))
     worker = pipeline_worker(client, store, task_queue=QUEUE, config=config)
-    task = asyncio.create_task(worker.run())
-    yield
-    await worker.shutdown()
-    await asyncio.gather(task, return_exceptions=True)
+    async with worker:
+        yield
 
 
 def script(ref: str, command: Any, **fields: Any) -> dict[str, Any]:
@@ -55,23 +52,8 @@ def script(ref: str, command: Any, **fields: Any) -> dict[str, Any]:
 
 
 async def run(client: Client, *stages: dict[str, Any]) -> ExecutionState:
-    spec = parse_pipeline({"application": "shop", "name": "scripts", "stages": list(stages)})
-    handle: WorkflowHandle[Any, ExecutionResult] = await client.start_workflow(
-        PIPELINE_WORKFLOW,
-        PipelineRunInput(pipeline=spec, parameters={}),
-        id=f"test-script-{uuid.uuid4().hex[:8]}",
-        task_queue=QUEUE,
-        result_type=ExecutionResult,
-        search_attributes=initial_attributes("shop", "scripts", "manual"),
-    )
-    try:
-        await asyncio.wait_for(handle.result(), 45)
-    except TimeoutError:
-        raise
-    except Exception:
-        pass
-    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
-    return state
+    pipeline = {"application": "shop", "name": "scripts", "stages": list(stages)}
+    return await Runner(client, QUEUE).run(pipeline, timeout=45)
 
 
 def leftovers(engine: docker.DockerClient, execution_id: str) -> list[str]:

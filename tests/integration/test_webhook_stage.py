@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
 from activities.webhook import JsonPathError, json_path
 from api.store import PipelineStore
+from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
 from workers.runner import pipeline_worker
 from workflows.model import PipelineInvalid, parse_pipeline
-from workflows.search import initial_attributes
-from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, ExecutionState, PipelineRunInput, StageStatus
+from workflows.state import ExecutionState, StageStatus
 
 QUEUE = f"webhook-{uuid.uuid4().hex[:8]}"
 
@@ -33,10 +33,8 @@ def http() -> Iterator[FakeHttp]:
 async def webhook_worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
     # The pipeline worker registers the webhook activities itself (workers/runner.py).
     worker = pipeline_worker(client, store, task_queue=QUEUE)
-    task = asyncio.create_task(worker.run())
-    yield
-    await worker.shutdown()
-    await asyncio.gather(task, return_exceptions=True)
+    async with worker:
+        yield
 
 
 def hook(url: str, **fields: Any) -> dict[str, Any]:
@@ -44,23 +42,7 @@ def hook(url: str, **fields: Any) -> dict[str, Any]:
 
 
 async def run(client: Client, stage: dict[str, Any]) -> ExecutionState:
-    spec = parse_pipeline({"application": "shop", "name": "hooks", "stages": [stage]})
-    handle: WorkflowHandle[Any, ExecutionResult] = await client.start_workflow(
-        PIPELINE_WORKFLOW,
-        PipelineRunInput(pipeline=spec),
-        id=f"test-webhook-{uuid.uuid4().hex[:8]}",
-        task_queue=QUEUE,
-        result_type=ExecutionResult,
-        search_attributes=initial_attributes("shop", "hooks", "manual"),
-    )
-    try:
-        await asyncio.wait_for(handle.result(), 30)
-    except TimeoutError:
-        raise
-    except Exception:
-        pass
-    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
-    return state
+    return await Runner(client, QUEUE).run({"application": "shop", "name": "hooks", "stages": [stage]})
 
 
 def test_json_path() -> None:
