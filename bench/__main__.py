@@ -10,6 +10,13 @@ import os
 import sys
 
 
+def report(figures: dict[str, float], last_line: dict[str, int]) -> None:
+    """Every figure on its own line, then the chosen ones (rounded to N places) as the JSON last line."""
+    for key, value in figures.items():
+        print(f"{key:>22}: {value:.4f}")
+    print(json.dumps({key: round(figures[key], places) for key, places in last_line.items()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -28,31 +35,12 @@ def main() -> None:
         from bench.overhead import overhead
 
         figures = asyncio.run(overhead(args.rounds))
-        for key, value in figures.items():
-            print(f"{key:>22}: {value:.4f}")
-        print(
-            json.dumps(
-                {
-                    "per_stage_ratio": round(figures["per_stage_ratio"], 3),
-                    "pipelines_per_s": round(figures["pipelines_per_s"], 2),
-                }
-            )
-        )
+        report(figures, {"per_stage_ratio": 3, "pipelines_per_s": 2})
     if args.command == "bake":
         from bench.bake import bake_benchmark
 
         figures = asyncio.run(bake_benchmark(args.rounds))
-        for key, value in figures.items():
-            print(f"{key:>22}: {value:.4f}")
-        print(
-            json.dumps(
-                {
-                    "bake_ratio": round(figures["bake_ratio"], 3),
-                    "gennaker_bake_s": round(figures["gennaker_bake_s"], 3),
-                    "docker_build_push_s": round(figures["docker_build_push_s"], 3),
-                }
-            )
-        )
+        report(figures, {"bake_ratio": 3, "gennaker_bake_s": 3, "docker_build_push_s": 3})
     if args.command == "kubernetes":
         from bench.kubernetes import main as kubernetes_main
 
