@@ -12,24 +12,19 @@ is most of this module's runtime.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 
 from api.store import PipelineStore
 from api.temporal import connect
 from tests.conftest import pipeline
+from tests.support.worker_process import WORKFLOW_QUEUE, WorkerSubprocess
 from workers.devserver import TemporalDevServer, free_port
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -44,85 +39,25 @@ from workflows.state import (
     StageStatus,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESULT_TIMEOUT = 45.0
 
 
-class WorkerProcess:
-    """One `python -m workers.main` process; `kill()` is SIGKILL, as a crash would be."""
-
-    def __init__(self, address: str, task_queue: str, database_url: str, log_file: Path) -> None:
-        env = {
-            **os.environ,
-            "GENNAKER_TEMPORAL_ADDRESS": address,
-            "GENNAKER_TASK_QUEUE": task_queue,
-            "GENNAKER_DATABASE_URL": database_url,
-            "GENNAKER_ACTIVITY_THREADS": "4",
-            "PYTHONPATH": str(PROJECT_ROOT),
-        }
-        env.pop("GENNAKER_CONFIG", None)
-        self.log_file = log_file
-        self._log = open(log_file, "ab")  # noqa: SIM115 - closed in stop()/kill()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers.main"],
-            cwd=log_file.parent,  # no gennaker.yaml there: env only
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    async def wait_polling(self, client: Client, task_queue: str, timeout: float = 30) -> None:
-        """Until the server lists this process (SDK identity `<pid>@<host>`) among the queue's pollers."""
-        request = DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()}")
-            response = await client.workflow_service.describe_task_queue(request)
-            if any(p.identity.startswith(f"{self.pid}@") for p in response.pollers):
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"worker not polling {task_queue} after {timeout}s:\n{self.log()}")
-            await asyncio.sleep(0.1)
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")[-4000:]
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        self._log.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
-
-
 @pytest.fixture
-def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, str], WorkerProcess]]:
+def worker_processes(tmp_path: Path) -> Iterator[Callable[[str, str], WorkerSubprocess]]:
     """Start worker processes against an address and queue; all are stopped at the end of the test."""
-    started: list[WorkerProcess] = []
+    started: list[WorkerSubprocess] = []
     database_url = f"sqlite:///{tmp_path / 'store.db'}"
     PipelineStore(database_url).close()  # create the schema once, before any worker reads it
 
-    def start(address: str, task_queue: str) -> WorkerProcess:
-        worker = WorkerProcess(address, task_queue, database_url, tmp_path / f"worker-{len(started)}.log")
+    def start(address: str, task_queue: str) -> WorkerSubprocess:
+        config = {
+            "temporal_address": address,
+            "task_queue": task_queue,
+            "database_url": database_url,
+            "activity_threads": 4,
+        }
+        # The default takeover time (sticky_timeout_seconds) is part of what these tests exercise.
+        worker = WorkerSubprocess(config, tmp_path, f"worker-{len(started)}", sticky_timeout_seconds=None)
         started.append(worker)
         return worker
 
@@ -175,11 +110,11 @@ def mark(ref: str, *parents: str) -> dict[str, Any]:
 
 
 async def test_pipelines_survive_a_killed_worker(
-    client: Client, worker_processes: Callable[[str, str], WorkerProcess], temporal_server: TemporalDevServer
+    client: Client, worker_processes: Callable[[str, str], WorkerSubprocess], temporal_server: TemporalDevServer
 ) -> None:
     queue = f"durability-worker-{uuid.uuid4().hex[:8]}"
     first = worker_processes(temporal_server.address, queue)
-    await first.wait_polling(client, queue)
+    await first.wait_polling(client, {queue: WORKFLOW_QUEUE})
     timer = await start_pipeline(
         client, queue, pipeline(wait("before", 0.1), wait("nap", 2, "before"), mark("after", "nap"), name="timer")
     )
@@ -199,7 +134,7 @@ async def test_pipelines_survive_a_killed_worker(
     assert first.process.returncode == -signal.SIGKILL
 
     second = worker_processes(temporal_server.address, queue)
-    await second.wait_polling(client, queue)
+    await second.wait_polling(client, {queue: WORKFLOW_QUEUE})
     record = await asyncio.wait_for(
         gate.execute_update(
             "judge",
@@ -228,12 +163,12 @@ async def test_pipelines_survive_a_killed_worker(
 
 
 async def test_pipeline_survives_a_killed_temporal_server(
-    own_server: TemporalDevServer, worker_processes: Callable[[str, str], WorkerProcess]
+    own_server: TemporalDevServer, worker_processes: Callable[[str, str], WorkerSubprocess]
 ) -> None:
     queue = f"durability-server-{uuid.uuid4().hex[:8]}"
     worker = worker_processes(own_server.address, queue)
     client = await connect(own_server.address)
-    await worker.wait_polling(client, queue)
+    await worker.wait_polling(client, {queue: WORKFLOW_QUEUE})
     handle = await start_pipeline(
         client,
         queue,

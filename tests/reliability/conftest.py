@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,10 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
-from temporalio.api.enums.v1 import EventType, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from api.store import PipelineStore
@@ -45,12 +38,12 @@ from tests.reliability.report import (  # noqa: F401  (hooks pytest finds in thi
 )
 from tests.support.docker_rig import SCRATCH_DOCKERFILE, docker_rig_fixture  # noqa: F401  (session `docker_rig`)
 from tests.support.kube_rig import KubeRig, serve_rig, start_rig
+from tests.support.worker_process import ACTIVITY_QUEUE, WORKFLOW_QUEUE, WorkerSubprocess  # noqa: F401
 from workers.devserver import TemporalDevServer, free_port
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
 from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, ExecutionState, PipelineRunInput
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A bake context: the rig's FROM-scratch busybox image plus a file that makes each bake's content unique.
 SCRATCH_BAKE = SCRATCH_DOCKERFILE + "COPY trial.txt /trial.txt\n"
 
@@ -210,80 +203,6 @@ WORKFLOW_CLOSED = {
 
 
 # ---- worker processes -------------------------------------------------------------------------------
-
-
-class WorkerSubprocess:
-    """`python -m workers.main` configured by a gennaker.yaml ($GENNAKER_CONFIG), like a deployment:
-    pipeline queue plus one queue per account. `kill()` is SIGKILL, as a crash would be."""
-
-    def __init__(self, config: dict[str, Any], directory: Path, name: str) -> None:
-        self.name = name
-        self.config_path = directory / f"{name}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GENNAKER_")}
-        env["GENNAKER_CONFIG"] = str(self.config_path)
-        if os.environ.get("GENNAKER_CODEC_KEYS_FILE"):  # payload encryption, as the session runs
-            env["GENNAKER_CODEC_KEYS_FILE"] = os.environ["GENNAKER_CODEC_KEYS_FILE"]
-        env["GENNAKER_STICKY_TIMEOUT_SECONDS"] = "1"  # a crashed worker's workflows move on after 1 s
-        env["PYTHONPATH"] = str(PROJECT_ROOT)
-        self.log_file = directory / f"{name}.log"
-        self._log = self.log_file.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers.main"],
-            cwd=directory,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")[-4000:]
-
-    async def wait_polling(
-        self, client: Client, queues: dict[str, TaskQueueType.ValueType], timeout: float = 45
-    ) -> None:
-        """Until the server lists this process (SDK identity `<pid>@<host>`) as a poller of every queue."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        missing = dict(queues)
-        while missing:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log()}")
-            for queue, kind in list(missing.items()):
-                request = DescribeTaskQueueRequest(
-                    namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
-                )
-                response = await client.workflow_service.describe_task_queue(request)
-                if any(p.identity.startswith(f"{self.pid}@") for p in response.pollers):
-                    del missing[queue]
-            if missing and asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"worker {self.name} not polling {', '.join(missing)} after {timeout:g}s:\n{self.log()}"
-                )
-            await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
-
-
-WORKFLOW_QUEUE = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-ACTIVITY_QUEUE = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
 
 
 def worker_config(
