@@ -19,14 +19,18 @@ from typing import Any
 
 import yaml
 
+from kubesim import managedfields
 from kubesim import patch as patching
 from kubesim.errors import ApiError, already_exists, bad_request, conflict, not_found, success_status
-from kubesim.resources import DEPLOYMENT, NAMESPACE, REPLICASET, ResourceType
+from kubesim.resources import NAMESPACE, Registry, ResourceType
 from kubesim.selectors import parse_field_selector, parse_label_selector, selector_string
 from kubesim.store import Store, new_uid, now_rfc3339
 from kubesim.validation import apply_defaults, validate
 
 Obj = dict[str, Any]
+
+APPLY_PATCH = "application/apply-patch+yaml"
+_SCALABLE = ("replicasets", "deployments", "statefulsets")
 
 # Same alphabet as k8s.io/apimachinery/pkg/util/rand.String (no vowels, no confusable digits).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -43,8 +47,9 @@ def _strip_list_item(obj: Obj) -> Obj:
 
 
 class Api:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, registry: Registry | None = None) -> None:
         self.store = store
+        self.registry = registry or Registry()
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -71,7 +76,7 @@ class Api:
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
         obj = copy.deepcopy(body)
-        if obj.get("kind", rt.kind) != rt.kind:
+        if obj.get("kind", rt.kind) != rt.kind or obj.get("apiVersion", rt.api_version) != rt.api_version:
             raise bad_request(f"the API version in the data ({obj.get('apiVersion')}) does not match the "
                               f"expected API version ({rt.api_version})")
         obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
@@ -90,7 +95,10 @@ class Api:
 
     # -- verbs ---------------------------------------------------------------------------------------
 
-    def create(self, rt: ResourceType, namespace: str, body: Any, dry_run: bool = False) -> Obj:
+    def create(
+        self, rt: ResourceType, namespace: str, body: Any, dry_run: bool = False, manager: str | None = None
+    ) -> Obj:
+        """Create an object; `manager` (a field manager) is given the fields it set, unless None."""
         obj = self._normalise_body(rt, namespace, body)
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
@@ -105,9 +113,11 @@ class Api:
         if rt.kind == "Job":
             _default_job_selector(obj)
         apply_defaults(rt, obj)
-        if "status" in rt.subresources and rt.kind not in ("Pod", "Namespace", "Service"):
+        if "status" in rt.subresources and rt.kind not in ("Pod", "Namespace", "Service", "Node"):
             obj.pop("status", None)
         validate(rt, obj, None)
+        if manager is not None:
+            managedfields.record_update(rt, None, obj, manager)
         if self.store.get(rt.key, meta.get("namespace", ""), meta["name"]) is not None:
             raise already_exists(rt.plural, rt.group, meta["name"])
         if dry_run:
@@ -154,7 +164,14 @@ class Api:
         }
 
     def update(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, dry_run: bool = False, status: bool = False
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        dry_run: bool = False,
+        status: bool = False,
+        manager: str | None = None,
     ) -> Obj:
         old = self._existing(rt, namespace, name)
         obj = self._normalise_body(rt, namespace, body)
@@ -167,9 +184,18 @@ class Api:
         sent_rv = meta.get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
-        return self._commit_update(rt, old, obj, dry_run, status)
+        return self._commit_update(rt, old, obj, dry_run, status, manager)
 
-    def _commit_update(self, rt: ResourceType, old: Obj, obj: Obj, dry_run: bool, status: bool) -> Obj:
+    def _commit_update(
+        self,
+        rt: ResourceType,
+        old: Obj,
+        obj: Obj,
+        dry_run: bool,
+        status: bool,
+        manager: str | None = None,
+        subresource: str = "",
+    ) -> Obj:
         meta = obj["metadata"]
         old_meta = old["metadata"]
         for field in ("uid", "creationTimestamp", "deletionTimestamp", "generation"):
@@ -181,6 +207,8 @@ class Api:
             # The status subresource changes only .status (registry strategies' PrepareForUpdate).
             new = copy.deepcopy(old)
             new["status"] = obj.get("status", {})
+            if "managedFields" in meta:
+                new["metadata"]["managedFields"] = meta["managedFields"]
             obj = new
         elif "status" in rt.subresources:
             if "status" in old:
@@ -188,15 +216,21 @@ class Api:
             else:
                 obj.pop("status", None)
         apply_defaults(rt, obj)
-        if rt.has_generation and obj.get("spec") != old.get("spec"):
-            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if rt.has_generation and _generation_fields(obj) != _generation_fields(old):
+            obj["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         validate(rt, obj, old)
+        if manager is not None:
+            managedfields.record_update(rt, old, obj, manager, "status" if status else subresource)
         if dry_run:
             obj["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
             return obj
         if _same(obj, old):
             return old  # a no-op write keeps the resourceVersion, as with etcd-backed storage
-        return self.store.update(rt.key, obj)
+        stored = self.store.update(rt.key, obj)
+        final = obj["metadata"]
+        if final.get("deletionTimestamp") and not final.get("finalizers") and rt is not NAMESPACE:
+            self.store.delete(rt.key, final.get("namespace", ""), final["name"])  # the last finalizer went
+        return stored
 
     def patch(
         self,
@@ -207,16 +241,18 @@ class Api:
         content_type: str,
         dry_run: bool = False,
         status: bool = False,
+        manager: str | None = None,
+        force: bool = False,
     ) -> Obj:
         kind = content_type.split(";")[0].strip().lower()
         try:
-            body = yaml.safe_load(raw) if kind == "application/apply-patch+yaml" else json.loads(raw or b"null")
+            body = yaml.safe_load(raw) if kind == APPLY_PATCH else json.loads(raw or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"error decoding patch: {exc}") from exc
         current = self.store.get(rt.key, namespace, name)
+        if kind == APPLY_PATCH:
+            return self._server_side_apply(rt, namespace, name, current, body, manager or "", force, dry_run, status)
         if current is None:
-            if kind == "application/apply-patch+yaml" and not status:
-                return self.create(rt, namespace, body, dry_run)
             raise not_found(rt.plural, rt.group, name)
         patched = self._apply_patch(kind, current, body)
         if not isinstance(patched, dict):
@@ -227,7 +263,33 @@ class Api:
         obj = self._normalise_body(rt, namespace, patched)
         if obj["metadata"].get("name") != name:
             raise bad_request("the name of the object does not match the name on the URL")
-        return self._commit_update(rt, current, obj, dry_run, status)
+        return self._commit_update(rt, current, obj, dry_run, status, manager)
+
+    def _server_side_apply(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        current: Obj | None,
+        body: Any,
+        manager: str,
+        force: bool,
+        dry_run: bool,
+        status: bool,
+    ) -> Obj:
+        config = self._normalise_body(rt, namespace, body)
+        if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
+            raise bad_request("apiVersion and kind must be set in an apply configuration")
+        if config["metadata"].get("name", name) != name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        config["metadata"]["name"] = name
+        if current is None:
+            if status:
+                raise not_found(rt.plural, rt.group, name)
+            merged = managedfields.apply(rt, None, config, manager, force)
+            return self.create(rt, namespace, merged, dry_run)
+        merged = managedfields.apply(rt, current, config, manager, force, "status" if status else "")
+        return self._commit_update(rt, current, self._normalise_body(rt, namespace, merged), dry_run, status)
 
     @staticmethod
     def _apply_patch(kind: str, current: Obj, body: Any) -> Any:
@@ -235,7 +297,7 @@ class Api:
             return patching.json_patch(current, body)
         if kind == "application/merge-patch+json":
             return patching.merge_patch(current, body)
-        if kind in ("application/strategic-merge-patch+json", "application/apply-patch+yaml"):
+        if kind == "application/strategic-merge-patch+json":
             return patching.strategic_merge_patch(current, body)
         raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                        f"accepted media types include: application/json-patch+json, application/merge-patch+json, "
@@ -268,6 +330,13 @@ class Api:
             details.pop("group")
         if dry_run:
             return success_status(details)
+        if meta.get("finalizers") and propagation != "Foreground":
+            # Finalizers hold the object (with a deletionTimestamp) until their controllers remove them.
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339()
+                meta["deletionGracePeriodSeconds"] = 0
+                obj = self.store.update(rt.key, obj)
+            return obj
         if rt is NAMESPACE or propagation == "Foreground":
             # Deletion waits for dependents (or namespace contents); the garbage collector finishes it.
             if not meta.get("deletionTimestamp"):
@@ -311,7 +380,7 @@ class Api:
     # -- scale subresource ---------------------------------------------------------------------------
 
     def get_scale(self, rt: ResourceType, namespace: str, name: str) -> Obj:
-        if rt not in (DEPLOYMENT, REPLICASET):
+        if rt.plural not in _SCALABLE or rt.custom:
             raise not_found(f"{rt.plural}/scale", rt.group, name)
         obj = self._existing(rt, namespace, name)
         meta = obj["metadata"]
@@ -327,7 +396,14 @@ class Api:
         }
 
     def set_scale(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, content_type: str | None, dry_run: bool
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        content_type: str | None,
+        dry_run: bool,
+        manager: str | None = None,
     ) -> Obj:
         scale = self.get_scale(rt, namespace, name)
         if content_type is None:
@@ -342,11 +418,17 @@ class Api:
         replicas = (new_scale.get("spec") or {}).get("replicas", 0)
         obj = self._existing(rt, namespace, name)
         obj["spec"]["replicas"] = replicas
-        self._commit_update(rt, copy.deepcopy(self._existing(rt, namespace, name)), obj, dry_run, False)
+        self._commit_update(rt, copy.deepcopy(self._existing(rt, namespace, name)), obj, dry_run, False, manager,
+                            "scale")
         if dry_run:
             scale["spec"]["replicas"] = replicas
             return scale
         return self.get_scale(rt, namespace, name)
+
+
+def _generation_fields(obj: Obj) -> Obj:
+    """What a generation counts: everything but metadata and status (spec, for built-in kinds)."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
 def _same(a: Obj, b: Obj) -> bool:

@@ -1,23 +1,21 @@
-"""The kinds kubesim serves, and the discovery documents that describe them.
+"""The kinds kubesim serves: one table of built-in resources plus the custom ones CRDs add at run time.
 
-Discovery shapes (`APIVersions`, `APIGroupList`, `APIGroup`, `APIResourceList` with `name`,
-`singularName`, `namespaced`, `kind`, `verbs`, `shortNames`, `categories`) follow kubernetes/kubernetes
-`staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go`; `/version` follows `version.Info` in
-`staging/src/k8s.io/apimachinery/pkg/version/types.go`. kubesim only serves the legacy (unaggregated)
-discovery format: kubectl asks for the aggregated one in `Accept` but falls back when the server answers
-plain `application/json`.
+Everything that describes a kind (discovery, OpenAPI, REST routing, scope, subresources) is derived from
+this table, so a kind is added in one place. Custom resources are added to a `Registry` when their
+CustomResourceDefinition becomes Established and removed when it goes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Obj = dict[str, Any]
 
 KUBE_VERSION = "v1.31.0-kubesim"
 
-ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+NO_COLLECTION_DELETE = ("create", "delete", "get", "list", "patch", "update", "watch")
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,8 @@ class ResourceType:
     # Kinds whose spec changes bump metadata.generation (those with a controller that reports
     # status.observedGeneration, plus the others that have it on a real server).
     has_generation: bool = False
-    verbs: tuple[str, ...] = tuple(ALL_VERBS)
-    extra: dict[str, str] = field(default_factory=dict)
+    verbs: tuple[str, ...] = ALL_VERBS
+    custom: bool = False  # served because a CustomResourceDefinition says so (schemaless storage)
 
     @property
     def api_version(self) -> str:
@@ -43,7 +41,7 @@ class ResourceType:
 
     @property
     def key(self) -> str:
-        """Storage key, e.g. `pods` or `deployments.apps`."""
+        """Storage key, e.g. `pods` or `deployments.apps` (shared by all versions of a resource)."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @property
@@ -53,161 +51,121 @@ class ResourceType:
 
 _STATUS = ("status",)
 _SCALED = ("status", "scale")
+_RBAC = "rbac.authorization.k8s.io"
 
-RESOURCES: tuple[ResourceType, ...] = (
-    ResourceType(
-        "", "v1", "namespaces", "namespace", "Namespace", namespaced=False, short_names=("ns",),
-        subresources=_STATUS, verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
-    ),
-    ResourceType(
-        "", "v1", "pods", "pod", "Pod", short_names=("po",), categories=("all",),
-        subresources=("status", "log"),
-    ),
-    ResourceType(
-        "", "v1", "services", "service", "Service", short_names=("svc",), categories=("all",),
-        subresources=_STATUS, verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update",
-                                     "watch"),
-    ),
+
+def _r(group: str, version: str, plural: str, kind: str, **options: Any) -> ResourceType:
+    return ResourceType(group, version, plural, kind.lower(), kind, **options)
+
+
+BUILTIN: tuple[ResourceType, ...] = (
+    _r("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=_STATUS,
+       verbs=NO_COLLECTION_DELETE),
+    _r("", "v1", "nodes", "Node", namespaced=False, short_names=("no",), subresources=_STATUS),
+    _r("", "v1", "pods", "Pod", short_names=("po",), categories=("all",), subresources=("status", "log")),
+    _r("", "v1", "services", "Service", short_names=("svc",), categories=("all",), subresources=_STATUS),
     ResourceType("", "v1", "endpoints", "endpoints", "Endpoints", short_names=("ep",)),
-    ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", short_names=("cm",)),
-    ResourceType("", "v1", "secrets", "secret", "Secret"),
-    ResourceType("", "v1", "events", "event", "Event", short_names=("ev",)),
-    ResourceType(
-        "apps", "v1", "replicasets", "replicaset", "ReplicaSet", short_names=("rs",), categories=("all",),
-        subresources=_SCALED, has_generation=True,
-    ),
-    ResourceType(
-        "apps", "v1", "deployments", "deployment", "Deployment", short_names=("deploy",), categories=("all",),
-        subresources=_SCALED, has_generation=True,
-    ),
-    ResourceType(
-        "networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", short_names=("netpol",),
-        has_generation=True,
-    ),
-    ResourceType(
-        "autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler",
-        short_names=("hpa",), categories=("all",), subresources=_STATUS, has_generation=True,
-    ),
-    ResourceType(
-        "batch", "v1", "jobs", "job", "Job", categories=("all",), subresources=_STATUS, has_generation=True,
-    ),
+    _r("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    _r("", "v1", "secrets", "Secret"),
+    _r("", "v1", "events", "Event", short_names=("ev",)),
+    _r("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    _r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",), subresources=_STATUS),
+    _r("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), categories=("all",),
+       subresources=_SCALED, has_generation=True),
+    _r("apps", "v1", "deployments", "Deployment", short_names=("deploy",), categories=("all",),
+       subresources=_SCALED, has_generation=True),
+    _r("apps", "v1", "statefulsets", "StatefulSet", short_names=("sts",), categories=("all",),
+       subresources=_SCALED, has_generation=True),
+    _r("apps", "v1", "daemonsets", "DaemonSet", short_names=("ds",), categories=("all",),
+       subresources=_STATUS, has_generation=True),
+    _r("apps", "v1", "controllerrevisions", "ControllerRevision"),
+    _r("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",),
+       has_generation=True),
+    _r("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), subresources=_STATUS,
+       has_generation=True),
+    _r("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
+       categories=("all",), subresources=_STATUS, has_generation=True),
+    _r("batch", "v1", "jobs", "Job", categories=("all",), subresources=_STATUS, has_generation=True),
+    _r("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), categories=("all",), subresources=_STATUS,
+       has_generation=True),
+    _r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short_names=("pdb",),
+       subresources=_STATUS, has_generation=True),
+    _r(_RBAC, "v1", "roles", "Role"),
+    _r(_RBAC, "v1", "rolebindings", "RoleBinding"),
+    _r(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False),
+    _r(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    _r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
+       short_names=("crd", "crds"), categories=("api-extensions",), subresources=_STATUS, has_generation=True),
 )
 
-_BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
-_BY_KEY: dict[str, ResourceType] = {r.key: r for r in RESOURCES}
+_BUILTIN_BY_KEY: dict[str, ResourceType] = {r.key: r for r in BUILTIN}
 
 
-def lookup(group: str, version: str, plural: str) -> ResourceType | None:
-    return _BY_PATH.get((group, version, plural))
+def builtin(key: str) -> ResourceType:
+    return _BUILTIN_BY_KEY[key]
 
 
-def by_key(key: str) -> ResourceType:
-    return _BY_KEY[key]
+POD = builtin("pods")
+NODE = builtin("nodes")
+NAMESPACE = builtin("namespaces")
+SERVICE = builtin("services")
+ENDPOINTS = builtin("endpoints")
+EVENT = builtin("events")
+PVC = builtin("persistentvolumeclaims")
+REPLICASET = builtin("replicasets.apps")
+DEPLOYMENT = builtin("deployments.apps")
+STATEFULSET = builtin("statefulsets.apps")
+DAEMONSET = builtin("daemonsets.apps")
+CONTROLLER_REVISION = builtin("controllerrevisions.apps")
+JOB = builtin("jobs.batch")
+HPA = builtin("horizontalpodautoscalers.autoscaling")
+PDB = builtin("poddisruptionbudgets.policy")
+CRD = builtin("customresourcedefinitions.apiextensions.k8s.io")
 
 
-def by_kind(api_version: str, kind: str) -> ResourceType | None:
-    for r in RESOURCES:
-        if r.api_version == api_version and r.kind == kind:
-            return r
-    return None
+class Registry:
+    """What one kubesim serves right now: the built-in table plus Established custom resources."""
 
+    def __init__(self) -> None:
+        self._custom: dict[str, tuple[ResourceType, ...]] = {}  # by CRD name
 
-POD = by_key("pods")
-NAMESPACE = by_key("namespaces")
-SERVICE = by_key("services")
-ENDPOINTS = by_key("endpoints")
-EVENT = by_key("events")
-REPLICASET = by_key("replicasets.apps")
-DEPLOYMENT = by_key("deployments.apps")
-JOB = by_key("jobs.batch")
-HPA = by_key("horizontalpodautoscalers.autoscaling")
+    def all(self) -> list[ResourceType]:
+        out = list(BUILTIN)
+        for types in self._custom.values():
+            out.extend(types)
+        return out
 
-
-def groups() -> dict[str, list[str]]:
-    """Non-core groups and their versions, in registration order."""
-    out: dict[str, list[str]] = {}
-    for r in RESOURCES:
-        if r.group and r.version not in out.setdefault(r.group, []):
-            out[r.group].append(r.version)
-    return out
-
-
-def version_info() -> Obj:
-    return {
-        "major": "1",
-        "minor": "31",
-        "gitVersion": KUBE_VERSION,
-        "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean",
-        "buildDate": "2024-08-13T00:00:00Z",
-        "goVersion": "kubesim (python)",
-        "compiler": "kubesim",
-        "platform": "linux/amd64",
-    }
-
-
-def core_versions(server_address: str) -> Obj:
-    return {
-        "kind": "APIVersions",
-        "versions": ["v1"],
-        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
-    }
-
-
-def _group_doc(name: str, versions: list[str]) -> Obj:
-    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
-    return {"name": name, "versions": entries, "preferredVersion": entries[0]}
-
-
-def group_list() -> Obj:
-    return {
-        "kind": "APIGroupList",
-        "apiVersion": "v1",
-        "groups": [_group_doc(g, vs) for g, vs in groups().items()],
-    }
-
-
-def group(name: str) -> Obj | None:
-    versions = groups().get(name)
-    if versions is None:
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        for r in self.all():
+            if r.group == group and r.version == version and r.plural == plural:
+                return r
         return None
-    return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(name, versions)}
 
+    def by_key(self, key: str) -> ResourceType | None:
+        found = _BUILTIN_BY_KEY.get(key)
+        if found is not None:
+            return found
+        return next((r for types in self._custom.values() for r in types if r.key == key), None)
 
-def resource_list(group_name: str, version: str) -> Obj | None:
-    served = [r for r in RESOURCES if r.group == group_name and r.version == version]
-    if not served:
-        return None
-    entries: list[Obj] = []
-    for r in served:
-        entry: Obj = {
-            "name": r.plural,
-            "singularName": r.singular,
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": list(r.verbs),
-        }
-        if r.short_names:
-            entry["shortNames"] = list(r.short_names)
-        if r.categories:
-            entry["categories"] = list(r.categories)
-        entries.append(entry)
-        for sub in r.subresources:
-            entries.append(_subresource_entry(r, sub))
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": f"{group_name}/{version}" if group_name else version,
-        "resources": entries,
-    }
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        return next((r for r in self.all() if r.api_version == api_version and r.kind == kind), None)
 
+    def set_custom(self, crd_name: str, types: tuple[ResourceType, ...]) -> None:
+        self._custom[crd_name] = types
 
-def _subresource_entry(r: ResourceType, sub: str) -> Obj:
-    entry: Obj = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced}
-    if sub == "scale":
-        entry.update(group="autoscaling", version="v1", kind="Scale", verbs=["get", "patch", "update"])
-    elif sub == "log":
-        entry.update(kind="Pod", verbs=["get"])
-    else:
-        entry.update(kind=r.kind, verbs=["get", "patch", "update"])
-    return entry
+    def remove_custom(self, crd_name: str) -> None:
+        self._custom.pop(crd_name, None)
+
+    def custom_names(self) -> list[str]:
+        return list(self._custom)
+
+    def custom(self, crd_name: str) -> tuple[ResourceType, ...]:
+        return self._custom.get(crd_name, ())
+
+    def groups(self) -> dict[str, list[str]]:
+        """Non-core groups and their versions, in registration order (preferred version first)."""
+        out: dict[str, list[str]] = {}
+        for r in self.all():
+            if r.group and r.version not in out.setdefault(r.group, []):
+                out[r.group].append(r.version)
+        return out

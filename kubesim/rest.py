@@ -21,8 +21,9 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from kubesim.errors import ApiError, bad_request, method_not_allowed, not_found
-from kubesim.resources import POD, ResourceType, lookup
+from kubesim.api import APPLY_PATCH
+from kubesim.errors import ApiError, Cause, bad_request, invalid, method_not_allowed, not_found
+from kubesim.resources import POD, Registry, ResourceType
 from kubesim.selectors import parse_field_selector, parse_label_selector
 from kubesim.store import Event
 
@@ -45,7 +46,7 @@ class Target:
         self.rt, self.namespace, self.name, self.sub = rt, namespace, name, sub
 
 
-def parse_path(path: str) -> Target | None:
+def parse_path(registry: Registry, path: str) -> Target | None:
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
@@ -54,11 +55,11 @@ def parse_path(path: str) -> Target | None:
     else:
         return None
     if len(rest) >= 3 and rest[0] == "namespaces":
-        rt = lookup(group, version, rest[2])
+        rt = registry.lookup(group, version, rest[2])
         if rt is not None and rt.namespaced and len(rest) <= 5:
             return Target(rt, rest[1], rest[3] if len(rest) > 3 else None, rest[4] if len(rest) > 4 else None)
     if 1 <= len(rest) <= 3:
-        rt = lookup(group, version, rest[0])
+        rt = registry.lookup(group, version, rest[0])
         if rt is None:
             return None
         return Target(rt, None, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None)
@@ -92,10 +93,41 @@ async def _body(request: Request) -> Any:
         raise bad_request(f"the body of the request was in an unknown format: {exc}") from exc
 
 
+def _options_invalid(kind: str, field: str, reason: str, message: str) -> ApiError:
+    return invalid(kind, "meta.k8s.io", "", [Cause(reason, message, field)])
+
+
+def field_manager(request: Request) -> str:
+    """The request's field manager: `fieldManager`, else the User-Agent's product (as the apiserver does)."""
+    given = request.query_params.get("fieldManager")
+    if given is not None and (len(given) > 128 or not given.isprintable()):
+        options = "PatchOptions" if request.method == "PATCH" else "UpdateOptions"
+        raise _options_invalid(options, "fieldManager", "FieldValueInvalid",
+                               f"Invalid value: {given[:140]!r}: must be at most 128 printable characters")
+    if given:
+        return given
+    agent = request.headers.get("user-agent", "")
+    return agent.split("/", 1)[0][:128] or "unknown"
+
+
+def _patch_options(request: Request) -> tuple[str, bool]:
+    """Field manager and force for a PATCH; apply requires an explicit manager, only apply takes force."""
+    q = request.query_params
+    apply = request.headers.get("content-type", "").split(";")[0].strip().lower() == APPLY_PATCH
+    if apply and not q.get("fieldManager"):
+        raise _options_invalid("PatchOptions", "fieldManager", "FieldValueRequired",
+                               "Required value: is required for apply patch")
+    if not apply and q.get("force") is not None:
+        raise _options_invalid("PatchOptions", "force", "FieldValueForbidden",
+                               "Forbidden: may not be specified for non-apply patch")
+    return field_manager(request), _flag(q.get("force"))
+
+
 async def handle(sim: Kubesim, request: Request, target: Target) -> Response:
     api, rt, q = sim.api, target.rt, request.query_params
     method = request.method
     dry_run = q.get("dryRun") == "All"
+    manager = field_manager(request) if method in ("POST", "PUT") else None
     if target.namespace is None and rt.namespaced and target.name is not None:
         raise not_found(rt.plural, rt.group, target.name)  # a namespaced object needs its namespace
     ns = target.namespace if rt.namespaced else ""
@@ -110,7 +142,7 @@ async def handle(sim: Kubesim, request: Request, target: Target) -> Response:
         if method == "POST":
             if ns is None:
                 raise method_not_allowed()
-            return JSONResponse(api.create(rt, ns, await _body(request), dry_run), status_code=201)
+            return JSONResponse(api.create(rt, ns, await _body(request), dry_run, manager), status_code=201)
         if method == "DELETE":
             opts = await _body(request) or {}
             policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
@@ -128,10 +160,13 @@ async def handle(sim: Kubesim, request: Request, target: Target) -> Response:
                 return watch_response(sim, rt, target.namespace, merged)
             return JSONResponse(api.get(rt, ns, name))
         if method == "PUT":
-            return JSONResponse(api.update(rt, ns, name, await _body(request), dry_run))
+            return JSONResponse(api.update(rt, ns, name, await _body(request), dry_run, manager=manager))
         if method == "PATCH":
-            return JSONResponse(api.patch(rt, ns, name, await request.body(),
-                                          request.headers.get("content-type", ""), dry_run))
+            patcher, force = _patch_options(request)
+            existed = api.store.get(rt.key, ns, name) is not None
+            result = api.patch(rt, ns, name, await request.body(), request.headers.get("content-type", ""),
+                               dry_run, manager=patcher, force=force)
+            return JSONResponse(result, status_code=200 if existed else 201)
         if method == "DELETE":
             opts = await _body(request) or {}
             policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
@@ -146,18 +181,20 @@ async def handle(sim: Kubesim, request: Request, target: Target) -> Response:
         if method == "GET":
             return JSONResponse(api.get(rt, ns, name))
         if method == "PUT":
-            return JSONResponse(api.update(rt, ns, name, await _body(request), dry_run, status=True))
+            return JSONResponse(api.update(rt, ns, name, await _body(request), dry_run, True, manager))
         if method == "PATCH":
-            return JSONResponse(api.patch(rt, ns, name, await request.body(),
-                                          request.headers.get("content-type", ""), dry_run, status=True))
+            patcher, force = _patch_options(request)
+            return JSONResponse(api.patch(rt, ns, name, await request.body(), request.headers.get("content-type", ""),
+                                          dry_run, status=True, manager=patcher, force=force))
     if sub == "scale":
         if method == "GET":
             return JSONResponse(api.get_scale(rt, ns, name))
         if method == "PUT":
-            return JSONResponse(api.set_scale(rt, ns, name, await _body(request), None, dry_run))
+            return JSONResponse(api.set_scale(rt, ns, name, await _body(request), None, dry_run, manager))
         if method == "PATCH":
+            patcher, _ = _patch_options(request)
             return JSONResponse(api.set_scale(rt, ns, name, await _body(request),
-                                              request.headers.get("content-type", ""), dry_run))
+                                              request.headers.get("content-type", ""), dry_run, patcher))
     if sub == "log" and method == "GET":
         return pod_logs(sim, ns, name, q)
     raise method_not_allowed()

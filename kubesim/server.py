@@ -22,12 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from kubesim import resources, rest
+from kubesim import discovery, openapi, rest
 from kubesim.api import Api
 from kubesim.controllers import Context, ControllerManager, Kubelet
 from kubesim.errors import ApiError, failure_status, forbidden, unauthorized
 from kubesim.faults import Faults, injected_error_reason
-from kubesim.resources import NAMESPACE, SERVICE
+from kubesim.controllers.kubelet import HOST_IP, NODE_NAME
+from kubesim.resources import NAMESPACE, NODE, SERVICE, Registry
 from kubesim.store import Store
 
 log = logging.getLogger("kubesim")
@@ -55,7 +56,8 @@ class Kubesim:
         state = self.settings.state_file
         if state is not None and state.exists() and state.stat().st_size:
             self.store.load(json.loads(state.read_text()))
-        self.api = Api(self.store)
+        self.registry = Registry()
+        self.api = Api(self.store, self.registry)
         self.faults = Faults()
         self.ctx = Context(self.store, self.api, ready_delay=self.settings.ready_delay,
                            rng=random.Random(self.settings.seed))
@@ -68,6 +70,8 @@ class Kubesim:
         for name in SYSTEM_NAMESPACES:
             if self.store.get(NAMESPACE.key, "", name) is None:
                 self.api.create(NAMESPACE, "", {"metadata": {"name": name}})
+        if self.store.get(NODE.key, "", NODE_NAME) is None:
+            self.api.create(NODE, "", _node(NODE_NAME))
         if self.store.get(SERVICE.key, "default", "kubernetes") is None:
             self.api.create(SERVICE, "default", {
                 "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
@@ -139,7 +143,9 @@ class Kubesim:
             doc = self._discovery(stripped)
             if doc is not None:
                 return JSONResponse(doc)
-        target = rest.parse_path(stripped)
+            if stripped.startswith("/openapi/"):
+                return JSONResponse(openapi.document(self.registry, stripped, request.headers.get("accept", "")))
+        target = rest.parse_path(self.registry, stripped)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         verb = rest.verb_of(request.method, target, rest._flag(request.query_params.get("watch")))
@@ -151,18 +157,18 @@ class Kubesim:
 
     def _discovery(self, path: str) -> dict[str, Any] | None:
         if path == "/version":
-            return resources.version_info()
+            return discovery.version_info()
         if path == "/api":
-            return resources.core_versions(self.address)
+            return discovery.core_versions(self.address)
         if path == "/apis":
-            return resources.group_list()
+            return discovery.group_list(self.registry)
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) == 2:
-            return resources.resource_list("", parts[1]) or _missing()
+            return discovery.resource_list(self.registry, "", parts[1]) or _missing()
         if parts[0] == "apis" and len(parts) == 2:
-            return resources.group(parts[1]) or _missing()
+            return discovery.group(self.registry, parts[1]) or _missing()
         if parts[0] == "apis" and len(parts) == 3:
-            return resources.resource_list(parts[1], parts[2]) or _missing()
+            return discovery.resource_list(self.registry, parts[1], parts[2]) or _missing()
         return None
 
     async def _admin(self, request: Request, action: str) -> Response:
@@ -187,6 +193,25 @@ class Kubesim:
         if action == "state" and request.method == "GET":
             return JSONResponse({"resourceVersion": str(self.store.rv), "watches": self.store.watch_count()})
         return JSONResponse({"error": f"unknown admin action {request.method} {action!r}"}, status_code=404)
+
+
+def _node(name: str) -> dict[str, Any]:
+    """The one simulated node: schedulable, Ready, with the capacity a small kind node reports."""
+    capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                              "kubernetes.io/arch": "amd64", "type": "kubesim"}},
+        "spec": {},
+        "status": {
+            "capacity": capacity,
+            "allocatable": capacity,
+            "addresses": [{"type": "InternalIP", "address": HOST_IP}, {"type": "Hostname", "address": name}],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status (simulated)"}],
+            "nodeInfo": {"kubeletVersion": "v1.31.0-kubesim", "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "kubesim://0"},
+        },
+    }
 
 
 def _missing() -> dict[str, Any]:

@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from kubesim import kinds
 from kubesim.errors import Cause, invalid
 from kubesim.resources import ResourceType
 from kubesim.selectors import match_label_selector
@@ -34,7 +35,15 @@ _LABEL_MSG = (
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
 # Kinds whose names must be DNS labels rather than subdomains.
-_LABEL_NAMED = {"Namespace", "Service"}
+_LABEL_NAMED = {"Namespace", "Service", "StatefulSet"}
+# RBAC names only need to be valid path segments (ValidateRBACName), e.g. "system:controller:x".
+_PATH_SEGMENT_NAMED = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+# Kinds that have a spec defaulted to {} when missing.
+_SPEC_KINDS = {
+    "Namespace", "Node", "Pod", "Service", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job",
+    "CronJob", "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress", "PodDisruptionBudget",
+    "PersistentVolumeClaim", "CustomResourceDefinition",
+}
 _service_ips = itertools.count(10)
 
 
@@ -107,8 +116,11 @@ def _validate_workload(obj: Obj, causes: list[Cause]) -> None:
 
 
 def apply_defaults(rt: ResourceType, obj: Obj) -> None:
-    spec = obj.setdefault("spec", {}) if rt.kind not in ("ConfigMap", "Secret", "Event", "Endpoints") else None
     kind = rt.kind
+    spec = obj.setdefault("spec", {}) if kind in _SPEC_KINDS and not rt.custom else None
+    if spec is not None and not isinstance(spec, dict):
+        raise invalid(kind, rt.group, str(obj["metadata"].get("name", "")),
+                      [invalid_value("spec", spec, "must be an object")])
     if kind == "Namespace" and spec is not None:
         name = obj["metadata"].get("name", "")
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
@@ -156,6 +168,8 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
         obj.setdefault("type", "Opaque")
     elif kind == "HorizontalPodAutoscaler" and spec is not None:
         spec.setdefault("minReplicas", 1)
+    elif spec is not None:
+        kinds.default(kind, obj, spec, default_pod_spec)
 
 
 def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
@@ -166,12 +180,15 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
     pattern, message = (_LABEL, _LABEL_MSG) if rt.kind in _LABEL_NAMED else (_SUBDOMAIN, _SUBDOMAIN_MSG)
     if not name:
         causes.append(Cause("FieldValueRequired", "name or generateName is required", "metadata.name"))
+    elif rt.kind in _PATH_SEGMENT_NAMED:
+        if name in (".", "..") or "/" in name or "%" in name:
+            causes.append(invalid_value("metadata.name", name, "may not contain '/' or '%'"))
     elif not pattern.match(name) or len(name) > (63 if rt.kind in _LABEL_NAMED else 253):
         causes.append(invalid_value("metadata.name", name, message))
     spec = obj.get("spec") or {}
     if rt.kind == "Pod":
         causes.extend(_validate_pod_spec(spec, "spec"))
-    elif rt.kind in ("ReplicaSet", "Deployment"):
+    elif rt.kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet"):
         _validate_workload(obj, causes)
         if old is not None and old["spec"].get("selector") != spec.get("selector"):
             causes.append(immutable("spec.selector", spec.get("selector")))
@@ -200,5 +217,7 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
             causes.append(required("spec.scaleTargetRef"))
         if not spec.get("maxReplicas"):
             causes.append(required("spec.maxReplicas"))
+    elif not rt.custom:
+        causes.extend(kinds.validate(rt.kind, obj, old))
     if causes:
         raise invalid(rt.kind, rt.group, name, causes)

@@ -12,6 +12,8 @@ import contextlib
 import logging
 
 from kubesim.controllers.base import Context, Controller
+from kubesim.controllers.crd import CustomResourceDefinitionController
+from kubesim.controllers.daemonset import DaemonSetController
 from kubesim.controllers.deployment import DeploymentController
 from kubesim.controllers.endpoints import EndpointsController
 from kubesim.controllers.garbage import GarbageCollector
@@ -19,6 +21,8 @@ from kubesim.controllers.hpa import HorizontalPodAutoscalerController
 from kubesim.controllers.job import JobController
 from kubesim.controllers.kubelet import Kubelet
 from kubesim.controllers.replicaset import ReplicaSetController
+from kubesim.controllers.statefulset import StatefulSetController
+from kubesim.controllers.volumes import VolumeBinder
 from kubesim.store import Event
 
 __all__ = ["Context", "ControllerManager", "Kubelet"]
@@ -31,9 +35,13 @@ class ControllerManager:
         self.ctx = ctx
         self.kubelet = Kubelet(ctx)
         self.controllers: list[Controller] = [
+            CustomResourceDefinitionController(ctx),
             GarbageCollector(ctx),
             DeploymentController(ctx),
             ReplicaSetController(ctx),
+            StatefulSetController(ctx),
+            DaemonSetController(ctx),
+            VolumeBinder(ctx),
             JobController(ctx),
             self.kubelet,
             EndpointsController(ctx),

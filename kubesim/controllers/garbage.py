@@ -15,7 +15,7 @@ from typing import Any
 
 from kubesim.controllers.base import Context, is_terminating
 from kubesim.errors import ApiError
-from kubesim.resources import NAMESPACE, by_key
+from kubesim.resources import NAMESPACE
 
 Obj = dict[str, Any]
 
@@ -58,5 +58,8 @@ class GarbageCollector:
 
     def _delete(self, key: str, obj: Obj, propagation: str) -> None:
         meta = obj["metadata"]
+        rt = self.ctx.api.registry.by_key(key)
+        if rt is None:  # a custom resource whose definition is going away; the CRD controller removes it
+            return
         with contextlib.suppress(ApiError):  # already gone
-            self.ctx.api.delete(by_key(key), meta.get("namespace", ""), meta["name"], propagation)
+            self.ctx.api.delete(rt, meta.get("namespace", ""), meta["name"], propagation)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesim.controllers.base import Context, condition, merge_conditions
-from kubesim.resources import HPA, by_kind
+from kubesim.resources import HPA
 
 Obj = dict[str, Any]
 
@@ -26,7 +26,7 @@ class HorizontalPodAutoscalerController:
 
     def _sync(self, hpa: Obj) -> None:
         ref = hpa["spec"].get("scaleTargetRef") or {}
-        rt = by_kind(str(ref.get("apiVersion", "apps/v1")), str(ref.get("kind", "")))
+        rt = self.ctx.api.registry.by_kind(str(ref.get("apiVersion", "apps/v1")), str(ref.get("kind", "")))
         target = self.ctx.store.get(rt.key, hpa["metadata"]["namespace"], str(ref.get("name", ""))) if rt else None
         old = hpa.get("status") or {}
         if target is None:
