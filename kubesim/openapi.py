@@ -10,8 +10,13 @@ protobuf OpenAPI v2 document). `kubectl explain` renders the kind's schema from 
 PATCH operations do not list `application/strategic-merge-patch+json`, because a strategic patch computed
 from these property-less schemas would fail: client-side `kubectl apply` then computes strategic merge
 patches from its compiled-in types (built-in kinds) or JSON merge patches (custom resources), as it does
-against a server without OpenAPI. `/openapi/v2` is served as JSON only; a protobuf-only request gets
-406, after which client-go gives up on v2 quietly.
+against a server without OpenAPI.
+
+client-go asks for `/openapi/v2` in protobuf (gnostic `openapi_v2.Document`). kubesim answers a valid
+but empty document there (`swagger` and `info` only, hand-encoded: field numbers from
+google/gnostic `openapiv2/OpenAPIv2.proto`), so kubectl's schema validation finds no model and skips, as
+it does on a real server for a kind it has no schema for (e.g. a custom resource applied together with
+its CRD, which then fails with "ensure CRDs are installed first"). JSON requests get the JSON document.
 """
 
 from __future__ import annotations
@@ -148,16 +153,39 @@ def _v2(registry: Registry) -> Obj:
             "paths": paths, "definitions": definitions}
 
 
+# Requested with "...spec.v2@v1.0+protobuf"; answered with the form Go's mime parser accepts, like kube-openapi.
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def wants_v2_protobuf(path: str, accept: str) -> bool:
+    return path.rstrip("/") == "/openapi/v2" and "protobuf" in accept
+
+
+def _pb_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2); lengths here stay far below 2**28."""
+    tag, size = (number << 3) | 2, len(payload)
+    out = bytearray([tag])
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        out.append(byte | (0x80 if size else 0))
+        if not size:
+            return bytes(out) + payload
+
+
+def v2_protobuf() -> bytes:
+    """openapi.v2.Document{swagger: "2.0", info: {title, version}}."""
+    info = _pb_field(1, b"Kubernetes (kubesim)") + _pb_field(2, KUBE_VERSION.encode())
+    return _pb_field(1, b"2.0") + _pb_field(2, info)
+
+
 def _hash(doc: Obj) -> str:
     return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest().upper()[:64]
 
 
-def document(registry: Registry, path: str, accept: str) -> Obj:
-    """The OpenAPI document at `path` (`/openapi/v2`, `/openapi/v3`, `/openapi/v3/apis/<g>/<v>`)."""
+def document(registry: Registry, path: str) -> Obj:
+    """The JSON OpenAPI document at `path` (`/openapi/v2`, `/openapi/v3`, `/openapi/v3/apis/<g>/<v>`)."""
     parts = path.strip("/").split("/")
     if parts == ["openapi", "v2"]:
-        if "protobuf" in accept and "json" not in accept and "*/*" not in accept:
-            raise ApiError(406, "NotAcceptable", "only application/json is supported by kubesim for /openapi/v2")
         return _v2(registry)
     if parts == ["openapi", "v3"]:
         index: Obj = {}

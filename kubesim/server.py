@@ -143,8 +143,10 @@ class Kubesim:
             doc = self._discovery(stripped)
             if doc is not None:
                 return JSONResponse(doc)
+            if openapi.wants_v2_protobuf(stripped, request.headers.get("accept", "")):
+                return Response(openapi.v2_protobuf(), media_type=openapi.V2_PROTOBUF)
             if stripped.startswith("/openapi/"):
-                return JSONResponse(openapi.document(self.registry, stripped, request.headers.get("accept", "")))
+                return JSONResponse(openapi.document(self.registry, stripped))
         target = rest.parse_path(self.registry, stripped)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
