@@ -23,14 +23,13 @@ from kubesim import managedfields
 from kubesim import patch as patching
 from kubesim.errors import ApiError, already_exists, bad_request, conflict, not_found, success_status
 from kubesim.resources import NAMESPACE, Registry, ResourceType
-from kubesim.selectors import parse_field_selector, parse_label_selector, selector_string
+from kubesim.selectors import parse_field_selector, parse_label_selector
 from kubesim.store import Store, new_uid, now_rfc3339
 from kubesim.validation import apply_defaults, validate
 
 Obj = dict[str, Any]
 
 APPLY_PATCH = "application/apply-patch+yaml"
-_SCALABLE = ("replicasets", "deployments", "statefulsets")
 
 # Same alphabet as k8s.io/apimachinery/pkg/util/rand.String (no vowels, no confusable digits).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -53,7 +52,7 @@ class Api:
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _existing(self, rt: ResourceType, namespace: str, name: str) -> Obj:
+    def existing(self, rt: ResourceType, namespace: str, name: str) -> Obj:
         obj = self.store.get(rt.key, namespace, name)
         if obj is None:
             raise not_found(rt.plural, rt.group, name)
@@ -125,7 +124,7 @@ class Api:
         return self.store.create(rt.key, obj)
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
-        return self._existing(rt, namespace, name)
+        return self.existing(rt, namespace, name)
 
     def list(
         self,
@@ -173,7 +172,7 @@ class Api:
         status: bool = False,
         manager: str | None = None,
     ) -> Obj:
-        old = self._existing(rt, namespace, name)
+        old = self.existing(rt, namespace, name)
         obj = self._normalise_body(rt, namespace, body)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
@@ -184,9 +183,9 @@ class Api:
         sent_rv = meta.get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
-        return self._commit_update(rt, old, obj, dry_run, status, manager)
+        return self.commit_update(rt, old, obj, dry_run, status, manager)
 
-    def _commit_update(
+    def commit_update(
         self,
         rt: ResourceType,
         old: Obj,
@@ -254,7 +253,7 @@ class Api:
             return self._server_side_apply(rt, namespace, name, current, body, manager or "", force, dry_run, status)
         if current is None:
             raise not_found(rt.plural, rt.group, name)
-        patched = self._apply_patch(kind, current, body)
+        patched = self.apply_patch(kind, current, body)
         if not isinstance(patched, dict):
             raise bad_request("patch produced a non-object")
         sent_rv = (patched.get("metadata") or {}).get("resourceVersion")
@@ -263,7 +262,7 @@ class Api:
         obj = self._normalise_body(rt, namespace, patched)
         if obj["metadata"].get("name") != name:
             raise bad_request("the name of the object does not match the name on the URL")
-        return self._commit_update(rt, current, obj, dry_run, status, manager)
+        return self.commit_update(rt, current, obj, dry_run, status, manager)
 
     def _server_side_apply(
         self,
@@ -289,10 +288,10 @@ class Api:
             merged = managedfields.apply(rt, None, config, manager, force)
             return self.create(rt, namespace, merged, dry_run)
         merged = managedfields.apply(rt, current, config, manager, force, "status" if status else "")
-        return self._commit_update(rt, current, self._normalise_body(rt, namespace, merged), dry_run, status)
+        return self.commit_update(rt, current, self._normalise_body(rt, namespace, merged), dry_run, status)
 
     @staticmethod
-    def _apply_patch(kind: str, current: Obj, body: Any) -> Any:
+    def apply_patch(kind: str, current: Obj, body: Any) -> Any:
         if kind == "application/json-patch+json":
             return patching.json_patch(current, body)
         if kind == "application/merge-patch+json":
@@ -312,7 +311,7 @@ class Api:
         dry_run: bool = False,
         preconditions: Obj | None = None,
     ) -> Obj:
-        obj = self._existing(rt, namespace, name)
+        obj = self.existing(rt, namespace, name)
         meta = obj["metadata"]
         pre = preconditions or {}
         if pre.get("uid") and pre["uid"] != meta["uid"]:
@@ -378,53 +377,6 @@ class Api:
         return listed
 
     # -- scale subresource ---------------------------------------------------------------------------
-
-    def get_scale(self, rt: ResourceType, namespace: str, name: str) -> Obj:
-        if rt.plural not in _SCALABLE or rt.custom:
-            raise not_found(f"{rt.plural}/scale", rt.group, name)
-        obj = self._existing(rt, namespace, name)
-        meta = obj["metadata"]
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
-            "spec": {"replicas": obj["spec"].get("replicas", 1)},
-            "status": {
-                "replicas": (obj.get("status") or {}).get("replicas", 0),
-                "selector": selector_string(obj["spec"].get("selector") or {}),
-            },
-        }
-
-    def set_scale(
-        self,
-        rt: ResourceType,
-        namespace: str,
-        name: str,
-        body: Any,
-        content_type: str | None,
-        dry_run: bool,
-        manager: str | None = None,
-    ) -> Obj:
-        scale = self.get_scale(rt, namespace, name)
-        if content_type is None:
-            new_scale = body
-        else:
-            new_scale = self._apply_patch(content_type.split(";")[0].strip().lower(), scale, body)
-        if not isinstance(new_scale, dict):
-            raise bad_request("the body of the request was in an unknown format")
-        sent_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
-        if sent_rv and sent_rv != scale["metadata"]["resourceVersion"]:
-            raise conflict(rt.plural, rt.group, name)
-        replicas = (new_scale.get("spec") or {}).get("replicas", 0)
-        obj = self._existing(rt, namespace, name)
-        obj["spec"]["replicas"] = replicas
-        self._commit_update(rt, copy.deepcopy(self._existing(rt, namespace, name)), obj, dry_run, False, manager,
-                            "scale")
-        if dry_run:
-            scale["spec"]["replicas"] = replicas
-            return scale
-        return self.get_scale(rt, namespace, name)
-
 
 def _generation_fields(obj: Obj) -> Obj:
     """What a generation counts: everything but metadata and status (spec, for built-in kinds)."""

@@ -125,7 +125,7 @@ def apply(
     typed = not rt.custom
     entries = read_entries(live)
     base = copy.deepcopy(live) if live else {}
-    merged = fields.merge(base, config, typed)
+    merged: Obj = fields.merge(base, config, typed)
     before, after = _flat(rt, live, subresource), _flat(rt, merged, subresource)
     changed = {p for p, v in after.items() if p not in before or before[p] != v}
     applied = set(_flat(rt, config, subresource))

@@ -21,6 +21,7 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from kubesim import scale
 from kubesim.api import APPLY_PATCH
 from kubesim.errors import ApiError, Cause, bad_request, invalid, method_not_allowed, not_found
 from kubesim.resources import POD, Registry, ResourceType
@@ -188,12 +189,12 @@ async def handle(sim: Kubesim, request: Request, target: Target) -> Response:
                                           dry_run, status=True, manager=patcher, force=force))
     if sub == "scale":
         if method == "GET":
-            return JSONResponse(api.get_scale(rt, ns, name))
+            return JSONResponse(scale.get_scale(api, rt, ns, name))
         if method == "PUT":
-            return JSONResponse(api.set_scale(rt, ns, name, await _body(request), None, dry_run, manager))
+            return JSONResponse(scale.set_scale(api, rt, ns, name, await _body(request), None, dry_run, manager))
         if method == "PATCH":
             patcher, _ = _patch_options(request)
-            return JSONResponse(api.set_scale(rt, ns, name, await _body(request),
+            return JSONResponse(scale.set_scale(api, rt, ns, name, await _body(request),
                                               request.headers.get("content-type", ""), dry_run, patcher))
     if sub == "log" and method == "GET":
         return pod_logs(sim, ns, name, q)

@@ -25,9 +25,10 @@ from starlette.routing import Route
 from kubesim import discovery, openapi, rest
 from kubesim.api import Api
 from kubesim.controllers import Context, ControllerManager, Kubelet
+from kubesim.controllers.crd import register_established
+from kubesim.controllers.kubelet import HOST_IP, NODE_NAME
 from kubesim.errors import ApiError, failure_status, forbidden, unauthorized
 from kubesim.faults import Faults, injected_error_reason
-from kubesim.controllers.kubelet import HOST_IP, NODE_NAME
 from kubesim.resources import NAMESPACE, NODE, SERVICE, Registry
 from kubesim.store import Store
 
@@ -57,6 +58,7 @@ class Kubesim:
         if state is not None and state.exists() and state.stat().st_size:
             self.store.load(json.loads(state.read_text()))
         self.registry = Registry()
+        register_established(self.store, self.registry)
         self.api = Api(self.store, self.registry)
         self.faults = Faults()
         self.ctx = Context(self.store, self.api, ready_delay=self.settings.ready_delay,

@@ -15,6 +15,7 @@ from kubesim.controllers.base import Context, Controller
 from kubesim.controllers.crd import CustomResourceDefinitionController
 from kubesim.controllers.daemonset import DaemonSetController
 from kubesim.controllers.deployment import DeploymentController
+from kubesim.controllers.disruption import DisruptionController
 from kubesim.controllers.endpoints import EndpointsController
 from kubesim.controllers.garbage import GarbageCollector
 from kubesim.controllers.hpa import HorizontalPodAutoscalerController
@@ -42,6 +43,7 @@ class ControllerManager:
             StatefulSetController(ctx),
             DaemonSetController(ctx),
             VolumeBinder(ctx),
+            DisruptionController(ctx),
             JobController(ctx),
             self.kubelet,
             EndpointsController(ctx),

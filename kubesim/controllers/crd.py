@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesim.controllers.base import Context, condition, is_terminating, merge_conditions
-from kubesim.resources import CRD, ResourceType
+from kubesim.resources import CRD, Registry, ResourceType
+from kubesim.store import Store
 
 Obj = dict[str, Any]
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
@@ -127,6 +128,13 @@ class CustomResourceDefinitionController:
         key = types[0].key
         for obj in self.ctx.store.list(key):
             self.ctx.store.delete(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+
+def register_established(store: Store, registry: Registry) -> None:
+    """Serve the kinds of CRDs loaded from a state file at once, before the first reconcile pass."""
+    for crd in store.list(CRD.key):
+        if _established(crd) and not is_terminating(crd):
+            registry.set_custom(crd["metadata"]["name"], served_types(crd))
 
 
 def _established(crd: Obj) -> bool:

@@ -41,8 +41,11 @@ class StatefulSetController:
         selector_labels = dict((spec.get("selector") or {}).get("matchLabels") or {})
         update_revision = ensure_revision(self.ctx, sts, selector_labels)
         current_revision = (sts.get("status") or {}).get("currentRevision") or update_revision
-        pods = {_ordinal(p, name): p for p in self.ctx.store.list(POD.key, namespace)
-                if controller_uid(p) == meta["uid"] and _ordinal(p, name) is not None}
+        pods: dict[int, Obj] = {}
+        for pod in self.ctx.store.list(POD.key, namespace):
+            ordinal = _ordinal(pod, name)
+            if controller_uid(pod) == meta["uid"] and ordinal is not None:
+                pods[ordinal] = pod
         replicas = int(spec.get("replicas", 1))
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
         strategy = spec.get("updateStrategy") or {}
@@ -53,18 +56,18 @@ class StatefulSetController:
             if ordered:
                 break
         for ordinal in range(replicas):
-            pod = pods.get(ordinal)
-            if pod is not None and not pod_is_active(pod):
+            current = pods.get(ordinal)
+            if current is not None and not pod_is_active(current):
                 self._delete(sts, pods.pop(ordinal))  # failed pods are replaced under the same name
-                pod = None
-            if pod is None:
+                current = None
+            if current is None:
                 revision = current_revision if ordinal < partition else update_revision
                 created = self._create_pod(sts, ordinal, revision)
                 if created is not None:
                     pods[ordinal] = created
                 if ordered:
                     break
-            elif ordered and not pod_is_ready(pod):
+            elif ordered and not pod_is_ready(current):
                 break
         else:
             self._roll(sts, pods, replicas, partition, update_revision)

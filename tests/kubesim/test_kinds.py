@@ -176,3 +176,21 @@ def _ds_ready(apps: client.AppsV1Api, ns: str, n: int) -> Any:
     s = ds.status
     return ds if s and s.desired_number_scheduled == n and s.number_ready == n and s.current_number_scheduled == n \
         else None
+
+
+def test_pod_disruption_budget_counts_healthy_pods(api_client: Any, apps: client.AppsV1Api, ns: str) -> None:
+    labels = {"app": "api"}
+    apps.create_namespaced_deployment(ns, {"metadata": {"name": "api"}, "spec": {
+        "replicas": 3, "selector": {"matchLabels": labels}, "template": pod_template(labels)}})
+    policy = client.PolicyV1Api(api_client)
+    policy.create_namespaced_pod_disruption_budget(ns, {"metadata": {"name": "api"}, "spec": {
+        "minAvailable": 2, "selector": {"matchLabels": labels}}})
+
+    def settled() -> Any:
+        pdb = policy.read_namespaced_pod_disruption_budget("api", ns)
+        return pdb if pdb.status and pdb.status.current_healthy == 3 else None
+
+    pdb = wait_until(settled, what="3 healthy pods")
+    assert (pdb.status.expected_pods, pdb.status.desired_healthy, pdb.status.disruptions_allowed) == (3, 2, 1)
+    assert pdb.status.observed_generation == 1
+    assert [(c.type, c.status) for c in pdb.status.conditions] == [("DisruptionAllowed", "True")]

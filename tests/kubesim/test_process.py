@@ -62,3 +62,34 @@ def test_main_writes_kubeconfig_and_state_survives_restart(tmp_path: Path) -> No
         core = _client(kubeconfig)
         kept = core.read_namespaced_config_map("kept", "default")
         assert kept.data == {"k": "v"} and kept.metadata.uid == uid
+
+
+def test_custom_resources_are_served_at_once_after_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "kubesim.json"
+    crd = {
+        "metadata": {"name": "notes.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "notes", "kind": "Note"},
+                 "versions": [{"name": "v1", "served": True, "storage": True}]},
+    }
+    with running("--state", str(state)) as kubeconfig:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        _client(kubeconfig)
+        client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+        custom = client.CustomObjectsApi(api)
+        note = {"apiVersion": "example.com/v1", "kind": "Note", "metadata": {"name": "n1"}, "text": "kept"}
+        wait_until(lambda: _created(custom, note), what="the Note kind to be served")
+    with running("--state", str(state)) as kubeconfig:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        _client(kubeconfig)
+        got = client.CustomObjectsApi(api).get_namespaced_custom_object("example.com", "v1", "default", "notes", "n1")
+        assert got["text"] == "kept"
+
+
+def _created(custom: client.CustomObjectsApi, body: dict[str, object]) -> bool:
+    try:
+        custom.create_namespaced_custom_object("example.com", "v1", "default", "notes", body)
+        return True
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        return False
