@@ -42,6 +42,8 @@ class Graph:
     edges: list[Edge]
     width: int
     height: int
+    node_width: int = NODE_WIDTH
+    node_height: int = NODE_HEIGHT
 
 
 def _depths(stages: list[StageState]) -> dict[str, int]:

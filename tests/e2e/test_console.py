@@ -201,6 +201,53 @@ async def test_resize_from_the_cluster_view(
     await shot(page, "clusters-after-resize")
 
 
+async def test_roll_back_then_destroy_from_the_cluster_view(
+    context: BrowserContext, stack: Stack, runner: Runner, kube: KubeRig
+) -> None:
+    s = "b" + uuid.uuid4().hex[:5]
+    lb = f"{APP}-{s}"
+    kube.service(lb)
+    first = deploy_stage(kube, "v0", stack=s, loadBalancers=[lb])
+    second = deploy_stage(
+        kube,
+        "v1",
+        stack=s,
+        loadBalancers=[lb],
+        strategy="redblack",
+        container=kube.container("2.0"),
+        requisiteStageRefIds=["v0"],
+    )
+    deployed = await runner.run({"application": APP, "name": "deploy", "stages": [first, second]}, timeout=90)
+    assert all(st.status is StageStatus.SUCCEEDED for st in deployed.stages), [st.error for st in deployed.stages]
+    old, new = (str(st.outputs["serverGroup"]) for st in deployed.stages)
+
+    page = await sign_in(context, stack.deployer)
+    await page.goto(f"/console/applications/{APP}/clusters")
+    old_row, new_row = (page.locator(f"tr[data-server-group='{g}']") for g in (old, new))
+    await expect(new_row).to_contain_text("enabled")
+    await expect(old_row).to_contain_text("disabled")
+    await expect(old_row.locator("[data-action=rollback]")).to_have_count(0)  # nothing older to restore
+    await new_row.get_by_label("roll back to").select_option(old)
+    await new_row.locator("[data-action=rollback]").click()
+    await expect(page).to_have_url(re.compile(rf"/console/executions/{APP}\.console-rollback\."))
+    await expect(page.locator("#execution-status")).to_have_text("SUCCEEDED", timeout=WAIT)
+    await expect(page.locator("svg.dag g[data-ref=disable]")).to_have_attribute("data-status", "SUCCEEDED")
+
+    await page.goto(f"/console/applications/{APP}/clusters")
+    await expect(old_row).to_contain_text("enabled")
+    await expect(new_row).to_contain_text("disabled")
+    assert kube.serving(lb) == kube.pods(old)
+    await shot(page, "clusters-after-rollback")
+
+    await new_row.get_by_label("confirm destroy").fill(new)
+    await new_row.locator("[data-action=destroy]").click()
+    await expect(page.locator("#execution-status")).to_have_text("SUCCEEDED", timeout=WAIT)
+    await page.goto(f"/console/applications/{APP}/clusters")
+    await expect(old_row).to_contain_text("enabled")
+    await expect(new_row).to_have_count(0)
+    assert new not in kube.server_groups(f"{APP}-{s}")
+
+
 async def test_read_only_user_sees_no_buttons_and_forged_posts_are_refused(
     browser: Browser, context: BrowserContext, stack: Stack, kube: KubeRig
 ) -> None:
