@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from workflows.model import NAME_PATTERN
 from workflows.stages.judgment import ManualJudgmentStage
 from workflows.state import ExecutionStatus, StageStatus
 
+log = logging.getLogger("gennaker.console")
 CallerDep = Annotated[Caller, Depends(caller)]
 AppName = Annotated[str, Path(pattern=NAME_PATTERN)]
 ExecutionId = Annotated[str, Path(min_length=1, max_length=255)]
@@ -132,11 +134,18 @@ async def _judgment_panel(who: Caller, state: ExecutionState, ref_id: str) -> Ju
     stage_state = state.stage(ref_id)
     if stage_state is None or stage_state.type != "manualJudgment":
         return None
-    spec = await who.gateway.pipeline_of(state)
     try:
-        stage = spec.stage(ref_id)
+        stage = (await who.gateway.pipeline_of(state)).stage(ref_id)
     except KeyError:
         return None
+    except Exception:  # an unreadable input (e.g. a payload key since removed) must not break the page
+        log.warning("cannot read the pipeline of %s for its judgment panel", state.id, exc_info=True)
+        stage = None
+    if stage is None:
+        gateway = who.gateway
+        return JudgmentPanel(
+            ref_id, "(instructions unavailable)", [], [], gateway.can(state.application, Permission.EXECUTE)
+        )
     if not isinstance(stage, ManualJudgmentStage):
         return None
     gateway = who.gateway
