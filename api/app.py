@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 from api.auth import authenticate
+from api.console import console_router, docs_router
 from api.errors import install_error_handlers
 from api.policy import Policy
 from api.routers import (
@@ -53,6 +54,8 @@ def create_app(
         version="0.1.0",
         description="Spinnaker-style delivery pipelines as durable Temporal workflows.",
         lifespan=lifespan,
+        docs_url=None,  # served with bundled assets by api/console/docs.py (no CDN)
+        redoc_url=None,
     )
     # Loaded now so a broken policy stops the gateway at start, not at the first request.
     app.state.policy = Policy.load(settings.auth_policy_file)
@@ -65,4 +68,7 @@ def create_app(
     # These authenticate per route: probes need none, webhooks prove themselves by secret/signature.
     for router in (meta.router, webhooks.router, registry_events.router):
         app.include_router(router)
+    # The console authenticates from its own cookie with the same authentication and policy.
+    app.include_router(console_router())
+    app.include_router(docs_router())
     return app

@@ -18,6 +18,9 @@ PACKAGES=(
     docker-registry
     busybox-static
     apache2-utils
+    # Console browser tests (tests/e2e/): Playwright for Python drives Debian's Chromium through
+    # executable_path=/usr/bin/chromium; Playwright never downloads a browser of its own here.
+    chromium
 )
 
 export DEBIAN_FRONTEND=noninteractive
