@@ -16,9 +16,10 @@ else (`usePriorArtifact`) the unique match among the prior execution's artifacts
 Artifacts produced by stages bind to a stage's own `expectedArtifacts` the same way, except that the
 first of several matches wins (orca's `BindProducedArtifactsTask` does not require unique matches).
 
-Patterns come from tenants and run in the workflow worker, so they are bounded: at most
-`MAX_PATTERN_CHARS` characters and no nested quantifier like `(a+)+`, the classic shape of
-catastrophic backtracking (Python's `re` has no timeout).
+Patterns come from tenants and run in the workflow worker, and Python's `re` has no timeout, so
+they are bounded: at most `MAX_PATTERN_CHARS` characters, no nested quantifier like `(a+)+` (the
+classic exponential backtracking), at most two unbounded repetitions (`.*a.*b.*` failing on n
+characters costs n³), and fields over `MAX_MATCHED_CHARS` never match.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ MAX_PATTERN_CHARS = 256
 MAX_EXPECTED_ARTIFACTS = 64
 MAX_ARTIFACTS = 128
 # A quantified group whose body itself holds a quantifier: (a+)+, (a*b?)*, (x{2,}){3}.
+_UNBOUNDED_QUANTIFIER = re.compile(r"[*+]|\{\d+,\}")
+_ESCAPE_OR_CLASS = re.compile(r"\\.|\[(?:\\.|[^\]\\])*\]")
+MAX_UNBOUNDED_QUANTIFIERS = 2
+# Longer fields (only an embedded/base64 reference can be) never match a non-empty pattern: with
+# two unbounded quantifiers a failing match costs up to n² steps, which must stay small.
+MAX_MATCHED_CHARS = 2048
 _NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*?]|\{\d*,?\d*\})(?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,?\d*\})")
 
 
@@ -86,7 +93,7 @@ class ExpectedArtifact(BaseModel):
             if not pattern:
                 continue
             value = getattr(artifact, field)
-            if value is None or re.fullmatch(pattern, value) is None:
+            if value is None or len(value) > MAX_MATCHED_CHARS or re.fullmatch(pattern, value) is None:
                 return False
         return True
 
@@ -97,6 +104,12 @@ def check_pattern(pattern: str, where: str) -> None:
         raise ValueError(f"{where}: the pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}")
     if _NESTED_QUANTIFIER.search(pattern):
         raise ValueError(f"{where}: nested quantifiers like (a+)+ are not allowed in patterns (they can take forever)")
+    quantifiers = len(_UNBOUNDED_QUANTIFIER.findall(_ESCAPE_OR_CLASS.sub("", pattern)))
+    if quantifiers > MAX_UNBOUNDED_QUANTIFIERS:
+        raise ValueError(
+            f"{where}: at most {MAX_UNBOUNDED_QUANTIFIERS} unbounded repetitions (*, +, {{n,}}) per pattern; "
+            f"this one has {quantifiers}"
+        )
     try:
         re.compile(pattern)
     except re.error as exc:

@@ -116,8 +116,15 @@ def test_hostile_patterns_are_refused() -> None:
         expect("x", type="http/file", name="a" * 300)
     with pytest.raises(ValidationError, match="not a valid regular expression"):
         expect("x", type="http/file", name="([unclosed")
-    # Ordinary patterns with groups pass.
+    with pytest.raises(ValidationError, match="at most 2 unbounded repetitions"):
+        expect("x", type="http/file", name=".*a.*b.*")
+    # Ordinary patterns pass; quantifiers escaped or inside a class do not count.
     expect("ok", type="http/file", name=r"(web|api)-[0-9]+\.yaml")
+    expect("ok", type="http/file", name=r".*/shop/[*+]\*\+.*")
+    # A field longer than the matching bound never matches (the pattern is not even run on it).
+    long_ref = Artifact(type="embedded/base64", name="x", reference="A" * 5000)
+    assert not expect("any", type="embedded/base64", reference="A*").matches(long_ref)
+    assert expect("any", type="embedded/base64").matches(long_ref)
 
 
 def test_required_ids_and_stage_artifacts_name_the_missing_id() -> None:
