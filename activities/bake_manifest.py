@@ -254,7 +254,9 @@ class BakeManifestActivities:
         if target.is_file():
             target = target.parent
         check_kustomization(target, repo_root.resolve(), what)
-        return [*kustomize, "build", str(target)], self._version(kustomize)
+        # `kustomize build DIR`, or `kubectl kustomize DIR` (the same code, built into kubectl).
+        build = [] if kustomize[-1] == "kustomize" and len(kustomize) > 1 else ["build"]
+        return [*kustomize, *build, str(target)], self._version(kustomize)
 
     @activity.defn(name="bake_manifest")
     def bake_manifest(self, request: BakeManifestRequest) -> BakeManifestResult:

@@ -10,7 +10,8 @@
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
-KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.3}
+# v5.8.3 needs Go 1.27; v5.8.2 builds with the Go 1.26 on these machines.
+KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.2}
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/gennaker
 bin=$cache/bin
