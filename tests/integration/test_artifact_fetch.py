@@ -33,10 +33,11 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.accounts import SecretRef
 from activities.artifacts.activities import ArtifactActivities, FetchManifestsInput
-from activities.artifacts.errors import ARTIFACT_ACCOUNT, TOOL_MISSING
+from activities.artifacts.errors import ARTIFACT_ACCOUNT, ARTIFACT_INVALID, ARTIFACT_TOO_LARGE, TOOL_MISSING
 from activities.artifacts.model import Artifact
 from activities.artifacts.settings import (
     ArtifactAccounts,
+    ArtifactLimits,
     GitHubArtifactAccount,
     GitLabArtifactAccount,
     HelmArtifactAccount,
@@ -171,6 +172,42 @@ def test_http_file_with_basic_auth_binds_images(tmp_path: Path, monkeypatch: pyt
         assert [b.image for b in fetched.boundImages] == ["registry.local:5000/shop/web:placeholder"]
         assert fetched.digest == "sha256:" + hashlib.sha256(WEB_YAML).hexdigest()
         assert files.received("GET")[0].basic_auth() == ("ci", "s3cret")
+
+
+def test_size_limit_and_no_credentials_on_redirects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXUS_TOKEN", "tok-123")
+    with FakeHttp() as files:
+        big = files.route("GET", "/allowed/big.yaml", Reply(200, b"#" * 5000))
+        moved = files.route(
+            "GET", "/allowed/moved.yaml", Reply(302, b"", {"Location": files.url + "/allowed/web.yaml"})
+        )
+        settings = ArtifactAccounts(
+            egress=EgressPolicy(allow_url_prefixes=[files.url + "/allowed/"]),
+            limits=ArtifactLimits(max_file_bytes=4096),
+            http=[
+                HttpArtifactAccount(
+                    name="nexus", url_prefixes=[files.url + "/allowed/"], token=SecretRef(env="NEXUS_TOKEN")
+                )
+            ],
+        )
+        activities = ArtifactActivities(settings)
+        error = failure(
+            lambda: activities.fetch_manifests(
+                FetchManifestsInput(artifact=Artifact(type="http/file", reference=big), application=APP)
+            )
+        )
+        assert error.type == ARTIFACT_TOO_LARGE and "4096" in error.message
+        error = failure(
+            lambda: activities.fetch_manifests(
+                FetchManifestsInput(
+                    artifact=Artifact(type="http/file", reference=moved, artifactAccount="nexus"), application=APP
+                )
+            )
+        )
+        assert error.type == ARTIFACT_INVALID and "credentials are not sent onwards" in error.message
+        assert "tok-123" not in error.message
+        assert [r.path for r in files.received()] == ["/allowed/big.yaml", "/allowed/moved.yaml"]
+        assert files.received()[1].headers["authorization"] == "Bearer tok-123"
 
 
 def test_loopback_that_is_not_allow_listed_is_refused_before_any_request(tmp_path: Path) -> None:
