@@ -34,12 +34,15 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.accounts import SecretRef
 from activities.artifacts.activities import ArtifactActivities, FetchManifestsInput
 from activities.artifacts.errors import ARTIFACT_ACCOUNT, ARTIFACT_INVALID, ARTIFACT_TOO_LARGE, TOOL_MISSING
+from activities.artifacts.files import FileFetcher
+from activities.artifacts.git_repo import GitCheckout
 from activities.artifacts.model import Artifact
 from activities.artifacts.settings import (
     ArtifactAccounts,
     ArtifactLimits,
     GitHubArtifactAccount,
     GitLabArtifactAccount,
+    GitRepoArtifactAccount,
     HelmArtifactAccount,
     HttpArtifactAccount,
 )
@@ -373,6 +376,36 @@ def rendered(settings: ArtifactAccounts, result: BakeManifestResult) -> list[dic
         ArtifactActivities(settings).fetch_manifests, FetchManifestsInput(artifact=result.artifact, application=APP)
     )
     return fetched.manifests
+
+
+def test_git_token_goes_only_to_the_account_prefix_and_never_into_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_TOKEN", "tok-git-456")
+    with FakeHttp() as server:
+        # Smart HTTP starts with GET <repo>/info/refs?service=git-upload-pack; answer "no such repository".
+        server.route("GET", "/team/shop.git/info/refs", Reply(404, "Repository not found"))
+        settings = ArtifactAccounts(
+            egress=EgressPolicy(allow_cidrs=[ipaddress.ip_network("127.0.0.1/32")]),
+            store_dir=tmp_path / "store",
+            git=[
+                GitRepoArtifactAccount(
+                    name="internal", url_prefixes=[server.url + "/team/"], token=SecretRef(env="GIT_TOKEN")
+                )
+            ],
+        )
+        checkout = GitCheckout(FileFetcher(settings))
+        repo = Artifact(type="git/repo", reference=server.url + "/team/shop.git", artifactAccount="internal")
+        with pytest.raises(ApplicationError, match="could not check out HEAD") as caught:
+            ActivityEnvironment().run(checkout.checkout, repo, APP, tmp_path / "a")
+        assert "tok-git-456" not in caught.value.message
+        (request,) = server.received()
+        assert request.query == {"service": ["git-upload-pack"]}
+        assert request.headers["authorization"] == "Basic " + base64.b64encode(b"git:tok-git-456").decode()
+        outside = repo.model_copy(update={"reference": server.url + "/other/shop.git"})
+        with pytest.raises(ApplicationError, match="token is not sent there") as caught:
+            ActivityEnvironment().run(checkout.checkout, outside, APP, tmp_path / "b")
+        assert caught.value.type == ARTIFACT_ACCOUNT and len(server.received()) == 1
 
 
 def test_helm_chart_from_git_daemon_with_values_file_and_overrides(
