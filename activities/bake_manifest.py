@@ -162,6 +162,12 @@ class BakeManifestActivities:
         limits = self.settings.limits
         output = scratch / "rendered.yaml"
         deadline = time.monotonic() + limits.max_seconds
+        tool = Path(args[0]).name
+        # A template can ask for gigabytes (`repeat 1000000000 "x"`): bound the renderer's memory with
+        # util-linux prlimit (preexec_fn is unsafe in the activity thread pool).
+        prlimit = shutil.which("prlimit")
+        if prlimit:
+            args = [prlimit, f"--data={limits.max_render_memory_bytes}", "--", *args]
         with output.open("wb") as out, tempfile.TemporaryFile() as err:
             process = subprocess.Popen(
                 args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self._environment(scratch), cwd=scratch
@@ -186,11 +192,10 @@ class BakeManifestActivities:
                     process.kill()
                     process.wait()
             err.seek(0)
-            errors = err.read(4000).decode(errors="replace").strip()
+            # The first lines say why (a Go runtime failure is followed by pages of stack traces).
+            errors = "\n".join(err.read(4000).decode(errors="replace").strip().splitlines()[:12])[:1500]
         if process.returncode != 0:
-            raise activity_error(
-                f"{what}: {Path(args[0]).name} failed: {errors or f'exit {process.returncode}'}", RENDER_FAILED
-            )
+            raise activity_error(f"{what}: {tool} failed: {errors or f'exit {process.returncode}'}", RENDER_FAILED)
         data = output.read_bytes()
         if len(data) > limits.max_rendered_bytes:
             raise artifact_error(what, f"renders to more than {limits.max_rendered_bytes} bytes", ARTIFACT_TOO_LARGE)

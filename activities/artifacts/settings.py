@@ -96,6 +96,9 @@ class ArtifactLimits(BaseModel):
     max_repo_files: int = Field(default=20_000, gt=0)
     max_seconds: float = Field(default=300, gt=0, description="One fetch, clone or render")
     max_rendered_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Output of one bakeManifest")
+    max_render_memory_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=64 * 1024 * 1024, description="Data segment of helm/kustomize (prlimit)"
+    )
 
 
 class ArtifactAccounts(BaseModel):

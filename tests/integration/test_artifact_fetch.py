@@ -465,6 +465,33 @@ def test_large_render_stays_out_of_history_and_is_read_from_the_store(
     assert "not in this worker's artifact store" in error.message
 
 
+def test_renderer_memory_and_output_are_bounded(tmp_path: Path, tools_dir: Path, repository: Path) -> None:
+    settings = accounts(tmp_path, tools_dir, allow_url_prefixes=[repository.parent.as_uri() + "/"])
+    chart = Artifact(type="git/repo", reference=repository.as_uri(), metadata={"subPath": "charts/web"})
+    hungry = settings.model_copy(update={"limits": ArtifactLimits(max_render_memory_bytes=128 * 1024 * 1024)})
+    with pytest.raises(ApplicationError, match=r"helm failed: .*out of memory") as caught:
+        bake(
+            hungry,
+            templateRenderer="HELM3",
+            outputName="big",
+            inputArtifacts=[chart],
+            overrides={"filler": 400_000_000},
+            rawOverrides=True,
+        )
+    assert caught.value.type == "ManifestRenderFailed" and len(caught.value.message) < 2000
+    small = settings.model_copy(update={"limits": ArtifactLimits(max_rendered_bytes=10_000)})
+    with pytest.raises(ApplicationError, match="renders to more than 10000 bytes") as caught:
+        bake(
+            small,
+            templateRenderer="HELM3",
+            outputName="big",
+            inputArtifacts=[chart],
+            overrides={"filler": 50_000},
+            rawOverrides=True,
+        )
+    assert caught.value.type == ARTIFACT_TOO_LARGE
+
+
 def test_helm_chart_from_a_chart_repository(tmp_path: Path, tools_dir: Path, repository: Path) -> None:
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
