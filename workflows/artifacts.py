@@ -46,14 +46,15 @@ __all__ = [
 MAX_PATTERN_CHARS = 256
 MAX_EXPECTED_ARTIFACTS = 64
 MAX_ARTIFACTS = 128
-# A quantified group whose body itself holds a quantifier: (a+)+, (a*b?)*, (x{2,}){3}.
-_UNBOUNDED_QUANTIFIER = re.compile(r"[*+]|\{\d+,\}")
-_ESCAPE_OR_CLASS = re.compile(r"\\.|\[(?:\\.|[^\]\\])*\]")
 MAX_UNBOUNDED_QUANTIFIERS = 2
 # Longer fields (only an embedded/base64 reference can be) never match a non-empty pattern: with
 # two unbounded quantifiers a failing match costs up to n² steps, which must stay small.
 MAX_MATCHED_CHARS = 2048
+# A quantified group whose body itself holds a quantifier: (a+)+, (a*b?)*, (x{2,}){3}.
 _NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*?]|\{\d*,?\d*\})(?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,?\d*\})")
+# `*`, `+` and `{n,}`, counted after escapes and character classes are removed.
+_UNBOUNDED_QUANTIFIER = re.compile(r"[*+]|\{\d+,\}")
+_ESCAPE_OR_CLASS = re.compile(r"\\.|\[(?:\\.|[^\]\\])*\]")
 
 
 class ArtifactError(ValueError):
