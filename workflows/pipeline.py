@@ -29,9 +29,10 @@ from workflows.notifications import Notifier
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
+from workflows.account_calls import failure_reason
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import StageConfig, StageFailed
 from workflows.state import (
     PARENT_DONE_OK,
     PIPELINE_WORKFLOW,
