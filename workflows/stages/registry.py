@@ -1,7 +1,8 @@
 """The one place stage types are known by name.
 
-Adding a stage type is one module with a `@register_stage` class plus its import in
-workflows/stages/builtin.py; the benchmark registers its `noop` type through the same call.
+Adding a stage type is one module under workflows/stages/ with a `@register_stage` class (it is
+imported by workflows/stages/builtin.py); the benchmark registers its `noop` type through the same
+call. See docs/stage-types.md.
 """
 
 from __future__ import annotations
