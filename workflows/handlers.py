@@ -31,6 +31,7 @@ class ExecutionHandlers:
     _spec: PipelineSpec
     _state: ExecutionState
     _by_ref: dict[str, StageState]
+    _config_of: dict[str, StageConfig]  # refId -> the stage as declared (what the engine asks it)
     _judgments: dict[str, JudgmentRecord]
     _skips: set[str]
     _tick: int
@@ -80,7 +81,7 @@ class ExecutionHandlers:
                 judgments[s.refId] = choice
                 judgments.setdefault(s.name, choice)
             if s.status is StageStatus.SUCCEEDED:
-                variables.update(self._spec.stage(s.refId).exported_variables(s.outputs))
+                variables.update(self._config_of[s.refId].exported_variables(s.outputs))
         return {
             "parameters": dict(self._input.parameters),
             "trigger": self._input.trigger.model_dump(mode="json"),
@@ -106,7 +107,8 @@ class ExecutionHandlers:
         state = self._by_ref.get(req.refId)
         if state is None:
             return ApplicationError(f"no stage with refId {req.refId!r}", type="UnknownStage")
-        gate = self._spec.stage(req.refId).judgment_gate()
+        # As resolved for its run (its expressions evaluated), else as declared.
+        gate = self._stage_configs.get(req.refId, self._config_of[req.refId]).judgment_gate()
         if gate is None:
             return ApplicationError(f"stage {req.refId!r} ({state.type}) takes no judgments", type="NotJudgment")
         if not state.waitingForJudgment or req.refId in self._judgments:
@@ -184,7 +186,7 @@ class ExecutionHandlers:
         state = self._by_ref.get(req.refId)
         if state is None:
             return ApplicationError(f"no stage with refId {req.refId!r}", type="UnknownStage")
-        if not self._spec.stage(req.refId).skippable:
+        if not self._config_of[req.refId].skippable:
             return ApplicationError(f"stage {req.refId!r} ({state.type}) cannot be skipped", type="NotSkippable")
         if state.status is not StageStatus.RUNNING:
             return ApplicationError(

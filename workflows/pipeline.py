@@ -81,6 +81,7 @@ class PipelineWorkflow(ExecutionHandlers):
             restartedFrom=input.restart,
         )
         self._by_ref = {s.refId: s for s in stages}
+        self._config_of = {s.refId: s for s in self._spec.stages}
         self._judgments: dict[str, JudgmentRecord] = {}
         self._skips: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
