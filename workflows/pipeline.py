@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TemporalError
 
+import workflows.stages.builtin  # noqa: F401  (load every stage type with the workflow, not inside its first task)
 from workflows.context import StageContext
 from workflows.dag import DagScheduler
 from workflows.handlers import ExecutionHandlers
