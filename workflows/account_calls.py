@@ -150,7 +150,8 @@ def stage_failure(
         )
         return StageFailed(message + tail, details={**(details or {}), "kind": "noWorker"})
     where = f" in {account}" if account else ""
-    return StageFailed(f"{doing}{where} failed: {failure_reason(exc)}.{tail}", details=details)
+    reason = failure_reason(exc).rstrip(".")
+    return StageFailed(f"{doing}{where} failed: {reason}.{tail}", details=details)
 
 
 async def call_activity(
