@@ -9,25 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ACCOUNT_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
-
-
-class AccountHealth(BaseModel):
-    name: str
-    kind: str = Field(description="kubernetes | registry")
-    taskQueue: str
-    healthy: bool
-    reachable: bool
-    authenticated: bool
-    lastError: str | None = None
-    details: dict[str, str] = Field(default_factory=dict, description="e.g. server version, namespaces")
-    checkedAt: datetime
+# The queue names and the health model are what the workflows use: they live with the workflows.
+from workflows.account_model import ACCOUNT_NAME, AccountHealth, kubernetes_task_queue, registry_task_queue
 
 
 class SecretRef(BaseModel):
@@ -53,14 +41,6 @@ class SecretRef(BaseModel):
 
     def describe(self) -> str:
         return f"file {self.file}" if self.file is not None else f"env ${self.env}"
-
-
-def kubernetes_task_queue(account: str) -> str:
-    return f"k8s-{account}"
-
-
-def registry_task_queue(account: str) -> str:
-    return f"registry-{account}"
 
 
 class KubernetesAccount(BaseModel):
@@ -111,3 +91,15 @@ class ProvidedAccount:
     activities: Sequence[Callable[..., Any]]
     check_health: Callable[[], AccountHealth]
     close: Callable[[], None] = field(default=lambda: None)
+
+
+__all__ = [
+    "ACCOUNT_NAME",
+    "AccountHealth",
+    "KubernetesAccount",
+    "ProvidedAccount",
+    "RegistryAccount",
+    "SecretRef",
+    "kubernetes_task_queue",
+    "registry_task_queue",
+]

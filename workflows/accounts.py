@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from activities.accounts import AccountHealth
+from workflows.account_model import AccountHealth
 
 ACCOUNT_DIRECTORY_ID = "gennaker-account-directory"
 ACCOUNT_DIRECTORY_WORKFLOW = "AccountDirectory"

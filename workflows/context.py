@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from activities.accounts import kubernetes_task_queue, registry_task_queue
-
+from workflows.account_calls import AccountKind, account_queue
 from workflows.expressions import evaluate_value
 from workflows.state import ExecutionState, JudgmentRecord, StageState
 
@@ -33,6 +31,8 @@ class ExecutionControls(Protocol):
     def skip_requested(self, ref_id: str) -> bool: ...
 
     def judgment_for(self, ref_id: str) -> JudgmentRecord | None: ...
+
+    def take_judgment(self, ref_id: str) -> JudgmentRecord | None: ...
 
     @property
     def account_queues(self) -> dict[str, str]: ...
@@ -65,12 +65,9 @@ class StageContext:
             context.update(extra)
         return evaluate_value(value, context)
 
-    def account_queue(self, kind: Literal["kubernetes", "registry"], account: str) -> str:
+    def account_queue(self, kind: AccountKind, account: str) -> str:
         """The task queue of the worker holding `account`'s credentials."""
-        known = self._controls.account_queues.get(f"{kind}/{account}")
-        if known:
-            return known
-        return kubernetes_task_queue(account) if kind == "kubernetes" else registry_task_queue(account)
+        return account_queue(kind, account, self._controls.account_queues)
 
     def notify(self, event: str, sequence: int = 0) -> None:
         """Send this stage's notifications for `event` (judgment.waiting, …) in the background."""
@@ -106,8 +103,15 @@ class StageContext:
             remaining -= workflow.now() - started
         return self._controls.skip_requested(ref)
 
-    async def wait_for_judgment(self, limit: timedelta | None, summary: str) -> JudgmentRecord | None:
-        """Wait until a judgment for this stage arrives; None when `limit` passes first."""
+    async def wait_for_judgment(
+        self, limit: timedelta | None, summary: str, consume: bool = False
+    ) -> JudgmentRecord | None:
+        """Wait until a judgment for this stage arrives; None when `limit` passes first.
+
+        The stage's `judgment_gate()` says which judgments are accepted while it waits here. With
+        `consume`, the judgment is taken, so the stage may wait for another one later (each step
+        of a rolling deploy); otherwise later judgments of the stage are refused.
+        """
         ref = self.stage.refId
         self.stage.waitingForJudgment = True
         try:
@@ -118,4 +122,4 @@ class StageContext:
             return None
         finally:
             self.stage.waitingForJudgment = False
-        return self._controls.judgment_for(ref)
+        return self._controls.take_judgment(ref) if consume else self._controls.judgment_for(ref)

@@ -8,6 +8,7 @@ naming the stage (by refId) and the field.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -23,7 +24,7 @@ from pydantic import (
 
 from workflows.expressions import condition_syntax_errors, syntax_errors
 from workflows.stages.base import StageConfig
-from workflows.stages.registry import registered_stage_types, stage_class
+from workflows.stages.registry import canonical_stage, registered_stage_types, stage_class
 from workflows.triggers import Trigger
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -64,7 +65,7 @@ def _stage_from_dict(value: Any) -> Any:
     cls = stage_class(str(value.get("type", "")))
     if cls is None:
         raise ValueError(f"unknown stage type {value.get('type')!r}")
-    return cls.model_validate(dict(value))
+    return cls.model_validate(canonical_stage(value))
 
 
 # Stage types live in a registry (one module each, plus the benchmark's), so the union is resolved
@@ -164,12 +165,12 @@ def _stage_errors(index: int, raw: Any, known_types: Mapping[str, type[StageConf
     type_name = raw.get("type")
     if not type_name:
         return [FieldError(field=f"{label}.type", message="is required")]
-    cls = known_types.get(str(type_name))
+    cls = known_types.get(str(type_name)) or stage_class(str(type_name))
     if cls is None:
         known = ", ".join(known_types)
         return [FieldError(field=f"{label}.type", message=f"unknown stage type {type_name!r}; known: {known}")]
     try:
-        stage = cls.model_validate(dict(raw))
+        stage = cls.model_validate(canonical_stage(raw))
     except ValidationError as exc:
         return list(_pydantic_errors(exc, label, raw))
     errors = [FieldError(field=f"{label}.{path}", message=message) for path, message in stage.problems()]
@@ -218,29 +219,14 @@ def _graph_errors(stages: list[StageConfig]) -> list[FieldError]:
 
 
 def _find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
-    done: set[str] = set()
-    for start in parents:
-        path: list[str] = []
-        on_path: set[str] = set()
-        stack: list[tuple[str, Iterator[str]]] = [(start, iter(parents[start]))]
-        if start in done:
-            continue
-        path.append(start)
-        on_path.add(start)
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                stack.pop()
-                path.pop()
-                on_path.discard(node)
-                done.add(node)
-            elif nxt in on_path:
-                return path[path.index(nxt) :]
-            elif nxt not in done:
-                stack.append((nxt, iter(parents[nxt])))
-                path.append(nxt)
-                on_path.add(nxt)
+    """One dependency cycle (each stage followed by the one it waits for), or None."""
+    try:
+        TopologicalSorter(parents).prepare()
+    except CycleError as exc:
+        # graphlib lists each node before the one that depends on it and repeats the first at the
+        # end; read backwards, each stage is followed by the one it waits for.
+        cycle: list[str] = list(reversed(exc.args[1]))[:-1]
+        return cycle
     return None
 
 

@@ -9,13 +9,14 @@ import asyncio
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
+from workflows.account_calls import failure_reason
 from workflows.model import PipelineSpec
-from workflows.stages.base import StageConfig, failure_reason
-from workflows.stages.judgment import ManualJudgmentStage
+from workflows.notification_model import NOTIFY_RETRY, NOTIFY_TIMEOUT, NotificationRequest, notifications_for
+from workflows.stages.base import StageConfig
 from workflows.state import ExecutionState, NotificationFailure, StageState
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notify import NOTIFY_RETRY, NOTIFY_TIMEOUT, NotificationRequest, NotifyActivities, notifications_for
+    from activities.notify.channels import NotifyActivities
 
 
 class Notifier:
@@ -30,15 +31,15 @@ class Notifier:
     ) -> None:
         if not self._any:
             return
-        judgment = stage if isinstance(stage, ManualJudgmentStage) else None
+        gate = stage.judgment_gate() if stage is not None else None
         requests = notifications_for(
             event,
             self._spec.notifications,
             stage.notifications if stage is not None and stage.sendNotifications else [],
             execution=self._state,
             stage=stage_state,
-            instructions=judgment.instructions if judgment else None,
-            options=judgment.options() if judgment else (),
+            instructions=gate.instructions if gate else None,
+            options=gate.options if gate else (),
             sequence=sequence,
         )
         # Executions recorded before notifications existed must replay without these activities.

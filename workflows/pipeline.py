@@ -1,12 +1,8 @@
 """PipelineWorkflow: runs a pipeline's stage DAG as one durable Temporal workflow.
 
-Semantics (Spinnaker's, see README "Pipeline semantics"):
-- A stage starts when every parent is SUCCEEDED, FAILED_CONTINUE or SKIPPED; siblings run at once.
-- A failing stage is FAILED_CONTINUE with `continuePipeline`, TERMINAL and fails the pipeline at the
-  end with `completeOtherBranchesThenFail`, TERMINAL and fails the pipeline at once (other running
-  stages CANCELED) with `failPipeline` (the default), and STOPPED (its branch halts, the pipeline
-  may still succeed) when both flags are false.
-- A TERMINAL pipeline fails the Temporal workflow too, so the Web UI's "Failed" filter finds it.
+The scheduling and failure-flag rules (Spinnaker's, see README "Pipeline semantics") are decided by
+`DagScheduler` (workflows/dag.py); this class carries them out with tasks, timers and activities.
+A TERMINAL pipeline fails the Temporal workflow too, so the Web UI's "Failed" filter finds it.
 """
 
 from __future__ import annotations
@@ -22,18 +18,20 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TemporalError
 
+import workflows.stages.builtin  # noqa: F401  (load every stage type with the workflow, not inside its first task)
 from workflows.context import StageContext
+from workflows.dag import DagScheduler
 from workflows.handlers import ExecutionHandlers
 from workflows.notifications import Notifier
 
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
+from workflows.account_calls import failure_reason
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import StageConfig, StageFailed
 from workflows.state import (
-    PARENT_DONE_OK,
     PIPELINE_WORKFLOW,
     ExecutionResult,
     ExecutionState,
@@ -84,12 +82,12 @@ class PipelineWorkflow(ExecutionHandlers):
             restartedFrom=input.restart,
         )
         self._by_ref = {s.refId: s for s in stages}
+        self._config_of = {s.refId: s for s in self._spec.stages}
         self._judgments: dict[str, JudgmentRecord] = {}
         self._skips: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tick = 0
-        self._halted = False
-        self._fail_at_end = False
+        self._dag = DagScheduler(self._spec.stages, self._by_ref)
         self._notifier = Notifier(self._spec, self._state)
         self._stage_configs: dict[str, StageConfig] = {}  # as resolved for their run
         self._gate_open = False
@@ -118,8 +116,8 @@ class PipelineWorkflow(ExecutionHandlers):
         finally:
             if self._spec.limitConcurrent:
                 await self._release_gate()
-        failed = self._halted or self._fail_at_end
-        self._finish(ExecutionStatus.TERMINAL if failed else ExecutionStatus.SUCCEEDED)
+        failed = self._dag.failed
+        self._finish(self._dag.final_status())
         self._notifier.emit("pipeline.failed" if failed else "pipeline.complete")
         await self._fire_pipeline_triggers()
         await self._notifier.drain()
@@ -211,26 +209,16 @@ class PipelineWorkflow(ExecutionHandlers):
 
     async def _run_dag(self) -> None:
         while True:
-            if not self._halted and not self._state.paused:
-                for stage in self._ready_stages():
+            if not self._state.paused:
+                for stage in self._dag.ready(self._tasks):
                     self._tasks[stage.refId] = asyncio.create_task(self._run_stage(stage))
             running = any(not t.done() for t in self._tasks.values())
-            if not running and (self._halted or not self._ready_stages()):
+            if self._dag.finished(running, self._tasks):
                 return
             await workflow.wait_condition(self._tick_changed(self._tick))
 
     def _tick_changed(self, seen: int) -> Callable[[], bool]:
         return lambda: self._tick != seen
-
-    def _ready_stages(self) -> list[StageConfig]:
-        ready = []
-        for stage in self._spec.stages:
-            state = self._by_ref[stage.refId]
-            if state.status is not StageStatus.NOT_STARTED or stage.refId in self._tasks:
-                continue
-            if all(self._by_ref[p].status in PARENT_DONE_OK for p in stage.requisiteStageRefIds):
-                ready.append(stage)
-        return ready
 
     async def _stop_running_stages(self, reason: str) -> None:
         running = [(ref, t) for ref, t in self._tasks.items() if not t.done()]
@@ -350,25 +338,16 @@ class PipelineWorkflow(ExecutionHandlers):
         details: dict[str, Any] | None = None,
     ) -> None:
         state.error = StageError(message=reason, kind=kind, details=details or {})
-        message = f"stage {stage.display_name!r} ({stage.refId}, type {stage.type}) failed: {reason}"
-        if stage.continuePipeline:
-            state.status = StageStatus.FAILED_CONTINUE
-        elif stage.completeOtherBranchesThenFail:
-            state.status = StageStatus.TERMINAL
-            self._fail_at_end = True
-            self._state.failure = self._state.failure or message
-        elif stage.failPipeline:
-            state.status = StageStatus.TERMINAL
-            self._state.failure = self._state.failure or message
-            self._halted = True
+        decision = self._dag.stage_failed(stage, reason)
+        state.status = decision.status
+        self._state.failure = self._state.failure or self._dag.failure
+        if decision.cancel_others:
             current = self._tasks.get(stage.refId)
             for ref, task in self._tasks.items():
                 if task is not current and not task.done():
-                    self._by_ref[ref].error = StageError(message=f"canceled: {message}", kind="canceled")
+                    self._by_ref[ref].error = StageError(message=f"canceled: {decision.message}", kind="canceled")
                     task.cancel()
-        else:
-            state.status = StageStatus.STOPPED
-        workflow.logger.warning(message)
+        workflow.logger.warning(decision.message)
         self._notifier.emit("stage.failed", self._stage_configs.get(stage.refId, stage), state)
 
     def _finish(self, status: ExecutionStatus) -> None:

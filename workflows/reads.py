@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import TemporalError
 
-from workflows.stages.base import failure_reason
+from workflows.account_calls import failure_reason
 
 with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.client import NON_RETRYABLE

@@ -65,6 +65,17 @@ class JudgmentRecord(BaseModel):
     user: str | None = None
     judgedAt: datetime
     via: str = Field(description="update (API/CLI), signal (temporal CLI) or timeout")
+    verified: bool = Field(
+        default=False,
+        description="`user` came from the gateway's authentication (the judge update); a signal's is only a claim",
+    )
+
+    @property
+    def judged_by(self) -> str | None:
+        """Who judged, as recorded in outputs: a signal's name is marked as unverified."""
+        if self.user is None or self.verified:
+            return self.user
+        return f"{self.user} (unverified, {self.via})"
 
 
 class StageState(BaseModel):
@@ -150,7 +161,11 @@ class JudgmentRequest(BaseModel):
     """Body of the `judgment` signal and the `judge` update.
 
     From the Temporal CLI: temporal workflow signal --workflow-id ID --name judgment \
-        --input '{"refId": "approve", "judgmentStatus": "continue", "input": "ship"}'
+        --input '{"refId": "approve", "judgmentStatus": "continue", "input": "ship", "user": "alice"}'
+
+    Identity is trusted only from the update, which the gateway fills from authentication. The
+    signal can be sent by anyone who reaches Temporal: its `groups` and `admin` are ignored and its
+    `user` is recorded as unverified, so it cannot satisfy an `approvers` list.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -161,6 +176,16 @@ class JudgmentRequest(BaseModel):
     user: str | None = None
     groups: list[str] = Field(default_factory=list, description="The judge's groups (set by the gateway)")
     admin: bool = Field(default=False, description="The judge is a Gennaker admin (set by the gateway)")
+
+
+class ControlAck(BaseModel):
+    """What a control Update (pause, resume, cancel, skipWait, judge) answers: small on purpose, as
+    it is stored in history; read the execution's state with the `state` query."""
+
+    accepted: bool = True
+    status: ExecutionStatus
+    message: str
+    judgment: JudgmentRecord | None = Field(default=None, description="The recorded judgment (judge only)")
 
 
 class ControlRequest(BaseModel):

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workflows.cron import cron_problem
+
 SECRET_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _INTERVAL = re.compile(r"^(\d+)(s|m|h)$")
 
@@ -40,12 +42,18 @@ class CronTrigger(_Trigger):
     interval: str | None = Field(default=None, description="Every N seconds/minutes/hours: 30s, 5m, 1h")
     timezone: str = Field(default="UTC", description="IANA zone for `cron`, e.g. Europe/Paris")
 
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        problem = cron_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _one_spec(self) -> CronTrigger:
         if (self.cron is None) == (self.interval is None):
             raise ValueError("give exactly one of `cron` or `interval`")
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"cron {self.cron!r} must have 5 fields (minute hour day month weekday)")
         if self.interval is not None and not _INTERVAL.match(self.interval):
             raise ValueError(f"interval {self.interval!r} must look like 30s, 5m or 1h")
         return self

@@ -194,7 +194,7 @@ async def test_broken_dockerfile_fails_the_stage_with_the_build_output(
     assert stage is not None and stage.status is StageStatus.TERMINAL
     assert stage.error is not None
     message = stage.error.message
-    assert f"bake of {repository}:v1 on registry account {BAKE_ACCOUNT} failed" in message
+    assert f"baking {repository}:v1 in registry account {BAKE_ACCOUNT} failed" in message
     assert "about-to-fail" in message and "non-zero code: 3" in message
     assert "nothing was pushed" in message
     assert state.failure and "'bake'" in state.failure

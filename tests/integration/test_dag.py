@@ -15,7 +15,7 @@ from workflows.model import PipelineInvalid, parse_pipeline
 from workflows.search import STATUS, TRIGGER
 from workflows.stages.base import StageConfig
 from workflows.stages.registry import register_stage
-from workflows.state import ExecutionStatus, JudgmentRecord, JudgmentRequest, StageStatus
+from workflows.state import ControlAck, ExecutionStatus, JudgmentRequest, StageStatus
 
 
 def wait(ref: str, seconds: float = 0.5, *parents: str, **flags: object) -> dict[str, object]:
@@ -60,7 +60,7 @@ async def test_join_waits_for_every_parent(runner: Runner) -> None:
     assert gate and gate.status is StageStatus.RUNNING
     assert join and join.status is StageStatus.NOT_STARTED
     await runner.wait_until(handle, lambda s: s.stage("gate").waitingForJudgment)
-    await handle.execute_update("judge", JudgmentRequest(refId="gate"), result_type=JudgmentRecord)
+    await handle.execute_update("judge", JudgmentRequest(refId="gate"), result_type=ControlAck)
     state = await runner.finish(handle)
     assert state.status is ExecutionStatus.SUCCEEDED
     fast, gate, join = state.stage("fast"), state.stage("gate"), state.stage("join")

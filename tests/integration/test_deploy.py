@@ -22,6 +22,7 @@ import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture, start_rig, stop_rig  # noqa: F401
 from workers.devserver import TemporalDevServer
+from workflows.pipeline import PipelineWorkflow
 from workflows.state import ExecutionState, JudgmentRequest, StageStatus
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -124,18 +125,23 @@ async def test_rolling_red_black_shifts_traffic_in_steps_with_approval(
         container=kube.container("2.0"),
     )))
     for step, (new_serving, old_serving) in ((2, (1, 3)), (3, (2, 2))):
-        await runner.wait_until(handle, lambda st, n=step: f"step-{n}" in (st.stage("deploy").details or ""))
-        child = client.get_workflow_handle(f"{handle.id}.deploy.step-{step}")
+        # The deploy stage itself waits for each step's approval (no child pipeline).
         await runner.wait_until(
-            child, lambda st: st.stage("approve") is not None and st.stage("approve").waitingForJudgment, timeout=30
+            handle,
+            lambda st, n=step: st.stage("deploy").waitingForJudgment
+            and f"approval of step {n}" in (st.stage("deploy").details or ""),
+            timeout=60,
         )
         serving = kube.serving(lb)
         assert len(serving & kube.pods(new)) == new_serving, (step, serving)
         assert len(serving & kube.pods(old)) == old_serving, (step, serving)
-        await child.execute_update("judge", JudgmentRequest(refId="approve", input="go", user="alice"))
+        ack = await handle.execute_update(
+            PipelineWorkflow.judge, JudgmentRequest(refId="deploy", input="go", user="alice")
+        )
+        assert ack.judgment is not None and ack.judgment.input == "go"
     done = outputs(await runner.finish(handle))
     assert [s["percentage"] for s in done["rollingSteps"]] == [25, 50, 100]
-    assert done["step2Judgment"]["judgedBy"] == "alice"
+    assert done["step2Judgment"]["judgedBy"] == "alice" and done["step3Judgment"]["judgmentInput"] == "go"
     assert kube.serving(lb) == kube.pods(new) and len(kube.pods(new)) == 4
     assert kube.replicas(old) == 0
 

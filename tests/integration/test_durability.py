@@ -30,10 +30,10 @@ from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
 from workflows.state import (
     PIPELINE_WORKFLOW,
+    ControlAck,
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
-    JudgmentRecord,
     JudgmentRequest,
     PipelineRunInput,
     StageStatus,
@@ -135,15 +135,16 @@ async def test_pipelines_survive_a_killed_worker(
 
     second = worker_processes(temporal_server.address, queue)
     await second.wait_polling(client, {queue: WORKFLOW_QUEUE})
-    record = await asyncio.wait_for(
+    ack = await asyncio.wait_for(
         gate.execute_update(
             "judge",
             JudgmentRequest(refId="approve", input="ship", user="after-restart", comment="second worker"),
-            result_type=JudgmentRecord,
+            result_type=ControlAck,
         ),
         RESULT_TIMEOUT,
     )
-    assert record.user == "after-restart" and record.via == "update"
+    record = ack.judgment
+    assert record is not None and record.user == "after-restart" and record.via == "update"
 
     for handle in (timer, gate):
         result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)

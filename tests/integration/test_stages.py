@@ -25,12 +25,12 @@ from api.store import PipelineStore
 from tests.conftest import Runner, pipeline
 from tests.support.builders import judgment, variables, wait
 from workers.devserver import TemporalDevServer, temporal_cli
+from workflows.pipeline import PipelineWorkflow
 from workflows.state import (
     ControlRequest,
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
-    JudgmentRecord,
     JudgmentRequest,
     SkipWaitRequest,
     StageStatus,
@@ -116,7 +116,7 @@ async def test_judgments_are_visible_to_later_expressions(runner: Runner) -> Non
         )
     )
     await waiting_for_judgment(runner, handle, "approve")
-    await handle.execute_update("judge", JudgmentRequest(refId="approve", input="ship"), result_type=JudgmentRecord)
+    await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve", input="ship"))
     state = await runner.finish(handle)
     assert state.status is ExecutionStatus.SUCCEEDED
     assert outputs_of(state, "read") == {"choice": "ship", "byName": "ship"}
@@ -182,12 +182,14 @@ async def test_judge_update_records_who_what_and_how(runner: Runner) -> None:
     state = await waiting_for_judgment(runner, handle, "approve")
     approve = state.stage("approve")
     assert approve and approve.details and "ship, hold" in approve.details
-    record = await handle.execute_update(
-        "judge",
+    ack = await handle.execute_update(
+        PipelineWorkflow.judge,
         JudgmentRequest(refId="approve", input="ship", comment="looks good", user="alice"),
-        result_type=JudgmentRecord,
     )
+    record = ack.judgment
+    assert ack.accepted and record is not None and "alice" in ack.message
     assert (record.judgmentStatus, record.input, record.user, record.via) == ("continue", "ship", "alice", "update")
+    assert record.verified
     state = await runner.finish(handle)
     assert state.status is ExecutionStatus.SUCCEEDED
     out = outputs_of(state, "approve")
@@ -207,7 +209,9 @@ async def test_judgment_signal_continues_the_pipeline(runner: Runner) -> None:
     state = await runner.finish(handle)
     assert state.status is ExecutionStatus.SUCCEEDED
     out = outputs_of(state, "approve")
-    assert (out["via"], out["judgedBy"], out["comment"]) == ("signal", "bob", "by signal")
+    # Anyone who reaches Temporal can send the signal: the name is only a claim.
+    assert (out["via"], out["judgedBy"], out["comment"]) == ("signal", "bob (unverified, signal)", "by signal")
+    assert out["verified"] is False
 
 
 async def test_judgment_signal_from_the_temporal_cli(runner: Runner, temporal_server: TemporalDevServer) -> None:
@@ -230,7 +234,7 @@ async def test_judgment_signal_from_the_temporal_cli(runner: Runner, temporal_se
     state = await runner.finish(handle)
     assert state.status is ExecutionStatus.SUCCEEDED
     out = outputs_of(state, "approve")
-    assert (out["via"], out["judgmentInput"], out["judgedBy"]) == ("signal", "hold", "cli-user")
+    assert (out["via"], out["judgmentInput"], out["judgedBy"]) == ("signal", "hold", "cli-user (unverified, signal)")
 
 
 async def test_judging_a_stage_that_is_not_waiting_is_rejected(runner: Runner) -> None:
@@ -238,32 +242,27 @@ async def test_judging_a_stage_that_is_not_waiting_is_rejected(runner: Runner) -
         pipeline(wait("first", 0.2), judgment("approve", "first"), judgment("second", "approve"))
     )
     # Not started yet.
-    cause = await update_error(
-        handle.execute_update("judge", JudgmentRequest(refId="approve"), result_type=JudgmentRecord)
-    )
+    cause = await update_error(handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve")))
     assert cause.type == "NotWaiting" and "NOT_STARTED" in cause.message
     # Not a judgment at all, and not a stage at all.
-    cause = await update_error(
-        handle.execute_update("judge", JudgmentRequest(refId="first"), result_type=JudgmentRecord)
-    )
+    cause = await update_error(handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="first")))
     assert cause.type == "NotJudgment"
-    cause = await update_error(
-        handle.execute_update("judge", JudgmentRequest(refId="nope"), result_type=JudgmentRecord)
-    )
+    cause = await update_error(handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="nope")))
     assert cause.type == "UnknownStage"
     # A signal for a stage that is not waiting is ignored, not kept for later.
     await handle.signal("judgment", JudgmentRequest(refId="approve", judgmentStatus="stop"))
     await waiting_for_judgment(runner, handle, "approve")
-    await handle.execute_update("judge", JudgmentRequest(refId="approve", user="alice"), result_type=JudgmentRecord)
+    await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve", user="alice"))
     # Already judged.
     cause = await update_error(
         handle.execute_update(
-            "judge", JudgmentRequest(refId="approve", judgmentStatus="stop"), result_type=JudgmentRecord
+            PipelineWorkflow.judge,
+            JudgmentRequest(refId="approve", judgmentStatus="stop"),
         )
     )
     assert cause.type == "NotWaiting"
     await waiting_for_judgment(runner, handle, "second")
-    await handle.execute_update("judge", JudgmentRequest(refId="second"), result_type=JudgmentRecord)
+    await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="second"))
     state = await runner.finish(handle)
     assert state.status is ExecutionStatus.SUCCEEDED
     assert outputs_of(state, "approve")["judgedBy"] == "alice"
@@ -273,24 +272,51 @@ async def test_judging_with_an_unknown_option_is_rejected(runner: Runner) -> Non
     handle = await runner.start(pipeline(judgment("approve", judgmentInputs=["ship", "hold"])))
     await waiting_for_judgment(runner, handle, "approve")
     cause = await update_error(
-        handle.execute_update("judge", JudgmentRequest(refId="approve", input="yolo"), result_type=JudgmentRecord)
+        handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve", input="yolo"))
     )
     assert cause.type == "UnknownOption" and "ship, hold" in cause.message
     state = await runner.state(handle)
     approve = state.stage("approve")
     assert approve and approve.status is StageStatus.RUNNING and approve.waitingForJudgment
-    await handle.execute_update("judge", JudgmentRequest(refId="approve", input="hold"), result_type=JudgmentRecord)
+    await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve", input="hold"))
     state = await runner.finish(handle)
     assert outputs_of(state, "approve")["judgmentInput"] == "hold"
+
+
+async def test_a_judgment_with_options_needs_one_to_continue(runner: Runner) -> None:
+    handle = await runner.start(pipeline(judgment("approve", judgmentInputs=["ship", "hold"])))
+    await waiting_for_judgment(runner, handle, "approve")
+    cause = await update_error(handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve")))
+    assert cause.type == "OptionRequired" and "ship, hold" in cause.message
+    await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve", input="ship"))
+    state = await runner.finish(handle)
+    assert outputs_of(state, "approve")["judgmentInput"] == "ship"
+
+
+async def test_a_signal_cannot_satisfy_approvers_whatever_it_claims(runner: Runner) -> None:
+    handle = await runner.start(pipeline(judgment("approve", approvers=["alice"])))
+    await waiting_for_judgment(runner, handle, "approve")
+    # A forged signal (issue 11): the name of an approver, admin and groups claimed in the payload.
+    forged = JudgmentRequest(refId="approve", user="alice", admin=True, groups=["admins"])
+    await handle.signal("judgment", forged)
+    # The update from someone else is refused; then the real approver's (via the gateway) passes,
+    # which proves the forged signal did not judge the stage.
+    cause = await update_error(
+        handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve", user="eve"))
+    )
+    assert cause.type == "Forbidden" and "alice" in cause.message
+    ack = await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve", user="alice"))
+    assert ack.judgment is not None and ack.judgment.verified
+    state = await runner.finish(handle)
+    assert outputs_of(state, "approve")["judgedBy"] == "alice"
 
 
 async def test_judged_stop_fails_the_stage_and_the_pipeline(runner: Runner) -> None:
     handle = await runner.start(pipeline(judgment("approve"), wait("deploy", 0.1, "approve")))
     await waiting_for_judgment(runner, handle, "approve")
     await handle.execute_update(
-        "judge",
+        PipelineWorkflow.judge,
         JudgmentRequest(refId="approve", judgmentStatus="stop", comment="not today", user="bob"),
-        result_type=JudgmentRecord,
     )
     with pytest.raises(WorkflowFailureError):
         await asyncio.wait_for(handle.result(), 15)
@@ -331,17 +357,17 @@ async def test_judgment_timeout_decides_the_timeout_outcome(
 async def test_pause_holds_new_stages_until_resume(runner: Runner) -> None:
     handle = await runner.start(pipeline(judgment("approve"), wait("next", 0.1, "approve")))
     await waiting_for_judgment(runner, handle, "approve")
-    paused = await handle.execute_update("pause", ControlRequest(reason="freeze"), result_type=ExecutionState)
-    assert paused.paused and paused.status is ExecutionStatus.PAUSED
-    await handle.execute_update("judge", JudgmentRequest(refId="approve"), result_type=JudgmentRecord)
+    paused = await handle.execute_update(PipelineWorkflow.pause, ControlRequest(reason="freeze"))
+    assert paused.accepted and paused.status is ExecutionStatus.PAUSED and paused.judgment is None
+    await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve"))
     state = await runner.wait_until(handle, lambda s: s.stage("approve").status is StageStatus.SUCCEEDED)
     await asyncio.sleep(1.5)  # long enough for `next` to have run, were it not held
     state = await runner.state(handle)
     nxt = state.stage("next")
     assert nxt and nxt.status is StageStatus.NOT_STARTED
     assert state.status is ExecutionStatus.PAUSED
-    resumed = await handle.execute_update("resume", ControlRequest(), result_type=ExecutionState)
-    assert not resumed.paused and resumed.status is ExecutionStatus.RUNNING
+    resumed = await handle.execute_update(PipelineWorkflow.resume, ControlRequest())
+    assert resumed.accepted and resumed.status is ExecutionStatus.RUNNING
     state = await runner.finish(handle)
     assert state.status is ExecutionStatus.SUCCEEDED
     nxt, approve = state.stage("next"), state.stage("approve")
@@ -352,12 +378,12 @@ async def test_pause_holds_new_stages_until_resume(runner: Runner) -> None:
 async def test_pause_freezes_a_running_wait(runner: Runner) -> None:
     handle = await runner.start(pipeline(wait("w", 1)))
     await runner.wait_until(handle, lambda s: s.stage("w").status is StageStatus.RUNNING)
-    await handle.execute_update("pause", ControlRequest(), result_type=ExecutionState)
+    await handle.execute_update(PipelineWorkflow.pause, ControlRequest())
     await asyncio.sleep(2.5)  # well past the wait's end (1 s plus the server's timer slack)
     state = await runner.state(handle)
     w = state.stage("w")
     assert w and w.status is StageStatus.RUNNING and state.status is ExecutionStatus.PAUSED
-    await handle.execute_update("resume", ControlRequest(), result_type=ExecutionState)
+    await handle.execute_update(PipelineWorkflow.resume, ControlRequest())
     state = await runner.finish(handle)
     w = state.stage("w")
     assert w and w.status is StageStatus.SUCCEEDED and w.outputs["skipped"] is False
@@ -366,17 +392,24 @@ async def test_pause_freezes_a_running_wait(runner: Runner) -> None:
 
 async def test_skip_wait_ends_the_wait_early(runner: Runner) -> None:
     handle = await runner.start(pipeline(wait("long", 60), wait("after", 0.1, "long")))
-    cause = await update_error(
-        handle.execute_update("skipWait", SkipWaitRequest(refId="after"), result_type=ExecutionState)
-    )
+    cause = await update_error(handle.execute_update(PipelineWorkflow.skip_wait, SkipWaitRequest(refId="after")))
     assert cause.type == "NotWaiting"
     await runner.wait_until(handle, lambda s: s.stage("long").status is StageStatus.RUNNING)
-    await handle.execute_update("skipWait", SkipWaitRequest(refId="long", user="carol"), result_type=ExecutionState)
+    await handle.execute_update(PipelineWorkflow.skip_wait, SkipWaitRequest(refId="long", user="carol"))
     state = await runner.finish(handle, timeout=20)
     long = state.stage("long")
     assert long and long.status is StageStatus.SUCCEEDED
     assert long.outputs["skipped"] is True and long.outputs["waitTime"] == 60
     assert state.status is ExecutionStatus.SUCCEEDED
+
+
+async def test_only_skippable_stages_can_be_skipped(runner: Runner) -> None:
+    handle = await runner.start(pipeline(judgment("approve")))
+    await waiting_for_judgment(runner, handle, "approve")
+    cause = await update_error(handle.execute_update(PipelineWorkflow.skip_wait, SkipWaitRequest(refId="approve")))
+    assert cause.type == "NotSkippable" and "manualJudgment" in cause.message
+    await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve"))
+    await runner.finish(handle)
 
 
 async def test_skip_wait_signal_ends_a_paused_wait(runner: Runner) -> None:
@@ -399,9 +432,10 @@ async def test_cancel_records_the_reason_and_cancels_the_running_stage(runner: R
     handle = await runner.start(pipeline(wait("long", 60), wait("after", 0.1, "long")))
     await runner.wait_until(handle, lambda s: s.stage("long").status is StageStatus.RUNNING)
     recorded = await handle.execute_update(
-        "cancel", ControlRequest(reason="bad build", user="carol"), result_type=ExecutionState
+        PipelineWorkflow.record_cancel, ControlRequest(reason="bad build", user="carol")
     )
-    assert recorded.cancelReason == "bad build"
+    assert recorded.accepted and recorded.status is ExecutionStatus.RUNNING
+    assert (await runner.state(handle)).cancelReason == "bad build"
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as raised:
         await asyncio.wait_for(handle.result(), 15)
@@ -439,7 +473,7 @@ async def test_inline_child_pipeline_waits_and_returns_its_outputs(runner: Runne
     described = await child_handle.describe()
     assert described.status is WorkflowExecutionStatus.COMPLETED
     assert described.parent_id == handle.id
-    child_state = await child_handle.query("state", result_type=ExecutionState)
+    child_state = await child_handle.query(PipelineWorkflow.get_state)
     assert child_state.trigger.type == "pipeline" and child_state.trigger.source == handle.id
 
 
@@ -490,7 +524,7 @@ async def test_fire_and_forget_child_outlives_the_parent_step(runner: Runner, cl
     child_handle = client.get_workflow_handle(child_id, result_type=ExecutionResult)
     await runner.wait_until(child_handle, lambda s: s.stage("gate").waitingForJudgment)
     assert (await child_handle.describe()).status is WorkflowExecutionStatus.RUNNING
-    await child_handle.execute_update("judge", JudgmentRequest(refId="gate"), result_type=JudgmentRecord)
+    await child_handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="gate"))
     child_result = await asyncio.wait_for(child_handle.result(), 15)
     assert child_result.status is ExecutionStatus.SUCCEEDED
 

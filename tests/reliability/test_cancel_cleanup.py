@@ -50,7 +50,7 @@ from tests.support.fake_services import FakeHttp, FakeJenkins, JenkinsJob, Reply
 from tests.support.kube_rig import KubeRig
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
-from workflows.state import ExecutionState, ExecutionStatus, JudgmentRecord, JudgmentRequest, StageStatus
+from workflows.state import ControlAck, ExecutionState, ExecutionStatus, JudgmentRequest, StageStatus
 
 SECTION = "Cancellation cleanup"
 SCRIPT_IMAGE = "gennaker-test/script-busybox:1"
@@ -132,7 +132,7 @@ async def judgment_stage(rig: Rig) -> Observed:
     try:
         await asyncio.wait_for(
             handle.execute_update(
-                "judge", JudgmentRequest(refId="approve", input="ship", user="late"), result_type=JudgmentRecord
+                "judge", JudgmentRequest(refId="approve", input="ship", user="late"), result_type=ControlAck
             ),
             15,
         )

@@ -30,7 +30,7 @@ from tests.reliability.conftest import (
 )
 from tests.reliability.report import ReliabilityReport
 from tests.support.kube_rig import KubeRig, start_rig, stop_rig
-from workflows.state import ExecutionState, ExecutionStatus, JudgmentRecord, JudgmentRequest
+from workflows.state import ControlAck, ExecutionState, ExecutionStatus, JudgmentRequest
 
 SECTION = "Temporal server crash (SIGKILL + restart)"
 ROUNDS = 3
@@ -125,7 +125,7 @@ async def test_runs_resume_after_the_server_is_killed(tmp_path: Path, reliabilit
                             handle.execute_update(
                                 "judge",
                                 JudgmentRequest(refId="approve", input="ship", user=f"after-restart-{index}"),
-                                result_type=JudgmentRecord,
+                                result_type=ControlAck,
                             ),
                             60,
                         )

@@ -43,7 +43,7 @@ from tests.reliability.conftest import (
 from tests.reliability.report import ReliabilityReport
 from tests.support.docker_rig import SCRATCH_DOCKERFILE, DockerRig
 from tests.support.kube_rig import KubeRig, start_rig, stop_rig
-from workflows.state import ExecutionState, ExecutionStatus, JudgmentRecord, JudgmentRequest
+from workflows.state import ControlAck, ExecutionState, ExecutionStatus, JudgmentRequest
 
 SECTION = "Worker crash (SIGKILL)"
 TRIALS = {"bake": 4, "deploy": 6, "judgment": 6, "notification": 6}
@@ -204,7 +204,7 @@ async def campaign(
                     trial.handle.execute_update(  # type: ignore[union-attr]
                         "judge",
                         JudgmentRequest(refId="approve", input="ship", user=f"judge-{trial.index}"),
-                        result_type=JudgmentRecord,
+                        result_type=ControlAck,
                     ),
                     90,
                 )

@@ -8,16 +8,16 @@ digest, tags), never build logs.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
+from workflows.account_calls import WAIT, AccountCalls
 from workflows.context import StageContext
-from workflows.stages.base import Expression, StageConfig, StageFailed, failure_reason
+from workflows.stages.base import Expression, StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -27,26 +27,16 @@ with workflow.unsafe.imports_passed_through():
 
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 REPOSITORY_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
-# Waiting for a worker: a registry account no worker serves must not hang the stage forever.
-NO_WORKER_AFTER = timedelta(minutes=5)
-BAKE_RETRY = RetryPolicy(
+BAKE_NON_RETRYABLE = [*registry_activities.NON_RETRYABLE, *bake_activities.NON_RETRYABLE]
+# The build streams a heartbeat at least every 5 s; a crashed worker's bake is retried after 20 s.
+# The attempt's own limit is the stage's `timeoutMinutes`.
+BAKE = replace(
+    WAIT,
+    start_to_close=timedelta(0),
+    heartbeat=timedelta(seconds=20),
     initial_interval=timedelta(seconds=5),
     maximum_attempts=3,
-    non_retryable_error_types=[*registry_activities.NON_RETRYABLE, *bake_activities.NON_RETRYABLE],
 )
-# The build streams a heartbeat at least every 5 s; a crashed worker's bake is retried after this.
-BAKE_HEARTBEAT = timedelta(seconds=20)
-
-
-def activity_failure(exc: ActivityError, kind: str, account: str, queue: str) -> str:
-    """Why an account activity failed, in words people can act on."""
-    cause = exc.cause
-    if isinstance(cause, TimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START:
-        return (
-            f"no worker picked up the task for {kind} account {account} (task queue {queue}) — "
-            f"is the account in a running worker's gennaker.yaml?"
-        )
-    return failure_reason(exc)
 
 
 def default_tag(execution_id: str) -> str:
@@ -102,26 +92,18 @@ class BakeStage(StageConfig):
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         request = self._request(ctx)
-        queue = ctx.account_queue("registry", self.account)
         ref = f"{request.repository}:{request.tag}"
         ctx.set_details(f"baking {ref} from {request.context.describe()} on registry account {self.account}")
-        try:
-            result: BakeResult = await workflow.execute_activity_method(
-                BakeActivities.bake_image,
-                request,
-                task_queue=queue,
-                summary=f"Bake {ref}" + (f" (+{', '.join(request.extraTags)})" if request.extraTags else ""),
-                start_to_close_timeout=timedelta(minutes=self.timeoutMinutes),
-                schedule_to_start_timeout=NO_WORKER_AFTER,
-                heartbeat_timeout=BAKE_HEARTBEAT,
-                retry_policy=BAKE_RETRY,
-            )
-        except ActivityError as exc:
-            raise StageFailed(
-                f"bake of {ref} on registry account {self.account} failed: "
-                f"{activity_failure(exc, 'registry', self.account, queue)}",
-                details={"repository": request.repository, "tag": request.tag, "account": self.account},
-            ) from None
+        calls = AccountCalls(ctx, "registry", self.account, BAKE_NON_RETRYABLE)
+        result: BakeResult = await calls.call(
+            BakeActivities.bake_image,
+            request,
+            BAKE,
+            wait=timedelta(minutes=self.timeoutMinutes),
+            summary=f"Bake {ref}" + (f" (+{', '.join(request.extraTags)})" if request.extraTags else ""),
+            doing=f"baking {ref}",
+            details={"repository": request.repository, "tag": request.tag, "account": self.account},
+        )
         return {
             "image": result.image,
             "digest": result.digest,

@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from temporalio.exceptions import TemporalError
+
+from workflows.errors import StageFailed
 
 if TYPE_CHECKING:
     from workflows.context import StageContext
+
+__all__ = ["REF_ID_PATTERN", "Expression", "JudgmentGate", "StageConfig", "StageEnabled", "StageFailed"]
 
 
 REF_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -42,25 +45,15 @@ class StageNotification(BaseModel):
     message: dict[str, Any] = Field(default_factory=dict)
 
 
-class StageFailed(Exception):
-    """Raised by a stage's `run` to fail the stage with a message people can act on."""
+class JudgmentGate(BaseModel):
+    """What a stage that waits for people accepts: the options one must choose (none: continue or
+    stop is enough), who may judge (users or `group:<name>`; empty: anyone who may execute), and
+    what the judge is told."""
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-
-
-def failure_reason(exc: BaseException) -> str:
-    """The most specific message in a Temporal error chain (activity → application error)."""
-    messages: list[str] = []
-    current: BaseException | None = exc
-    while current is not None:
-        text = getattr(current, "message", None) or str(current)
-        if text and text not in messages:
-            messages.append(text)
-        current = current.cause if isinstance(current, TemporalError) else current.__cause__
-    return messages[-1] if messages else type(exc).__name__
+    model_config = ConfigDict(frozen=True)
+    options: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(default_factory=list)
+    instructions: str | None = None
 
 
 class StageConfig(BaseModel):
@@ -94,6 +87,23 @@ class StageConfig(BaseModel):
     structural_fields: ClassVar[frozenset[str]] = frozenset(
         {"type", "refId", "requisiteStageRefIds", "stageEnabled", "notifications"}
     )
+
+    # ---- what the engine asks a stage type (it never names one) ---------------------------------
+
+    # Older or Spinnaker names of this type, accepted in pipelines and read as `type` (e.g. Spinnaker's
+    # `runJobManifest` for `runJob`).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    # People may end the running stage early (the skipWait signal/update); the stage polls
+    # `ctx.sleep`, which returns when someone did.
+    skippable: ClassVar[bool] = False
+
+    def judgment_gate(self) -> JudgmentGate | None:
+        """The judgments this stage accepts while it waits in `ctx.wait_for_judgment`; None: none."""
+        return None
+
+    def exported_variables(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """What a SUCCEEDED stage adds to `variables` for the stages after it."""
+        return {}
 
     @property
     def display_name(self) -> str:

@@ -11,10 +11,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
+from workflows.account_calls import failure_reason
 from workflows.context import StageContext
 from workflows.model import PipelineInvalid, PipelineSpec, parse_pipeline, resolve_parameters
 from workflows.search import initial_attributes
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, PipelineRunInput, TriggerInfo
 

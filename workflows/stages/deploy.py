@@ -7,26 +7,24 @@ Strategies (workflows/stages/deploy_strategies.py):
   `delayBeforeScaleDownSec` scaled to 0 if `scaleDown`; `maxRemainingAsgs` destroys the oldest.
 - `rollingRedBlack`: create it with 0 replicas; for each of `targetPercentages` scale it to that share
   of `capacity.desired` and take the same share of traffic off the older groups' pods; with
-  `stepJudgment`, someone approves each step after the first (see `approve_step`).
+  `stepJudgment`, someone approves each step after the first: a judgment on this deploy stage
+  itself (see `approve_step`).
 On failure or cancel (`rollback.onFailure`, default on) the new group is disabled (or destroyed) and
 the older groups are re-enabled before the stage ends, so the old version keeps serving.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
 
 from workflows.context import StageContext
-from workflows.model import parse_pipeline
-from workflows.search import initial_attributes
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import JudgmentGate, StageConfig, StageFailed
 from workflows.stages.deploy_strategies import DeployPlan, ServerGroupOps, run_strategy, short
 from workflows.stages.registry import register_stage
-from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, PipelineRunInput, TriggerInfo
 
 with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.firewalls import IngressRule, SecurityGroupSpec
@@ -120,12 +118,13 @@ class Rollback(BaseModel):
 
 
 class StepJudgment(BaseModel):
-    """A person approves each rolling step after the first (a manual judgment, see approve_step)."""
+    """A person approves each rolling step after the first: a judgment of the deploy stage itself."""
 
     model_config = Strict
     instructions: str | None = None
     judgmentInputs: list[str] = Field(default_factory=list)
-    timeoutMs: int | None = Field(default=None, gt=0)
+    approvers: list[str] = Field(default_factory=list, description="Users or group:<name> allowed to approve")
+    timeoutMs: int | None = Field(default=None, gt=0, description="A step not approved in this long fails")
 
 
 @register_stage
@@ -161,6 +160,12 @@ class DeployStage(StageConfig):
         if not steps or steps != sorted(steps) or steps[-1] != 100 or steps[0] <= 0:
             raise ValueError("targetPercentages must rise from above 0 to 100, e.g. [25, 50, 100]")
         return self
+
+    def judgment_gate(self) -> JudgmentGate | None:
+        step = self.stepJudgment
+        if step is None:
+            return None
+        return JudgmentGate(options=step.judgmentInputs, approvers=step.approvers, instructions=step.instructions)
 
     def cluster(self, application: str) -> str:
         return cluster_name(self.application or application, self.stack, self.freeFormDetails)
@@ -253,43 +258,38 @@ class DeployStage(StageConfig):
     async def approve_step(self, ctx: StageContext, cluster: str, name: str, index: int, percentage: int) -> None:
         """Pause a rolling deploy until a person approves the next step.
 
-        The pause is a one-stage child pipeline (a manualJudgment, refId `approve`) with the id
-        `<execution id>.<refId>.step-<N>`: people approve it exactly like any judgment — the API
-        `POST /executions/<that id>/stages/approve/judgment`, `gennaker approve`, or the `judgment`
-        signal — with the same validation, and `stop` fails this deploy, which then rolls back.
+        The deploy stage itself waits for a judgment, accepted like any other (`judgment_gate`):
+        the API `POST /executions/<id>/stages/<this refId>/judgment`, `gennaker approve`, or the
+        `judgment` signal. `stop` (or no answer within `timeoutMs`) fails this deploy, which then
+        rolls back.
         """
         judgment = self.stepJudgment or StepJudgment()
         step = index + 1
-        child_id = f"{ctx.execution_id}.{self.refId}.step-{step}"
-        instructions = judgment.instructions or f"Shift {cluster} to {percentage}% on {short(name, cluster)}?"
-        spec = parse_pipeline(
-            {
-                "application": ctx.execution.application,
-                "name": f"{self.refId.lower().replace('_', '-').replace('.', '-')}-step-{step}"[:63],
-                "stages": [
-                    {
-                        "refId": "approve",
-                        "type": "manualJudgment",
-                        "instructions": instructions,
-                        "judgmentInputs": judgment.judgmentInputs,
-                        **({"timeoutMs": judgment.timeoutMs} if judgment.timeoutMs else {}),
-                    }
-                ],
-            }
+        question = judgment.instructions or f"Shift {cluster} to {percentage}% on {short(name, cluster)}?"
+        ctx.set_details(f"waiting for approval of step {step} ({percentage}%): {question}")
+        ctx.notify("judgment.waiting", index)
+        limit = timedelta(milliseconds=judgment.timeoutMs) if judgment.timeoutMs else None
+        record = await ctx.wait_for_judgment(
+            limit, summary=f"Approve step {step} ({percentage}%) of {name}", consume=True
         )
-        ctx.set_details(
-            f"waiting for approval of step {step} ({percentage}%): judge stage 'approve' of execution {child_id}"
-        )
-        try:
-            result: ExecutionResult = await workflow.execute_child_workflow(
-                PIPELINE_WORKFLOW,
-                PipelineRunInput(pipeline=spec, trigger=TriggerInfo(type="pipeline", source=ctx.execution_id)),
-                id=child_id,
-                task_queue=workflow.info().task_queue,
-                result_type=ExecutionResult,
-                search_attributes=initial_attributes(spec.application, spec.name, "pipeline"),
-                static_summary=f"Approve step {step} ({percentage}%) of {name}",
+        if record is None:
+            raise StageFailed(f"step {step} ({percentage}%) not approved within {limit}")
+        ctx.stage.judgment = record
+        ctx.stage.outputs = {
+            **ctx.stage.outputs,
+            f"step{step}Judgment": {
+                "judgmentStatus": record.judgmentStatus,
+                "judgmentInput": record.input,
+                "comment": record.comment,
+                "judgedBy": record.judged_by,
+                "judgedAt": record.judgedAt.isoformat(),
+                "via": record.via,
+                "verified": record.verified,
+            },
+        }
+        if record.judgmentStatus == "stop":
+            who = record.judged_by or "unknown user"
+            raise StageFailed(
+                f"step {step} ({percentage}%) not approved: judged stop by {who}"
+                + (f": {record.comment}" if record.comment else "")
             )
-        except ChildWorkflowError as exc:
-            raise StageFailed(f"step {step} ({percentage}%) not approved: {failure_reason(exc)}") from None
-        ctx.stage.outputs = {**ctx.stage.outputs, f"step{step}Judgment": result.outputs.get("approve", {})}

@@ -1,8 +1,8 @@
 """Server-group operations as workflow calls, and the deploy strategies built from them.
 
-`ServerGroupOps` is the one place that knows the activity options (timeouts, heartbeats, retries)
-and writes the Temporal UI summaries ("Deploy shop-prod-v003 (3 replicas)", "Disable
-shop-prod-v002"); the deploy strategies and the cluster stages only say what to do.
+`ServerGroupOps` names each server-group call's kind (read, write, wait: see
+workflows/account_calls.py) and writes the Temporal UI summaries ("Deploy shop-prod-v003 (3
+replicas)", "Disable shop-prod-v002"); the deploy strategies and the cluster stages only say what to do.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import TemporalError
-from temporalio.workflow import ActivityCancellationType
 
+from workflows.account_calls import READ, WAIT, WRITE, AccountCalls, failure_reason
 from workflows.context import StageContext
-from workflows.stages.base import StageFailed, failure_reason
+from workflows.stages.base import StageFailed
 
 with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.client import NON_RETRYABLE
@@ -48,22 +47,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.kubernetes.waiting import WAIT_FAILED, WAIT_TIMEOUT
 
-CALL_TIMEOUT = timedelta(seconds=60)
-# A wait re-lists at least every 5 s (activities/kubernetes/waiting.py), so each attempt heartbeats
-# well inside this; a killed worker's attempt is retried elsewhere after it.
-WAIT_HEARTBEAT = timedelta(seconds=10)
-RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=300),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=10,
-    non_retryable_error_types=[*NON_RETRYABLE, WAIT_FAILED, WAIT_TIMEOUT, "ServerGroupExists", "NoAutoscaler"],
-)
+SERVER_GROUP_NON_RETRYABLE = [*NON_RETRYABLE, WAIT_FAILED, WAIT_TIMEOUT, "ServerGroupExists", "NoAutoscaler"]
 
 
 def short(name: str, cluster: str) -> str:
     """'v003' for 'shop-prod-v003' in messages that already name the cluster."""
     return name[len(cluster) + 1 :] if name.startswith(cluster + "-") else name
+
+
+def _seconds(limit: float) -> timedelta:
+    return timedelta(seconds=limit)
 
 
 class ServerGroupOps:
@@ -73,66 +66,57 @@ class ServerGroupOps:
         self.ctx = ctx
         self.account = account
         self.namespace = namespace
-        self.queue = ctx.account_queue("kubernetes", account)
-
-    def _options(self, wait_seconds: float | None = None) -> dict[str, Any]:
-        if wait_seconds is None:
-            return {"task_queue": self.queue, "start_to_close_timeout": CALL_TIMEOUT, "retry_policy": RETRY}
-        return {
-            "task_queue": self.queue,
-            "start_to_close_timeout": timedelta(seconds=wait_seconds + 60),
-            "heartbeat_timeout": WAIT_HEARTBEAT,
-            "retry_policy": RETRY,
-        }
+        self.calls = AccountCalls(ctx, "kubernetes", account, SERVER_GROUP_NON_RETRYABLE)
 
     async def describe(self, cluster: str) -> ClusterView:
-        view: ClusterView = await workflow.execute_activity_method(
+        return await self.calls.call(
             ClusterActivities.describe_cluster,
             ClusterQuery(namespace=self.namespace, cluster=cluster),
+            READ,
             summary=f"Describe cluster {cluster} ({self.account}/{self.namespace})",
-            **self._options(),
+            doing=f"reading cluster {cluster} in namespace {self.namespace}",
         )
-        return view
 
     async def upsert_security_group(self, spec: SecurityGroupSpec) -> SecurityGroupResult:
-        result: SecurityGroupResult = await workflow.execute_activity_method(
+        return await self.calls.call(
             FirewallActivities.upsert_security_group,
             spec,
+            WRITE,
             summary=f"Upsert security group {spec.name}",
-            **self._options(),
+            doing=f"upserting security group {spec.name}",
         )
-        return result
 
     async def reserve(self, application: str, cluster: str, deploy_key: str) -> Reservation:
-        reservation: Reservation = await workflow.execute_activity_method(
+        return await self.calls.call(
             ServerGroupActivities.reserve_server_group_version,
             ReserveRequest(namespace=self.namespace, application=application, cluster=cluster, deployKey=deploy_key),
+            WRITE,
             summary=f"Reserve the next version of {cluster}",
-            **self._options(),
+            doing=f"reserving the next version of {cluster}",
         )
-        return reservation
 
     async def create(self, req: CreateRequest) -> ServerGroupCreated:
-        created: ServerGroupCreated = await workflow.execute_activity_method(
+        return await self.calls.call(
             ServerGroupActivities.create_server_group,
             req,
+            WRITE,
             summary=f"Deploy {req.name} ({req.replicas} replicas{', disabled' if not req.enabled else ''})",
+            doing=f"creating server group {req.name}",
             # On cancel, wait until the create has really stopped, so the rollback that follows sees
             # the group if it was made, instead of racing an attempt still in flight.
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            **self._options(),
+            wait_cancellation=True,
         )
-        return created
 
     async def wait_healthy(self, name: str, limit: float, max_restarts: int | None = None) -> Health:
         self.ctx.set_details(f"waiting for {name} to be healthy")
-        health: Health = await workflow.execute_activity_method(
+        return await self.calls.call(
             ServerGroupActivities.wait_server_group_healthy,
             WaitRequest(namespace=self.namespace, name=name, timeoutSeconds=limit, maxRestarts=max_restarts),
+            WAIT,
+            wait=_seconds(limit),
             summary=f"Wait for {name} to be healthy",
-            **self._options(limit),
+            doing=f"waiting for {name} to be healthy",
         )
-        return health
 
     async def resize(
         self,
@@ -142,11 +126,12 @@ class ServerGroupOps:
         capacity: Capacity | None = None,
         max_restarts: int | None = None,
     ) -> Health:
-        await workflow.execute_activity_method(
+        await self.calls.call(
             ServerGroupActivities.resize_server_group,
             ResizeRequest(namespace=self.namespace, name=name, replicas=replicas, capacity=capacity),
+            WRITE,
             summary=f"Resize {name} to {replicas}",
-            **self._options(),
+            doing=f"resizing {name} to {replicas}",
         )
         return await self.wait_healthy(name, limit, max_restarts)
 
@@ -154,44 +139,48 @@ class ServerGroupOps:
         verb = "Enable" if enabled else "Disable"
         summary = f"{verb} {name}" if pods is None else f"Keep traffic on {pods} pod(s) of {name}"
         self.ctx.set_details(summary[0].lower() + summary[1:])
-        result: TrafficResult = await workflow.execute_activity_method(
+        return await self.calls.call(
             TrafficActivities.set_server_group_traffic,
             TrafficRequest(
                 namespace=self.namespace, name=name, enabled=enabled, enabledPods=pods, timeoutSeconds=limit
             ),
+            WAIT,
+            wait=_seconds(limit),
             summary=summary,
-            **self._options(limit),
+            doing=summary[0].lower() + summary[1:],
         )
-        return result
 
     async def destroy(self, name: str, limit: float = 300) -> bool:
         self.ctx.set_details(f"destroying {name}")
-        await workflow.execute_activity_method(
+        await self.calls.call(
             ServerGroupActivities.destroy_server_group,
             DestroyRequest(namespace=self.namespace, name=name, timeoutSeconds=limit),
+            WAIT,
+            wait=_seconds(limit),
             summary=f"Destroy {name}",
-            **self._options(limit),
+            doing=f"destroying {name}",
         )
         return True
 
     async def quick_patch(self, req: QuickPatchRequest) -> QuickPatchResult:
         how = "one pod at a time" if req.oneAtATime else "all pods at once"
-        result: QuickPatchResult = await workflow.execute_activity_method(
+        return await self.calls.call(
             TrafficActivities.quick_patch_server_group,
             req,
+            WAIT,
+            wait=_seconds(req.timeoutSeconds),
             summary=f"Quick patch {req.name} to {req.image} ({how})",
-            **self._options(req.timeoutSeconds),
+            doing=f"quick-patching {req.name} to {req.image}",
         )
-        return result
 
     async def scaling(self, name: str, suspend: bool) -> ScalingResult:
-        result: ScalingResult = await workflow.execute_activity_method(
+        return await self.calls.call(
             ServerGroupActivities.set_server_group_scaling,
             ScalingRequest(namespace=self.namespace, name=name, suspend=suspend),
+            WRITE,
             summary=f"{'Suspend' if suspend else 'Resume'} autoscaling of {name}",
-            **self._options(),
+            doing=f"{'suspending' if suspend else 'resuming'} autoscaling of {name}",
         )
-        return result
 
 
 @dataclass

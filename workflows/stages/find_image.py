@@ -9,16 +9,15 @@ and `.digest`. (Finding the image a cluster runs is `source: cluster`, with the 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
 
+from workflows.account_calls import WAIT, AccountCalls
 from workflows.context import StageContext
-from workflows.stages.bake import NO_WORKER_AFTER, activity_failure
 from workflows.stages.base import Expression, StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 
@@ -26,11 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from activities import registry as registry_activities
     from activities.registry import FoundImage, ImageQuery, RegistryActivities
 
-FIND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_attempts=5,
-    non_retryable_error_types=registry_activities.NON_RETRYABLE,
-)
+# Reading every tag's config heartbeats per tag; a registry that answers slowly needs the margin.
+FIND = replace(WAIT, start_to_close=timedelta(0), heartbeat=timedelta(seconds=30), maximum_attempts=5)
 
 
 @register_stage
@@ -64,24 +60,16 @@ class FindImageStage(StageConfig):
         order = str(self.order)
         if order not in ("newest", "semver"):
             raise StageFailed(f"order must be newest or semver; got {order!r}")
-        queue = ctx.account_queue("registry", self.account)
         ctx.set_details(f"looking for {self.repository} tags matching /{self.tagRegex}/ on {self.account}")
-        try:
-            found: FoundImage = await workflow.execute_activity_method(
-                RegistryActivities.find_image,
-                ImageQuery(repository=self.repository, tagRegex=self.tagRegex, order=order),
-                task_queue=queue,
-                summary=f"Find image {self.repository} /{self.tagRegex}/ ({order})",
-                start_to_close_timeout=timedelta(seconds=self.timeoutSeconds),
-                schedule_to_start_timeout=NO_WORKER_AFTER,
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=FIND_RETRY,
-            )
-        except ActivityError as exc:
-            raise StageFailed(
-                f"find image in {self.repository} on registry account {self.account} failed: "
-                f"{activity_failure(exc, 'registry', self.account, queue)}"
-            ) from None
+        calls = AccountCalls(ctx, "registry", self.account, registry_activities.NON_RETRYABLE)
+        found: FoundImage = await calls.call(
+            RegistryActivities.find_image,
+            ImageQuery(repository=self.repository, tagRegex=self.tagRegex, order=order),
+            FIND,
+            wait=timedelta(seconds=self.timeoutSeconds),
+            summary=f"Find image {self.repository} /{self.tagRegex}/ ({order})",
+            doing=f"finding an image in {self.repository}",
+        )
         return {
             "image": found.image,
             "digest": found.digest,

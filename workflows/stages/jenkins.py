@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
+from workflows.account_calls import call_activity
 from workflows.context import StageContext
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -59,10 +58,10 @@ class JenkinsStage(StageConfig):
             waitForCompletion=self.waitForCompletion,
             pollIntervalSeconds=self.pollIntervalSeconds,
         )
-        try:
-            build: JenkinsBuildResult = await workflow.execute_activity_method(
-                JenkinsActivities.run_jenkins_build,
-                request,
+        build: JenkinsBuildResult = await call_activity(
+            JenkinsActivities.run_jenkins_build,
+            request,
+            ActivityConfig(
                 summary=self.summary(),
                 start_to_close_timeout=timedelta(milliseconds=self.buildTimeoutMs),
                 # Cancellation reaches a sync activity with a heartbeat, sent at most every 0.8 x this.
@@ -70,13 +69,9 @@ class JenkinsStage(StageConfig):
                 retry_policy=JENKINS_RETRY,
                 # Let the activity abort the Jenkins build before the stage reports CANCELED.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc):
-                raise asyncio.CancelledError from exc
-            raise StageFailed(
-                _in_context(failure_reason(exc), f"Jenkins job {self.job} on {self.master}", self.job)
-            ) from None
+            ),
+            doing=f"Jenkins job {self.job} on {self.master}",
+        )
         outputs = build.model_dump(mode="json", exclude={"master", "job"})
         outputs["master"], outputs["job"] = self.master, self.job
         if not self.waitForCompletion:
@@ -97,8 +92,3 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
-
-
-def _in_context(reason: str, prefix: str, key: str) -> str:
-    """Activity errors usually name the target already; add it only when they do not."""
-    return reason if key in reason else f"{prefix}: {reason}"

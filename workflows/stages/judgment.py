@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workflows.context import StageContext
-from workflows.stages.base import StageConfig, StageFailed
+from workflows.stages.base import JudgmentGate, StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 from workflows.state import JudgmentRecord
 
@@ -46,6 +46,9 @@ class ManualJudgmentStage(StageConfig):
     def options(self) -> list[str]:
         return [i.value for i in self.judgmentInputs]
 
+    def judgment_gate(self) -> JudgmentGate:
+        return JudgmentGate(options=self.options(), approvers=self.approvers, instructions=self.instructions)
+
     def summary(self) -> str:
         return f"Manual judgment: {self.instructions or self.display_name}"
 
@@ -81,12 +84,13 @@ class ManualJudgmentStage(StageConfig):
             "judgmentStatus": record.judgmentStatus,
             "judgmentInput": record.input,
             "comment": record.comment,
-            "judgedBy": record.user,
+            "judgedBy": record.judged_by,
             "judgedAt": record.judgedAt.isoformat(),
             "via": record.via,
+            "verified": record.verified,
         }
         if record.judgmentStatus == "stop":
             ctx.stage.outputs = outputs
-            who = record.user or ("timeout" if record.via == "timeout" else "unknown user")
+            who = record.judged_by or ("timeout" if record.via == "timeout" else "unknown user")
             raise StageFailed(f"judged stop by {who}" + (f": {record.comment}" if record.comment else ""))
         return outputs

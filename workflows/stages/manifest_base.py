@@ -5,19 +5,18 @@ on one existing object (`manifestName`, or `cluster` + `criteria`).
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ApplicationError
 
+from workflows.account_calls import READ, WAIT, WRITE, AccountCalls, CallProfile
 from workflows.context import StageContext
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import StageConfig, StageFailed
 
 with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.manifests import (
@@ -33,16 +32,7 @@ with workflow.unsafe.imports_passed_through():
 I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
 
-WRITE_TIMEOUT = timedelta(minutes=2)
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-# 5xx and 429 are retried with backoff (Temporal shows each attempt); 401/403/404/422 are not.
-KUBERNETES_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-    non_retryable_error_types=NON_RETRYABLE_MANIFEST,
-)
+__all__ = ["READ", "WAIT", "WRITE"]  # the call kinds, for the manifest stage modules
 Criteria = Literal["newest", "second_newest", "oldest", "largest", "smallest"]
 
 
@@ -93,42 +83,33 @@ class KubernetesStage(StageConfig):
         ctx: StageContext,
         method: Callable[[Any, I], R],
         arg: I,
+        profile: CallProfile,
         *,
         summary: str,
-        limit: timedelta = WRITE_TIMEOUT,
-        retry: RetryPolicy = KUBERNETES_RETRY,
+        doing: str,
+        left: str = "",
+        wait: timedelta | None = None,
+        non_retryable: Sequence[str] = NON_RETRYABLE_MANIFEST,
     ) -> R:
-        """Run one of the account's activities on the worker that holds the account's credentials."""
-        return await workflow.execute_activity_method(
-            method,
-            arg,
-            task_queue=ctx.account_queue("kubernetes", self.account_name),
-            summary=summary,
-            start_to_close_timeout=limit,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=retry,
-        )
-
-    def failed(self, doing: str, exc: ActivityError, left: str) -> BaseException:
-        """The stage's failure, naming what it was doing, the account, why, and what is left behind.
-        An activity canceled because the stage was canceled stays a cancellation."""
-        if isinstance(exc.cause, CancelledError):
-            return asyncio.CancelledError()
-        return StageFailed(f"{doing} in account {self.account_name} failed: {failure_reason(exc)}. {left}")
+        """Run one of the account's activities on the worker that holds the account's credentials;
+        a failure names what was being done, the account, why, and what `left` says is left behind.
+        5xx and 429 are retried with backoff (Temporal shows each attempt); 401/403/404/422 are not."""
+        calls = AccountCalls(ctx, "kubernetes", self.account_name, non_retryable)
+        return await calls.call(method, arg, profile, summary=summary, doing=doing, left=left, wait=wait)
 
     async def wait_stable(self, ctx: StageContext, refs: list[ManifestRef]) -> dict[str, str]:
         names = ", ".join(str(r) for r in refs)
         ctx.set_details(f"waiting for {names} to be stable")
-        try:
-            result = await self.call(
-                ctx,
-                KubernetesManifestActivities.wait_for_manifests_stable,
-                StableInput(refs=refs, timeoutSeconds=self.waitTimeoutSeconds),
-                summary=f"Wait for {names} to be stable",
-                limit=timedelta(seconds=self.waitTimeoutSeconds + 60),
-            )
-        except ActivityError as exc:
-            raise self.failed("waiting for stability", exc, f"The change to {names} stays applied.") from None
+        result = await self.call(
+            ctx,
+            KubernetesManifestActivities.wait_for_manifests_stable,
+            StableInput(refs=refs, timeoutSeconds=self.waitTimeoutSeconds),
+            WAIT,
+            summary=f"Wait for {names} to be stable",
+            doing=f"waiting for {names} to be stable",
+            left=f"The change to {names} stays applied.",
+            wait=timedelta(seconds=self.waitTimeoutSeconds),
+        )
         return result.states
 
 
@@ -174,9 +155,12 @@ class TargetedStage(KubernetesStage):
             cluster=str(self.cluster),
             criteria=self.criteria or "newest",
         )
-        try:
-            return await self.call(
-                ctx, KubernetesManifestActivities.resolve_manifest_target, ask, summary=f"Find the {self.target_text()}"
-            )
-        except ActivityError as exc:
-            raise self.failed(f"finding the {self.target_text()}", exc, "Nothing was changed.") from None
+        return await self.call(
+            ctx,
+            KubernetesManifestActivities.resolve_manifest_target,
+            ask,
+            READ,
+            summary=f"Find the {self.target_text()}",
+            doing=f"finding the {self.target_text()}",
+            left="Nothing was changed.",
+        )

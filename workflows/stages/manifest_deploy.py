@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
+from workflows.account_calls import BATCH
 from workflows.context import StageContext
 from workflows.stages.manifest_base import KubernetesStage, TargetedStage, known_kind, size_checked
 from workflows.stages.registry import register_stage
@@ -75,16 +75,15 @@ class DeployManifestStage(KubernetesStage):
             stage=self.refId,
             application=application,
         )
-        try:
-            applied = await self.call(
-                ctx, KubernetesManifestActivities.apply_manifests, request, summary=self.summary()
-            )
-        except ActivityError as exc:
-            raise self.failed(
-                "applying the manifests",
-                exc,
-                "Manifests before the failing one (in order) stay applied; the rest were not written.",
-            ) from None
+        applied = await self.call(
+            ctx,
+            KubernetesManifestActivities.apply_manifests,
+            request,
+            BATCH,
+            summary=self.summary(),
+            doing="applying the manifests",
+            left="Manifests before the failing one (in order) stay applied; the rest were not written.",
+        )
         states = await self.wait_stable(ctx, applied.refs)
         by_namespace: dict[str, list[str]] = {}
         for ref in applied.refs:
@@ -167,20 +166,16 @@ class DeleteManifestStage(TargetedStage):
         else:
             request.refs = [await self.target(ctx)]
         ctx.set_details(self.summary().lower())
-        try:
-            result = await self.call(
-                ctx,
-                KubernetesManifestActivities.delete_manifests,
-                request,
-                summary=self.summary(),
-                limit=timedelta(seconds=self.waitTimeoutSeconds + 60),
-            )
-        except ActivityError as exc:
-            raise self.failed(
-                "deleting",
-                exc,
-                "Objects deleted before the failure stay deleted; any being deleted finish in the background.",
-            ) from None
+        result = await self.call(
+            ctx,
+            KubernetesManifestActivities.delete_manifests,
+            request,
+            BATCH,
+            summary=self.summary(),
+            doing=self.summary()[0].lower() + self.summary()[1:],
+            left="Objects deleted before the failure stay deleted; any being deleted finish in the background.",
+            wait=timedelta(seconds=self.waitTimeoutSeconds),
+        )
         return {
             "account": self.account_name,
             "cascading": cascading,

@@ -8,11 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 from workflows.context import StageContext
 from workflows.stages.base import Expression, StageFailed
-from workflows.stages.manifest_base import TargetedStage, size_checked
+from workflows.stages.manifest_base import READ, WRITE, TargetedStage, size_checked
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -40,10 +39,15 @@ class ScaleManifestStage(TargetedStage):
         replicas = int(self.replicas)
         ctx.set_details(f"scaling {ref} to {replicas}")
         patch = PatchManifestInput(ref=ref, patchBody={"spec": {"replicas": replicas}}, mergeStrategy="merge")
-        try:
-            await self.call(ctx, KubernetesManifestActivities.patch_manifest, patch, summary=self.summary())
-        except ActivityError as exc:
-            raise self.failed(f"scaling {ref}", exc, "Nothing was changed.") from None
+        await self.call(
+            ctx,
+            KubernetesManifestActivities.patch_manifest,
+            patch,
+            WRITE,
+            summary=self.summary(),
+            doing=f"scaling {ref}",
+            left="Nothing was changed.",
+        )
         states = await self.wait_stable(ctx, [ref])
         return {
             "account": self.account_name,
@@ -80,10 +84,15 @@ class PatchManifestStage(TargetedStage):
         ref = await self.target(ctx)
         ctx.set_details(f"patching {ref}")
         patch = PatchManifestInput(ref=ref, patchBody=body, mergeStrategy=self.options.mergeStrategy)
-        try:
-            await self.call(ctx, KubernetesManifestActivities.patch_manifest, patch, summary=self.summary())
-        except ActivityError as exc:
-            raise self.failed(f"patching {ref}", exc, "Nothing was changed.") from None
+        await self.call(
+            ctx,
+            KubernetesManifestActivities.patch_manifest,
+            patch,
+            WRITE,
+            summary=self.summary(),
+            doing=f"patching {ref}",
+            left="Nothing was changed.",
+        )
         states = await self.wait_stable(ctx, [ref])
         return {
             "account": self.account_name,
@@ -114,22 +123,25 @@ class UndoRolloutManifestStage(TargetedStage):
             numRevisionsBack=int(self.numRevisionsBack),
             revision=None if self.revision is None else int(self.revision),
         )
-        try:
-            plan = await self.call(
-                ctx,
-                KubernetesManifestActivities.plan_undo_rollout,
-                ask,
-                summary=f"Find the revision to restore for {ref}",
-            )
-            ctx.set_details(f"rolling {ref} back from revision {plan.fromRevision} to {plan.toRevision}")
-            await self.call(
-                ctx,
-                KubernetesManifestActivities.undo_rollout,
-                plan,
-                summary=f"Roll {ref} back to revision {plan.toRevision} ({', '.join(plan.images)})",
-            )
-        except ActivityError as exc:
-            raise self.failed(f"rolling back {ref}", exc, "The Deployment was not changed.") from None
+        plan = await self.call(
+            ctx,
+            KubernetesManifestActivities.plan_undo_rollout,
+            ask,
+            READ,
+            summary=f"Find the revision to restore for {ref}",
+            doing=f"finding the revision to restore for {ref}",
+            left="The Deployment was not changed.",
+        )
+        ctx.set_details(f"rolling {ref} back from revision {plan.fromRevision} to {plan.toRevision}")
+        await self.call(
+            ctx,
+            KubernetesManifestActivities.undo_rollout,
+            plan,
+            WRITE,
+            summary=f"Roll {ref} back to revision {plan.toRevision} ({', '.join(plan.images)})",
+            doing=f"rolling back {ref}",
+            left="The Deployment was not changed.",
+        )
         states = await self.wait_stable(ctx, [ref])
         return {
             "account": self.account_name,

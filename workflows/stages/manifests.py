@@ -18,9 +18,6 @@ from __future__ import annotations
 # Each stage lives in the module of its idea; importing them here registers them, which is what
 # workflows/stages/builtin.py relies on, and keeps `workflows.stages.manifests` the import path.
 from workflows.stages.manifest_base import (
-    HEARTBEAT_TIMEOUT,
-    KUBERNETES_RETRY,
-    WRITE_TIMEOUT,
     Criteria,
     KubernetesStage,
     TargetedStage,
@@ -44,9 +41,6 @@ from workflows.stages.manifest_updates import (
 )
 
 __all__ = [
-    "HEARTBEAT_TIMEOUT",
-    "KUBERNETES_RETRY",
-    "WRITE_TIMEOUT",
     "Criteria",
     "DeleteManifestStage",
     "DeleteOptions",

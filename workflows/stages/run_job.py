@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
 
+from workflows.account_calls import WAIT, WRITE
 from workflows.context import StageContext
 from workflows.stages.base import StageFailed
-from workflows.stages.manifests import KUBERNETES_RETRY, KubernetesStage, size_checked
+from workflows.stages.manifests import KubernetesStage, size_checked
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -38,14 +37,6 @@ with workflow.unsafe.imports_passed_through():
         StartJobInput,
         WaitForJobInput,
     )
-
-JOB_RETRY = RetryPolicy(
-    initial_interval=KUBERNETES_RETRY.initial_interval,
-    backoff_coefficient=KUBERNETES_RETRY.backoff_coefficient,
-    maximum_interval=KUBERNETES_RETRY.maximum_interval,
-    maximum_attempts=KUBERNETES_RETRY.maximum_attempts,
-    non_retryable_error_types=NON_RETRYABLE_JOB,
-)
 
 
 class JobContainer(BaseModel):
@@ -64,6 +55,7 @@ class RunJobStage(KubernetesStage):
     """Run a Job, wait for it (heartbeating), fail with the last log lines if it fails."""
 
     type: Literal["runJob"] = "runJob"
+    aliases: ClassVar[tuple[str, ...]] = ("runJobManifest",)  # Spinnaker's name of this stage
     manifest: dict[str, Any] | None = Field(default=None, description="A batch/v1 Job manifest")
     container: JobContainer | None = Field(default=None, description="Instead of `manifest`: one container")
     namespace: str | None = Field(default=None, description="Overrides the manifest's namespace")
@@ -114,9 +106,17 @@ class RunJobStage(KubernetesStage):
         if not delete:
             return f"{where} is left in place for inspection"
         try:
-            await self.call(ctx, KubernetesJobActivities.delete_job, job, summary=f"Delete {where}", retry=JOB_RETRY)
-        except ActivityError as exc:
-            return f"{where} could not be deleted ({exc.cause or exc}) and is left in place"
+            await self.call(
+                ctx,
+                KubernetesJobActivities.delete_job,
+                job,
+                WRITE,
+                summary=f"Delete {where}",
+                doing=f"deleting {where}",
+                non_retryable=NON_RETRYABLE_JOB,
+            )
+        except StageFailed as exc:
+            return f"{where} could not be deleted ({exc.message}) and is left in place"
         return f"{where} was deleted"
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
@@ -133,12 +133,16 @@ class RunJobStage(KubernetesStage):
             outputsContainer=self.propertyFile,
         )
         ctx.set_details(f"starting Job {self._base_name()}")
-        try:
-            job = await self.call(
-                ctx, KubernetesJobActivities.start_job, start, summary=self.summary(), retry=JOB_RETRY
-            )
-        except ActivityError as exc:
-            raise self.failed(f"starting Job {self._base_name()}", exc, "No Job was left running.") from None
+        job = await self.call(
+            ctx,
+            KubernetesJobActivities.start_job,
+            start,
+            WRITE,
+            summary=self.summary(),
+            doing=f"starting Job {self._base_name()}",
+            left="No Job was left running.",
+            non_retryable=NON_RETRYABLE_JOB,
+        )
         where = f"Job {job.namespace}/{job.name}"
         ctx.set_details(f"{'reattached to' if job.reattached else 'running'} {where}")
         wait = WaitForJobInput(
@@ -152,17 +156,17 @@ class RunJobStage(KubernetesStage):
                 ctx,
                 KubernetesJobActivities.wait_for_job,
                 wait,
+                WAIT,
                 summary=f"Wait for {where}",
-                limit=timedelta(seconds=self.waitTimeoutSeconds + 120),
-                retry=JOB_RETRY,
+                doing=f"waiting for {where}",
+                wait=timedelta(seconds=self.waitTimeoutSeconds + 60),
+                non_retryable=NON_RETRYABLE_JOB,
             )
-        except ActivityError as exc:
-            failure = self.failed(f"waiting for {where}", exc, "")
-            # A canceled stage must not leave its Job running (Spinnaker cancels a Run Job by deleting it).
-            canceled = isinstance(failure, asyncio.CancelledError)
-            left = await self._cleanup(ctx, job, self.deleteOnCompletion or canceled)
-            raise (failure if canceled else self.failed(f"waiting for {where}", exc, f"{left}.")) from None
+        except StageFailed as exc:
+            left = await self._cleanup(ctx, job, self.deleteOnCompletion)
+            raise StageFailed(f"{exc.message} {left}.", details=exc.details) from None
         except asyncio.CancelledError:
+            # A canceled stage must not leave its Job running (Spinnaker cancels a Run Job by deleting it).
             await self._cleanup(ctx, job, True)
             raise
         left = await self._cleanup(ctx, job, self.deleteOnCompletion)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
+from workflows.account_calls import call_activity
 from workflows.context import StageContext
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -72,10 +71,10 @@ class ScriptStage(StageConfig):
             logLines=self.logLines,
             pullPolicy=self.pullPolicy,
         )
-        try:
-            result: ScriptResult = await workflow.execute_activity_method(
-                ScriptActivities.run_script,
-                request,
+        result: ScriptResult = await call_activity(
+            ScriptActivities.run_script,
+            request,
+            ActivityConfig(
                 summary=self.summary(),
                 # The script's own timeout is enforced by the activity (it kills the container);
                 # this leaves room for an image pull.
@@ -83,11 +82,9 @@ class ScriptStage(StageConfig):
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=SCRIPT_RETRY,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc):
-                raise asyncio.CancelledError from exc
-            raise StageFailed(_in_context(failure_reason(exc), f"script in {self.image}", self.image)) from None
+            ),
+            doing=f"script in {self.image}",
+        )
         outputs: dict[str, Any] = {
             **result.outputs,
             "exitCode": result.exitCode,
@@ -104,8 +101,3 @@ class ScriptStage(StageConfig):
                 details={"exitCode": result.exitCode},
             )
         return outputs
-
-
-def _in_context(reason: str, prefix: str, key: str) -> str:
-    """Activity errors usually name the target already; add it only when they do not."""
-    return reason if key in reason else f"{prefix}: {reason}"

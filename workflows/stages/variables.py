@@ -35,6 +35,9 @@ class EvaluateVariablesStage(StageConfig):
             raise ValueError(f"duplicate variable keys: {', '.join(duplicates)}")
         return value
 
+    def exported_variables(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        return outputs
+
     def summary(self) -> str:
         return f"Evaluate variables: {', '.join(v.key for v in self.variables)}"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,7 @@ class WaitStage(StageConfig):
     type: Literal["wait"] = "wait"
     waitTime: Annotated[float, Field(ge=0)] | Expression = Field(description="Seconds to wait (fractions allowed)")
     skipWaitText: str | None = Field(default=None, description="Shown to people who may skip the wait")
+    skippable: ClassVar[bool] = True
 
     def summary(self) -> str:
         seconds = self.waitTime if isinstance(self.waitTime, float | int) else None

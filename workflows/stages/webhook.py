@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.workflow import ActivityConfig
 
+from workflows.account_calls import call_activity
 from workflows.context import StageContext
-from workflows.stages.base import StageConfig, StageFailed, failure_reason
+from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -98,10 +98,10 @@ class WebhookStage(StageConfig):
             statusUrlResolution=self.statusUrlResolution if self.waitForCompletion else None,
             statusUrlJsonPath=self.statusUrlJsonPath,
         )
-        try:
-            response: WebhookResponse = await workflow.execute_activity_method(
-                WebhookActivities.call_webhook,
-                call,
+        response: WebhookResponse = await call_activity(
+            WebhookActivities.call_webhook,
+            call,
+            ActivityConfig(
                 summary=self.summary(),
                 start_to_close_timeout=timedelta(seconds=self.requestTimeoutSeconds + 5),
                 retry_policy=RetryPolicy(
@@ -111,11 +111,9 @@ class WebhookStage(StageConfig):
                     maximum_attempts=self.maxRetries + 1,
                     non_retryable_error_types=NOT_RETRYABLE,
                 ),
-            )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc):
-                raise asyncio.CancelledError from exc
-            raise StageFailed(_in_context(failure_reason(exc), f"webhook {self.method} {self.url}", self.url)) from None
+            ),
+            doing=f"webhook {self.method} {self.url}",
+        )
         webhook: dict[str, Any] = response.model_dump(mode="json", exclude_none=True)
         if not self.waitForCompletion:
             return {"webhook": webhook, "status": "SUCCEEDED"}
@@ -133,10 +131,11 @@ class WebhookStage(StageConfig):
             timeoutSeconds=self.requestTimeoutSeconds,
             retryStatusCodes=self.retryStatusCodes,
         )
-        try:
-            monitor: WebhookPollResult = await workflow.execute_activity_method(
-                WebhookActivities.poll_webhook_status,
-                poll,
+        ctx.stage.outputs = {"webhook": webhook}  # kept if polling fails
+        monitor: WebhookPollResult = await call_activity(
+            WebhookActivities.poll_webhook_status,
+            poll,
+            ActivityConfig(
                 summary=f"Poll {response.statusUrl}",
                 start_to_close_timeout=timedelta(milliseconds=self.monitorTimeoutMs),
                 heartbeat_timeout=timedelta(
@@ -149,12 +148,9 @@ class WebhookStage(StageConfig):
                     maximum_attempts=20,
                     non_retryable_error_types=NOT_RETRYABLE,
                 ),
-            )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc):
-                raise asyncio.CancelledError from exc
-            ctx.stage.outputs = {"webhook": webhook}
-            raise StageFailed(f"webhook status {response.statusUrl}: {failure_reason(exc)}") from None
+            ),
+            doing=f"polling webhook status {response.statusUrl}",
+        )
         webhook["monitor"] = monitor.model_dump(mode="json", exclude_none=True)
         outputs = {"webhook": webhook, "status": monitor.status}
         if monitor.outcome != "SUCCEEDED":
@@ -167,8 +163,3 @@ class WebhookStage(StageConfig):
                 details={"kind": kind, "status": monitor.status},
             )
         return outputs
-
-
-def _in_context(reason: str, prefix: str, key: str) -> str:
-    """Activity errors usually name the target already; add it only when they do not."""
-    return reason if key in reason else f"{prefix}: {reason}"
