@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from core.spinnaker.envelope import BOOKKEEPING, parameters, triggers
@@ -38,7 +39,7 @@ def pipeline_names(raw: list[dict[str, Any]], options: ImportOptions) -> dict[st
     return table
 
 
-def _scope(data: dict[str, Any], pipelines: dict[str, str]) -> Scope:
+def _scope(data: dict[str, Any], pipelines: dict[str, str], options: ImportOptions) -> Scope:
     scope = Scope(pipelines=pipelines)
     used: set[str] = set()
     for i, stage in enumerate(data.get("stages") or []):
@@ -51,9 +52,11 @@ def _scope(data: dict[str, Any], pipelines: dict[str, str]) -> Scope:
         if stage.get("name"):
             scope.stage_refs.setdefault(str(stage["name"]), new_ref)
         scope.stage_types[new_ref] = str(stage.get("type"))
-        scope.stage_literals[new_ref] = {
-            k: v for k, v in stage.items() if isinstance(v, str | int | float | bool) and "${" not in str(v)
-        }
+        literals = {k: v for k, v in stage.items() if isinstance(v, str | int | float | bool) and "${" not in str(v)}
+        for key in ("account", "credentials"):
+            if key in literals:
+                literals[key] = options.account_map.get(str(literals[key]), literals[key])
+        scope.stage_literals[new_ref] = literals
         for variable in stage.get("variables") or [] if stage.get("type") == "evaluateVariables" else []:
             key = str(variable.get("key", ""))
             scope.variables[key] = identifier(key)
@@ -134,14 +137,14 @@ def convert(data: dict[str, Any], source: str, options: ImportOptions, pipelines
         )
         return result
     application = slug(str(application_raw))
-    ctx = Context(options, _scope(data, pipelines), application)
+    ctx = Context(options, _scope(data, pipelines, options), application)
     if data.get("type") == "templatedPipeline" or data.get("template"):
         ctx.report.untranslated("template", "a templated pipeline (MPT): export the rendered pipeline instead")
         result.items = ctx.report.items
         return result
     if application != application_raw:
         ctx.report.mapped("application", f"application {application_raw!r} → {application!r}")
-    name = pipelines.get(original) or slug(original or source)
+    name = pipelines.get(original) or slug(original or _stem(source))
     out: dict[str, Any] = {"application": application, "name": name}
     description = data.get("description")
     if name != original:
@@ -189,6 +192,11 @@ def convert(data: dict[str, Any], source: str, options: ImportOptions, pipelines
     result.complete = complete and bool(stages)
     result.items = ctx.report.items
     return result
+
+
+def _stem(source: str) -> str:
+    """A pipeline without a name (Deck's 'Edit as JSON') is named after its file."""
+    return Path(source.split("[", 1)[0]).stem
 
 
 def _missing(path: str, message: str) -> Any:
