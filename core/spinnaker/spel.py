@@ -190,7 +190,8 @@ def _tokens(source: str) -> list[_Token]:
                 i += 1
             word = source[start:i]
             lowered = word.lower()
-            if lowered in _WORD_OPERATORS:
+            after_dot = bool(out) and out[-1].kind == "op" and out[-1].text in (".", "?.")
+            if lowered in _WORD_OPERATORS and not after_dot:
                 out.append(_Token("op", _WORD_OPERATORS[lowered]))
             else:
                 out.append(_Token("ident", word))

@@ -303,22 +303,25 @@ class Translator:
         return table[key]
 
     def stage_member(self, target: Cel, key: str) -> Cel:
+        """`#stage('X')` followed by keys; the whole key path is mapped each time, since a later key
+        can change the meaning of earlier ones (Jenkins' `buildInfo.number` is `buildNumber`)."""
         ref = (target.root or "").split(":", 1)[1]
         keys = (*target.keys, key)
+        stage = f"stages[{_string(ref)}]"
         if keys[0] in ("context", "outputs"):
-            if len(keys) == 1:
-                return Cel(f"stages[{_string(ref)}].outputs", root=target.root, keys=keys)
             rest = keys[1:]
             literals = self.scope.stage_literals.get(ref, {})
             if keys[0] == "context" and len(rest) == 1 and rest[0] in literals:
                 return literal(literals[rest[0]])
-            if self.scope.stage_types.get(ref) == "jenkins":
+            if rest and self.scope.stage_types.get(ref) == "jenkins":
                 rest = _jenkins_output(rest)
-            return path(f"stages[{_string(ref)}]", "outputs", *rest)
-        if keys == ("status",) or keys == ("name",):
-            return path(f"stages[{_string(ref)}]", keys[0])
+            return Cel(path(stage, "outputs", *rest).text, root=target.root, keys=keys)
+        if keys in (("status",), ("name",)):
+            return Cel(path(stage, keys[0]).text, root=target.root, keys=keys)
         if keys == ("refId",):
             return literal(ref)
+        if len(keys) > 1 and keys[0] in ("status", "name"):
+            return extend(Cel(path(stage, keys[0]).text), keys[-1])
         raise Untranslatable(f"#stage(...).{'.'.join(keys)} has no Gennaker counterpart")
 
     def function(self, node: Function) -> Cel:
