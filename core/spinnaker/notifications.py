@@ -52,7 +52,7 @@ def notifications(items: list[Any], where: str, ctx: Context, *, stage: bool) ->
         out.append(entry)
         for cc in str(item.get("cc") or "").replace(";", ",").split(","):
             if cc.strip():
-                out.append({**entry, "address": cc.strip()})
+                out.append({**entry, "address": cc.strip(), "when": list(when)})
                 ctx.report.mapped(f"{path}.cc", f"cc {cc.strip()} → its own email notification")
         for key in item:
             if key not in ("type", "address", "level", "when", "message", "cc"):
