@@ -82,8 +82,9 @@ def manual_judgment(f: Fields, out: dict[str, Any]) -> str:
     out["judgmentInputs"] = [i["value"] if isinstance(i, dict) else i for i in inputs if i]
     roles = f.take("selectedStageRoles") or []
     if roles:
-        out["approvers"] = list(roles)
-        f.ctx.report.mapped(f.path("selectedStageRoles"), "authorized roles → approvers")
+        # Gennaker's approvers name users, or groups as `group:<name>` (workflows/handlers.py).
+        out["approvers"] = [f"group:{role}" for role in roles]
+        f.ctx.report.mapped(f.path("selectedStageRoles"), "authorized roles → approvers group:<role>")
     f.drop("propagateAuthenticationContext", "off", only_if=False)
     return "manualJudgment"
 

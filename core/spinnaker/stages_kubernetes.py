@@ -226,7 +226,7 @@ _CLUSTER_KEYS = {"account", "credentials", "application", "stack", "freeFormDeta
                  "provider"}  # fmt: skip
 _CLUSTER_NOISE = {
     "interestingHealthProviderNames", "events", "dnsPolicy", "moniker", "useSourceCapacity",
-    "terminationGracePeriodSeconds", "availabilityZones", "delayBeforeDisableSec", "restrictedExecutionWindow",
+    "availabilityZones", "delayBeforeDisableSec", "restrictedExecutionWindow",
 }  # fmt: skip
 
 
