@@ -1,4 +1,4 @@
-"""Imported Spinnaker pipelines run: a sample of tests/fixtures/spinnaker is translated and each
+"""Imported Spinnaker pipelines run, and POST /import/spinnaker answers: a sample of tests/fixtures/spinnaker is translated and each
 pipeline run end to end on the real Temporal dev server with the session worker, Kubernetes stages
 against kubesim (the manifests rig for deploy/patch/scale/undo/delete manifest and runJob, the
 server-group rig for deploy and the cluster stages)."""
@@ -6,16 +6,27 @@ server-group rig for deploy and the cluster stages)."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import Depends
+from temporalio.client import Client
 
-from core.spinnaker import ImportOptions, ImportResult, import_path
+from api.app import create_app
+from api.auth import authenticate
+from api.routers import imports
+from api.settings import GatewaySettings
+from api.store import PipelineStore
+from api.store.tokens import TokenStore
+from core.spinnaker import MAX_BYTES, ImportOptions, ImportResult, import_path
 from tests.conftest import Runner
 from tests.support.kube_manifests_rig import ACCOUNT, KubeRig, kube_worker_fixture  # noqa: F401
 from tests.support.kube_rig import KubeRig as ServerGroupRig
 from tests.support.kube_rig import kube_fixture  # noqa: F401
+from workers.devserver import TemporalDevServer
 from workflows.model import parse_pipeline, resolve_parameters
 from workflows.state import ExecutionState, ExecutionStatus, JudgmentRecord, JudgmentRequest, StageStatus
 
@@ -101,3 +112,79 @@ async def test_imported_server_group_pipeline_runs_on_kubesim(runner: Runner, ku
     succeeded(state)
     groups = kube.server_groups("shop-ops")
     assert list(groups) == ["shop-ops-v001"] and kube.replicas("shop-ops-v001") == 3
+
+
+# ---- POST /import/spinnaker (the router, included as api/app.py will include it) ---------------
+
+POLICY = """
+applications:
+  imp:
+    READ: [group:viewers]
+    WRITE: [group:editors]
+"""
+
+
+@pytest.fixture(scope="module")
+async def gateway(
+    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    policy = tmp_path_factory.mktemp("import") / "policy.yaml"
+    policy.write_text(POLICY)
+    settings = GatewaySettings(
+        temporal_address=temporal_server.address, database_url=store.database_url, auth_policy_file=policy
+    )
+    app = create_app(settings, client=client, store=store)
+    app.include_router(imports.router, dependencies=[Depends(authenticate)])
+    issued = TokenStore(store.database_url)
+    tokens = {
+        "editor": issued.create("eve", ["editors"], "import-test")[0],
+        "viewer": issued.create("vera", ["viewers"], "import-test")[0],
+    }
+    issued.close()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gennaker.test") as http,
+    ):
+        yield http, {k: f"Bearer {v}" for k, v in tokens.items()}
+
+
+def corpus(stem: str) -> Any:
+    return json.loads((CORPUS / "shop" / f"{stem}.json").read_text())
+
+
+async def test_api_imports_and_saves_only_for_writers(gateway: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    http, auth = gateway
+    body = {"pipelines": [corpus("01-wait"), corpus("11-bake-vm")], "application": "imp", "save": True}
+    denied = await http.post("/import/spinnaker", json=body, headers={"Authorization": auth["viewer"]})
+    assert denied.status_code == 403, denied.text
+    assert (await http.get("/applications/imp/pipelines/wait-a-bit", headers={"Authorization": auth["viewer"]})).status_code == 404
+    looked = await http.post("/import/spinnaker", json={**body, "save": False}, headers={"Authorization": auth["viewer"]})
+    assert looked.status_code == 200 and looked.json()["saved"] == []
+    response = await http.post("/import/spinnaker", json=body, headers={"Authorization": auth["editor"]})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["summary"] == {"pipelines": 2, "imported": 1, "validated": 1, "untranslated_expressions": 0}
+    assert [(s["application"], s["name"]) for s in answer["saved"]] == [("imp", "wait-a-bit")]
+    bake = answer["pipelines"][1]
+    assert not bake["valid"] and any(i["outcome"] == "untranslated" and i["path"] == "stages[0]" for i in bake["items"])
+    saved = await http.get("/applications/imp/pipelines/wait-a-bit", headers={"Authorization": auth["viewer"]})
+    assert saved.status_code == 200 and saved.json()["config"]["stages"][0]["waitTime"] == 1
+    assert (await http.post("/import/spinnaker", json=body)).status_code == 401
+
+
+async def test_api_bounds_and_strictness(gateway: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    http, auth = gateway
+    headers = {"Authorization": auth["viewer"], "Content-Type": "application/json"}
+    huge = b'{"pipelines": {"name": "' + b"x" * (MAX_BYTES + 1) + b'"}}'
+    too_large = await http.post("/import/spinnaker", content=huge, headers=headers)
+    assert too_large.status_code == 413 and str(MAX_BYTES) in too_large.json()["error"]["message"]
+    bad = await http.post("/import/spinnaker", content=b"{nope", headers=headers)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "body"
+    unknown = await http.post("/import/spinnaker", json={"pipelines": {}, "saveAll": True}, headers=headers)
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "saveAll"
+    strict = {"pipelines": corpus("20-spel-untranslatable"), "strict": True}
+    refused = await http.post("/import/spinnaker", json=strict, headers=headers)
+    assert refused.status_code == 422, refused.text
+    fields = [e["field"] for e in refused.json()["error"]["errors"]]
+    assert "pipelines: stages[0].variables[0].value" in fields
