@@ -86,3 +86,13 @@ def spel_problems(pipeline: Mapping[str, Any]) -> list[tuple[str, str]]:
                         (path, f"reads parameters.{name}, which this pipeline does not declare (declared: {known})")
                     )
     return problems
+
+
+def reject_spel(pipeline: Mapping[str, Any]) -> None:
+    """Raise PipelineInvalid (a 422 / exit 2) listing `spel_problems`; call it where pipelines are
+    submitted, next to `parse_pipeline`."""
+    from workflows.model import FieldError, PipelineInvalid
+
+    problems = spel_problems(pipeline)
+    if problems:
+        raise PipelineInvalid([FieldError(field=field, message=message) for field, message in problems])

@@ -406,3 +406,13 @@ def test_lint_rejects_leftover_spel_and_undeclared_parameters() -> None:
     assert "gennaker import spinnaker" in problems[0][1] and "${{ … }}" in problems[0][1]
     assert "parameters.delay" in problems[1][1] and "declared: tag" in problems[1][1]
     assert "parameters.gate" in problems[2][1]
+
+
+def test_reject_spel_raises_the_error_submission_answers_with() -> None:
+    from workflows.model import PipelineInvalid
+    from workflows.spel_lint import reject_spel
+
+    reject_spel({"parameters": [{"name": "a"}], "stages": [{"refId": "x", "waitTime": "${{ parameters.a }}"}]})
+    with pytest.raises(PipelineInvalid) as raised:
+        reject_spel({"stages": [{"refId": "x", "waitTime": "${ parameters.a }"}]})
+    assert [e.field for e in raised.value.errors] == ["stages[x].waitTime"]
