@@ -72,6 +72,8 @@ def _declared(pipeline: Mapping[str, Any]) -> set[str]:
 
 def spel_problems(pipeline: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field path, message) for leftover SpEL and undeclared parameters; [] when clean."""
+    if not isinstance(pipeline, Mapping):
+        return []  # parse_pipeline says what is wrong with it
     declared = _declared(pipeline)
     problems: list[tuple[str, str]] = []
     for path, text in _pipeline_strings(pipeline):
@@ -90,7 +92,7 @@ def spel_problems(pipeline: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def reject_spel(pipeline: Mapping[str, Any]) -> None:
     """Raise PipelineInvalid (a 422 / exit 2) listing `spel_problems`; call it where pipelines are
-    submitted, next to `parse_pipeline`."""
+    submitted, before `parse_pipeline` (whose type errors would otherwise hide the SpEL pointer)."""
     from workflows.model import FieldError, PipelineInvalid
 
     problems = spel_problems(pipeline)
