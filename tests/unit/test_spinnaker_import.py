@@ -416,3 +416,37 @@ def test_reject_spel_raises_the_error_submission_answers_with() -> None:
     with pytest.raises(PipelineInvalid) as raised:
         reject_spel({"stages": [{"refId": "x", "waitTime": "${ parameters.a }"}]})
     assert [e.field for e in raised.value.errors] == ["stages[x].waitTime"]
+
+
+# ---- the CLI (its typer app, mounted as workers/cli.py mounts it) ------------------------------
+
+
+def cli(*args: str, stdin: str | None = None) -> Any:
+    import typer
+    from typer.testing import CliRunner
+
+    from workers.cli_import import import_app
+
+    app = typer.Typer()
+    app.command("version")(lambda: None)
+    app.add_typer(import_app, name="import")
+    return CliRunner().invoke(app, ["import", "spinnaker", *args], input=stdin)
+
+
+def test_cli_writes_yaml_that_validates_and_exits_2_on_bad_input_or_strict(tmp_path: Path) -> None:
+    import yaml
+
+    done = cli(str(CORPUS / "shop"), "--out", str(tmp_path), "--account-map", "k8s-prod=prod")
+    assert done.exit_code == 0, done.output
+    written = yaml.safe_load((tmp_path / "shop" / "deploy-manifest.yaml").read_text())
+    assert parse_pipeline(written).stages[0].account == "prod"  # type: ignore[attr-defined]
+    # 27 files: all but the templated one and the one without an application (Deck's "Edit as JSON")
+    assert len(list((tmp_path / "shop").glob("*.yaml"))) == 25
+    assert cli(str(CORPUS), "--strict", "--out", str(tmp_path / "strict")).exit_code == 2
+    assert not (tmp_path / "strict").exists()  # strict writes nothing when something is untranslated
+    assert cli(str(CORPUS / "shop" / "01-wait.json"), "--strict").exit_code == 0
+    assert cli("-", stdin="{not json").exit_code == 2
+    assert cli(str(tmp_path / "missing.json")).exit_code == 2
+    assert cli(str(CORPUS / "shop" / "01-wait.json"), "--account-map", "nope").exit_code == 2
+    piped = cli("-", stdin=(CORPUS / "shop" / "01-wait.json").read_text())
+    assert piped.exit_code == 0 and "name: wait-a-bit" in piped.stdout
