@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from core.spinnaker.deploy_clusters import deploy_cluster
 from core.spinnaker.envelope import BOOKKEEPING, parameters, triggers
 from core.spinnaker.fields import Context, Fields, ImportOptions, identifier, is_empty, slug
 from core.spinnaker.notifications import notifications
 from core.spinnaker.report import ImportedPipeline
 from core.spinnaker.stages import CORE_MAPPERS, StageMapper, common, known_gennaker_type, passthrough
-from core.spinnaker.stages_kubernetes import KUBERNETES_MAPPERS, deploy_cluster
+from core.spinnaker.stages_kubernetes import KUBERNETES_MAPPERS
 from core.spinnaker.translate import Scope
 
 _REF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

@@ -6,8 +6,9 @@ and indexers, methods, operators incl. `matches`, ternary, Elvis, safe navigatio
 projection, `#variables` and `#functions()`). Forms we cannot carry over (types `T(...)`, `new`,
 bean references `@x`, assignment) still parse into `Unsupported` nodes so the report can name them.
 
-`split_template` finds the `${ … }` parts of a string the way Spring's template parser does: braces,
-brackets and quoted strings nest, so `${ {'a': 1}['a'] }` is one expression.
+The tree's node types are in `spel_ast.py`. `split_template` finds the `${ … }` parts of a string
+the way Spring's template parser does: braces, brackets and quoted strings nest, so
+`${ {'a': 1}['a'] }` is one expression.
 """
 
 from __future__ import annotations
@@ -15,121 +16,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.spinnaker.spel_ast import (
+    Binary,
+    Elvis,
+    Function,
+    Index,
+    ListLiteral,
+    Literal,
+    MapLiteral,
+    Method,
+    Name,
+    Node,
+    Property,
+    Ternary,
+    Unary,
+    Unsupported,
+    Variable,
+)
+
 
 class SpelSyntaxError(ValueError):
     pass
 
-
-# ---- the tree ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Literal:
-    value: Any
-
-
-@dataclass(frozen=True)
-class Name:
-    """A bare name, read from the root object (`parameters`, `trigger`, an evaluated variable)."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Variable:
-    """`#name` without a call: `#root`, `#this`, or a variable set by a selection."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Function:
-    """`#name(args)`: one of Spinnaker's helper functions (`#stage`, `#judgment`, `#toJson`, …)."""
-
-    name: str
-    args: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Property:
-    target: Node
-    name: str
-    safe: bool = False
-
-
-@dataclass(frozen=True)
-class Index:
-    target: Node
-    key: Node
-
-
-@dataclass(frozen=True)
-class Method:
-    target: Node
-    name: str
-    args: tuple[Node, ...]
-    safe: bool = False
-
-
-@dataclass(frozen=True)
-class Binary:
-    op: str
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class Unary:
-    op: str
-    operand: Node
-
-
-@dataclass(frozen=True)
-class Ternary:
-    condition: Node
-    then: Node
-    otherwise: Node
-
-
-@dataclass(frozen=True)
-class Elvis:
-    value: Node
-    fallback: Node
-
-
-@dataclass(frozen=True)
-class ListLiteral:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class MapLiteral:
-    items: tuple[tuple[Node, Node], ...]
-
-
-@dataclass(frozen=True)
-class Unsupported:
-    """A construct that parses but has no CEL counterpart (`T(...)`, `new`, selection, …)."""
-
-    what: str
-
-
-Node = (
-    Literal
-    | Name
-    | Variable
-    | Function
-    | Property
-    | Index
-    | Method
-    | Binary
-    | Unary
-    | Ternary
-    | Elvis
-    | ListLiteral
-    | MapLiteral
-    | Unsupported
-)
 
 # ---- tokens -----------------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.spinnaker import spel
+from core.spinnaker.cel_values import Untranslatable
 from core.spinnaker.report import Recorder
-from core.spinnaker.translate import Translator, Untranslatable
+from core.spinnaker.translate import Translator
 
 # A second, empty expression makes Gennaker interpolate rather than keep the value's type, so a map
 # or list prints as JSON text, as SpEL's #toJson gives (workflows/expressions.py `_as_text`).

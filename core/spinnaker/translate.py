@@ -23,13 +23,27 @@ Anything else raises `Untranslatable` with the reason, and the caller keeps the 
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.spinnaker import spel
-from core.spinnaker.spel import (
+from core.spinnaker.cel_values import (
+    ADD,
+    AND,
+    ATOM,
+    COND,
+    MUL,
+    OR,
+    REL,
+    UNARY,
+    Cel,
+    Untranslatable,
+    extend,
+    literal,
+    path,
+    string_literal,
+)
+from core.spinnaker.spel_ast import (
     Binary,
     Elvis,
     Function,
@@ -47,15 +61,6 @@ from core.spinnaker.spel import (
     Variable,
 )
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# CEL's reserved words cannot follow a dot.
-_CEL_RESERVED = {"in", "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let",
-                 "loop", "package", "namespace", "return", "var", "void", "while", "true", "false", "null"}  # fmt: skip
-
-
-class Untranslatable(Exception):
-    """An expression (or part) with no CEL counterpart; the message says why and what to do."""
-
 
 @dataclass
 class Scope:
@@ -68,65 +73,6 @@ class Scope:
     parameters: dict[str, str] = field(default_factory=dict)  # Spinnaker name -> Gennaker name
     variables: dict[str, str] = field(default_factory=dict)  # evaluateVariables key -> Gennaker key
     pipelines: dict[str, str] = field(default_factory=dict)  # Spinnaker name or id -> Gennaker name
-
-
-# ---- translated values ------------------------------------------------------------------------
-
-_ATOM, _UNARY, _MUL, _ADD, _REL, _AND, _OR, _COND = 8, 7, 6, 5, 4, 3, 2, 1
-
-
-@dataclass(frozen=True)
-class Cel:
-    text: str
-    prec: int = _ATOM
-    # For a path (`parameters.x`, `stages["1"].outputs.y`): its root and keys, so `?:` can test
-    # that each key exists before reading it (SpEL reads a missing map key as null).
-    root: str | None = None
-    keys: tuple[str, ...] = ()
-    to_json: bool = False
-    literal: Any = None
-    is_literal: bool = False
-    # A step on the way to a value (`trigger`, `#stage('x')`): only a following key gives it meaning.
-    pending: bool = False
-
-    def wrapped(self, prec: int) -> str:
-        return self.text if self.prec >= prec else f"({self.text})"
-
-
-def _string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def literal(value: Any) -> Cel:
-    if value is None:
-        text = "null"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int | float):
-        text = repr(value)
-    elif isinstance(value, str):
-        text = _string(value)
-    elif isinstance(value, list):
-        text = "[" + ", ".join(literal(v).text for v in value) + "]"
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{_string(str(k))}: {literal(v).text}" for k, v in value.items()) + "}"
-    else:
-        raise Untranslatable(f"cannot write {type(value).__name__} as a CEL literal")
-    return Cel(text, literal=value, is_literal=True)
-
-
-def path(root: str, *keys: str) -> Cel:
-    text = root
-    for key in keys:
-        text += f".{key}" if _IDENTIFIER.match(key) and key not in _CEL_RESERVED else f"[{_string(key)}]"
-    return Cel(text, root=root, keys=tuple(keys))
-
-
-def extend(base: Cel, key: str) -> Cel:
-    if base.root is not None:
-        return path(base.root, *base.keys, key)
-    suffix = f".{key}" if _IDENTIFIER.match(key) and key not in _CEL_RESERVED else f"[{_string(key)}]"
-    return Cel(base.wrapped(_ATOM) + suffix)
 
 
 # ---- names Spinnaker's context offers ---------------------------------------------------------
@@ -180,10 +126,10 @@ class Translator:
             operand = self.node(node.operand)
             if node.op == "+":
                 return operand
-            return Cel(f"{node.op}{operand.wrapped(_UNARY)}", _UNARY)
+            return Cel(f"{node.op}{operand.wrapped(UNARY)}", UNARY)
         if isinstance(node, Ternary):
             condition, then, otherwise = self.node(node.condition), self.node(node.then), self.node(node.otherwise)
-            return Cel(f"{condition.wrapped(_OR)} ? {then.wrapped(_OR)} : {otherwise.wrapped(_COND)}", _COND)
+            return Cel(f"{condition.wrapped(OR)} ? {then.wrapped(OR)} : {otherwise.wrapped(COND)}", COND)
         if isinstance(node, Elvis):
             return self.elvis(self.node(node.value), self.node(node.fallback))
         if isinstance(node, ListLiteral):
@@ -223,7 +169,7 @@ class Translator:
         target = self._node(node.target)
         if target.pending:
             raise Untranslatable(f"a computed key on {target.text} cannot be mapped")
-        return Cel(f"{target.wrapped(_ATOM)}[{self.node(node.key).text}]")
+        return Cel(f"{target.wrapped(ATOM)}[{self.node(node.key).text}]")
 
     def member(self, target_node: Node, key: str, safe: bool) -> Cel:
         target = self._node(target_node)
@@ -237,7 +183,7 @@ class Translator:
             return self.stage_member(target, key)
         result = extend(target, key)
         if safe:
-            return Cel(f"{target.wrapped(_REL)} != null ? {result.text} : null", _COND)
+            return Cel(f"{target.wrapped(REL)} != null ? {result.text} : null", COND)
         return result
 
     def trigger(self, keys: tuple[str, ...]) -> Cel:
@@ -307,7 +253,7 @@ class Translator:
         can change the meaning of earlier ones (Jenkins' `buildInfo.number` is `buildNumber`)."""
         ref = (target.root or "").split(":", 1)[1]
         keys = (*target.keys, key)
-        stage = f"stages[{_string(ref)}]"
+        stage = f"stages[{string_literal(ref)}]"
         if keys[0] in ("context", "outputs"):
             rest = keys[1:]
             literals = self.scope.stage_literals.get(ref, {})
@@ -328,7 +274,7 @@ class Translator:
         name = node.name
         if name in ("stage", "stageByRefId"):
             ref = self.stage_ref(node.args, name)
-            return Cel(f"stages[{_string(ref)}]", root=f"#stage:{ref}", pending=True)
+            return Cel(f"stages[{string_literal(ref)}]", root=f"#stage:{ref}", pending=True)
         if name == "stageExists":
             key = self.key_of(node.args[0]) if len(node.args) == 1 else None
             if key is None:
@@ -336,7 +282,7 @@ class Translator:
             return literal(key in self.scope.stage_refs or key in self.scope.ref_ids)
         if name in ("judgment", "judgement"):
             ref = self.stage_ref(node.args, name)
-            return Cel(f"judgments[{_string(ref)}]")
+            return Cel(f"judgments[{string_literal(ref)}]")
         if name in ("pipelineId", "pipelineIdOrNull"):
             key = self.key_of(node.args[0]) if node.args else None
             if key is None or key not in self.scope.pipelines:
@@ -351,8 +297,8 @@ class Translator:
             return Cel(f"{'int' if name == 'toInt' else 'double'}({self.node(node.args[0]).text})")
         if name == "toBoolean" and len(node.args) == 1:
             # Boolean.parseBoolean: true only for the text "true" (the CEL here has no bool()).
-            value = self.node(node.args[0]).wrapped(_ADD)
-            return Cel(f'{value} == true || {value} == "true"', _OR)
+            value = self.node(node.args[0]).wrapped(ADD)
+            return Cel(f'{value} == true || {value} == "true"', OR)
         if name in ("fromUrl", "jsonFromUrl", "propertiesFromUrl", "readJson", "readYaml", "yamlFromUrl"):
             raise Untranslatable(
                 f"#{name} reads from the network or parses text at evaluation time; Gennaker expressions do no "
@@ -368,9 +314,9 @@ class Translator:
         target = self.node(node.target)
         args = [self.node(a) for a in node.args]
         name, count = node.name, len(args)
-        this = target.wrapped(_ATOM)
+        this = target.wrapped(ATOM)
         if name == "equals" and count == 1:
-            return Cel(f"{target.wrapped(_ADD)} == {args[0].wrapped(_ADD)}", _REL)
+            return Cel(f"{target.wrapped(ADD)} == {args[0].wrapped(ADD)}", REL)
         if name == "toString" and count == 0:
             return Cel(f"string({target.text})")
         if name in ("startsWith", "endsWith", "contains") and count == 1:
@@ -380,13 +326,13 @@ class Translator:
         if name in ("size", "length") and count == 0:
             return Cel(f"size({target.text})")
         if name == "isEmpty" and count == 0:
-            return Cel(f"size({target.text}) == 0", _REL)
+            return Cel(f"size({target.text}) == 0", REL)
         if name == "matches" and count == 1:
             return self.matches(target, args[0])
         if name == "get" and count == 1:
             return Cel(f"{this}[{args[0].text}]")
         if name == "containsKey" and count == 1:
-            return Cel(f"{args[0].wrapped(_ADD)} in {target.wrapped(_ADD)}", _REL)
+            return Cel(f"{args[0].wrapped(ADD)} in {target.wrapped(ADD)}", REL)
         raise Untranslatable(f".{name}() with {count} argument(s) has no CEL counterpart")
 
     def matches(self, subject: Cel, pattern: Cel) -> Cel:
@@ -394,8 +340,8 @@ class Translator:
         if pattern.is_literal and isinstance(pattern.literal, str):
             anchored = literal(f"^(?:{pattern.literal})$").text
         else:
-            anchored = f'"^(?:" + {pattern.wrapped(_MUL)} + ")$"'
-        return Cel(f"{subject.wrapped(_ATOM)}.matches({anchored})")
+            anchored = f'"^(?:" + {pattern.wrapped(MUL)} + ")$"'
+        return Cel(f"{subject.wrapped(ATOM)}.matches({anchored})")
 
     def binary(self, node: Binary) -> Cel:
         left, right = self.node(node.left), self.node(node.right)
@@ -403,17 +349,17 @@ class Translator:
         if op == "matches":
             return self.matches(left, right)
         if op in ("||", "&&"):
-            prec = _OR if op == "||" else _AND
+            prec = OR if op == "||" else AND
             return Cel(f"{left.wrapped(prec)} {op} {right.wrapped(prec + 1)}", prec)
         if op in ("==", "!=", "<", "<=", ">", ">="):
-            return Cel(f"{left.wrapped(_ADD)} {op} {right.wrapped(_ADD)}", _REL)
+            return Cel(f"{left.wrapped(ADD)} {op} {right.wrapped(ADD)}", REL)
         if op == "+":
             left_text, right_text = self._concat_operands(left, right)
-            return Cel(f"{left_text} + {right_text}", _ADD)
+            return Cel(f"{left_text} + {right_text}", ADD)
         if op == "-":
-            return Cel(f"{left.wrapped(_ADD)} - {right.wrapped(_MUL)}", _ADD)
+            return Cel(f"{left.wrapped(ADD)} - {right.wrapped(MUL)}", ADD)
         if op in ("*", "/", "%"):
-            return Cel(f"{left.wrapped(_MUL)} {op} {right.wrapped(_UNARY)}", _MUL)
+            return Cel(f"{left.wrapped(MUL)} {op} {right.wrapped(UNARY)}", MUL)
         raise Untranslatable(f"SpEL operator {op!r} has no CEL counterpart")
 
     @staticmethod
@@ -424,10 +370,10 @@ class Translator:
             return c.is_literal and isinstance(c.literal, str)
 
         if is_text(left) and not is_text(right):
-            return left.wrapped(_ADD), f"string({right.text})"
+            return left.wrapped(ADD), f"string({right.text})"
         if is_text(right) and not is_text(left):
-            return f"string({left.text})" if left.prec < _ADD else left.wrapped(_ADD), right.wrapped(_MUL)
-        return left.wrapped(_ADD), right.wrapped(_MUL)
+            return f"string({left.text})" if left.prec < ADD else left.wrapped(ADD), right.wrapped(MUL)
+        return left.wrapped(ADD), right.wrapped(MUL)
 
     def elvis(self, value: Cel, fallback: Cel) -> Cel:
         """`a ?: b`: b when a is missing, null or the empty string (Spring's Elvis treats "" as null)."""
@@ -435,11 +381,11 @@ class Translator:
         if value.root is not None and not value.root.startswith("#") and value.keys:
             prefix = path(value.root)
             for key in value.keys:
-                guards.append(f"{_string(key)} in {prefix.wrapped(_ADD)}")
+                guards.append(f"{string_literal(key)} in {prefix.wrapped(ADD)}")
                 prefix = extend(prefix, key)
-        shown = value.wrapped(_ADD)
+        shown = value.wrapped(ADD)
         guards += [f"{shown} != null", f'{shown} != ""']
-        return Cel(f"{' && '.join(guards)} ? {value.wrapped(_OR)} : {fallback.wrapped(_COND)}", _COND)
+        return Cel(f"{' && '.join(guards)} ? {value.wrapped(OR)} : {fallback.wrapped(COND)}", COND)
 
 
 def _jenkins_output(keys: tuple[str, ...]) -> tuple[str, ...]:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from core.spinnaker import ImportOptions, SourceError, import_path, import_pipelines, parse_mapping, pipelines_in
+from core.spinnaker.cel_values import Untranslatable
 from core.spinnaker.cron import NoEquivalent, quartz_to_cron
 from core.spinnaker.report import Recorder
 from core.spinnaker.sources import MAX_DEPTH, parse_json
 from core.spinnaker.templates import Templates
-from core.spinnaker.translate import Scope, Translator, Untranslatable
+from core.spinnaker.translate import Scope, Translator
 from workflows.expressions import evaluate_condition, evaluate_text
 from workflows.model import parse_pipeline
 from workflows.spel_lint import spel_problems
