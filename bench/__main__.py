@@ -1,5 +1,5 @@
-"""`python -m bench overhead|bake|kubernetes [--rounds N]` and `python -m bench load [--rps R --seconds S]`:
-prints figures, then one JSON line last."""
+"""`python -m bench overhead|bake|kubernetes [--rounds N]`, `python -m bench load [--rps R --seconds S]` and
+`python -m bench spinnaker DIR`: prints figures, then one JSON line last."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def main() -> None:
     load.add_argument("--rps", type=float, default=100, help="target submissions per second")
     load.add_argument("--seconds", type=float, default=60, help="how long to submit")
     load.add_argument("--drain-timeout", type=float, default=300, help="max wait for executions to finish")
+    spin = sub.add_parser("spinnaker", help="import a Spinnaker export directory: imported / validated counts")
+    spin.add_argument("directory", help="Spinnaker pipeline JSON file or export directory")
+    spin.add_argument("--application", default=None, help="application for pipelines that do not name one")
     args = parser.parse_args()
     if args.command == "overhead":
         from bench.overhead import overhead
@@ -52,6 +55,12 @@ def main() -> None:
         for key, value in figures.items():
             print(f"{key:>22}: {value}")
         print(json.dumps(figures))
+    if args.command == "spinnaker":
+        from pathlib import Path
+
+        from bench.spinnaker import spinnaker_benchmark
+
+        spinnaker_benchmark(Path(args.directory), args.application)
     sys.stdout.flush()
     os._exit(0)  # see tests/conftest.py: temporalio can abort during interpreter teardown
 

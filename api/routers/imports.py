@@ -1,0 +1,154 @@
+"""POST /import/spinnaker: Spinnaker pipeline JSON in, Gennaker pipelines and the import report out
+(the same translator as `gennaker import spinnaker`); `save` stores the valid ones as revisions when
+the caller may WRITE their applications."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from temporalio.client import Client
+
+from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
+from api.errors import ApiError
+from api.policy import Permission
+from api.schedules import sync_schedules
+from api.schemas import SavedPipelineRef
+from api.settings import GatewaySettings
+from api.store import PipelineStore
+from core.spinnaker import (
+    MAX_BYTES,
+    MAX_PIPELINES,
+    ImportedPipeline,
+    ImportOptions,
+    ImportResult,
+    SourceError,
+    import_pipelines,
+    pipelines_in,
+)
+from core.spinnaker.sources import parse_json
+from workflows.model import FieldError, PipelineInvalid, parse_pipeline
+
+router = APIRouter(tags=["import"])
+
+
+class SpinnakerImportRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "pipelines": {"application": "shop", "name": "Deploy", "stages": [{"refId": "1", "type": "wait"}]},
+                "accountMap": {"my-k8s-v2": "prod"},
+            }
+        },
+    )
+    pipelines: dict[str, Any] | list[Any] = Field(
+        description="One exported pipeline, or an array of them (`spin pipeline list`)"
+    )
+    application: str | None = Field(default=None, description="Use this application for every pipeline")
+    accountMap: dict[str, str] = Field(default_factory=dict, description="Spinnaker account → Gennaker account")
+    namespaceMap: dict[str, str] = Field(default_factory=dict, description="Namespace → namespace")
+    save: bool = Field(default=False, description="Save the valid pipelines as new revisions (needs WRITE)")
+    strict: bool = Field(default=False, description="422, and save nothing, if anything is untranslated")
+
+
+class SpinnakerImportResponse(BaseModel):
+    summary: dict[str, int] = Field(description="pipelines, imported, validated, untranslated_expressions")
+    pipelines: list[ImportedPipeline]
+    saved: list[SavedPipelineRef] = Field(default_factory=list)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it passes MAX_BYTES (never read whole first)."""
+    limit = MAX_BYTES
+    too_large = ApiError(
+        413, "too_large", f"request body is larger than the {limit} byte limit of this endpoint", "body"
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_request(raw: bytes) -> SpinnakerImportRequest:
+    try:
+        data = parse_json(raw or b"null", "body")
+        return SpinnakerImportRequest.model_validate(data)
+    except SourceError as exc:
+        raise ApiError(422, "invalid_body", str(exc), "body") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(422, "invalid_body", f"{field}: {first['msg']}", field) from None
+
+
+def _untranslated(result: ImportResult) -> list[FieldError]:
+    errors = [
+        FieldError(field=f"{p.source}: {item.path}", message=item.message)
+        for p in result.pipelines
+        for item in p.untranslated()
+    ]
+    errors += [FieldError(field=p.source, message=problem) for p in result.pipelines for problem in p.problems]
+    return errors
+
+
+@router.post(
+    "/import/spinnaker",
+    response_model=SpinnakerImportResponse,
+    summary="Translate Spinnaker pipeline JSON (and optionally save it)",
+    description=f"Body at most {MAX_BYTES} bytes and {MAX_PIPELINES} pipelines (413 / 422 name the limit).",
+)
+async def import_spinnaker(
+    request: Request,
+    store: StoreDep,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    access: AccessDep,
+) -> SpinnakerImportResponse:
+    body = _parse_request(await _bounded_body(request))
+    try:
+        found = pipelines_in(body.pipelines, "pipelines")
+        options = ImportOptions(
+            application=body.application,
+            account_map=body.accountMap,
+            namespace_map=body.namespaceMap,
+            strict=body.strict,
+        )
+        result = await asyncio.to_thread(import_pipelines, found, options)
+    except SourceError as exc:
+        raise ApiError(422, "invalid_body", str(exc), "pipelines") from None
+    if body.strict and result.has_untranslated():
+        raise PipelineInvalid(_untranslated(result))
+    saved: list[SavedPipelineRef] = []
+    if body.save:
+        valid = [p.pipeline for p in result.pipelines if p.valid and p.pipeline is not None]
+        for application in sorted({str(p["application"]) for p in valid}):
+            access.require(application, Permission.WRITE)  # all checked before anything is stored
+        for pipeline in valid:
+            saved.append(await _save(pipeline, store, client, settings, access.subject))
+    return SpinnakerImportResponse(summary=result.summary(), pipelines=result.pipelines, saved=saved)
+
+
+async def _save(
+    pipeline: dict[str, Any], store: PipelineStore, client: Client, settings: GatewaySettings, author: str
+) -> SavedPipelineRef:
+    """As PUT /applications/{app}/pipelines/{name} does: schedules first, then the revision."""
+    application, name = str(pipeline["application"]), str(pipeline["name"])
+    spec = parse_pipeline(pipeline)
+    previous_revision = store.get(application, name)
+    previous = parse_pipeline(previous_revision.config) if previous_revision else None
+    next_revision = store.next_revision(application, name)
+    await sync_schedules(client, settings, spec, next_revision, previous)
+    revision = store.save(application, name, pipeline, author=author)
+    if revision != next_revision:
+        await sync_schedules(client, settings, spec, revision, spec)
+    return SavedPipelineRef(application=application, name=name, revision=revision, author=author)
