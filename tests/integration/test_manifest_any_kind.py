@@ -17,14 +17,19 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from temporalio.exceptions import ApplicationError
 
 import workflows.stages.manifests  # noqa: F401  (registers the manifest stages)
 from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.manifests import (
     APPLICATION_ANNOTATION,
     EXECUTION_ANNOTATION,
+    OWNED_BY_ANOTHER_APPLICATION,
     ApplyManifestsInput,
+    DeleteManifestsInput,
     KubernetesManifestActivities,
+    ManifestRef,
+    PatchManifestInput,
 )
 from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, kube_fixture  # noqa: F401
@@ -207,3 +212,126 @@ async def test_objects_of_another_application_are_not_changed(runner: Runner, ku
     assert "belongs to application 'billing'" in message and "Nothing was written" in message, message
     assert kube.core.read_namespaced_config_map(name, ns).data == {"rate": "1"}
     assert missing(kube.core.read_namespaced_config_map, f"{name}-mine", ns)
+
+
+def stateful_set(name: str, release: str) -> dict[str, Any]:
+    labels = {LABEL: name}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
+            "spec": {"replicas": 2, "serviceName": name, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels, "annotations": {RELEASE: release}},
+                                  "spec": {"containers": [{"name": "db", "image": "busybox:1.36",
+                                                           "command": ["sh", "-c", "sleep 3600"]}]}}}}
+
+
+async def test_a_stateful_set_rolls_out_and_back_through_its_controller_revisions(
+    runner: Runner, kube: KubeRig
+) -> None:
+    name, ns = f"db-{uuid.uuid4().hex[:6]}", kube.namespace
+    state = await run(
+        runner,
+        stage(kube, "v1", "deployManifest", manifests=[stateful_set(name, "1")], namespaceOverride=ns),
+        stage(kube, "v2", "deployManifest", "v1", manifests=[stateful_set(name, "2")], namespaceOverride=ns),
+        stage(kube, "undo", "undoRolloutManifest", "v2", location=ns, manifestName=f"statefulSet {name}"),
+    )
+    assert succeeded(state, "v2")["stable"][f"StatefulSet {ns}/{name}"].startswith("rolled out: 2/2 ready")
+    undo = succeeded(state, "undo")
+    assert (undo["fromRevision"], undo["toRevision"]) == (2, 1) and undo["stable"][f"StatefulSet {ns}/{name}"]
+    live = kube.apps.read_namespaced_stateful_set(name, ns)
+    assert live.spec.template.metadata.annotations[RELEASE] == "1"
+    assert live.status.update_revision == live.status.current_revision
+
+
+async def test_scale_goes_through_the_scale_subresource(runner: Runner, kube: KubeRig) -> None:
+    ns, manifests = kube.namespace, corpus(kube.namespace)
+    deployment = find(manifests, "Deployment")
+    deployment["metadata"]["name"] = name = f"scaled-{uuid.uuid4().hex[:6]}"
+    state = await run(
+        runner,
+        deploy(kube, [m for m in manifests if m["kind"] in ("ServiceAccount", "ConfigMap", "Secret", "Deployment")]),
+        stage(kube, "scale", "scaleManifest", "deploy", location=ns, manifestName=f"deploy {name}", replicas=2),
+    )
+    assert succeeded(state, "scale")["stable"] == {f"Deployment {ns}/{name}": "rolled out: 2/2 available"}
+    fields = kube.apps.read_namespaced_deployment(name, ns).metadata.managed_fields
+    assert [(f.manager, f.operation) for f in fields if f.subresource == "scale"] == [("gennaker", "Update")]
+
+
+async def test_a_rollout_that_cannot_finish_reports_every_object(runner: Runner, kube: KubeRig) -> None:
+    kube.needs_kubesim()  # the crash loop is kubesim's image-tag convention
+    name, ns = f"loop-{uuid.uuid4().hex[:6]}", kube.namespace
+    labels = {LABEL: name}
+    broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+              "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                       "template": {"metadata": {"labels": labels},
+                                    "spec": {"containers": [{"name": "web", "image": "shop/web:crashloop"}]}}}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {}}
+    state = await run(runner, {**deploy(kube, [config, broken]), "namespaceOverride": ns, "waitTimeoutSeconds": 2})
+    message = failed(state, "deploy")
+    assert f"ConfigMap {ns}/{name}: applied (nothing to wait for)" in message, message
+    assert f"Deployment {ns}/{name}: 0 of 1 updated replicas available" in message, message
+
+
+async def test_namespaces_outside_the_account_and_the_authorization_hook_stop_everything_first(
+    kube: KubeRig, monkeypatch: Any
+) -> None:
+    activities = KubernetesManifestActivities(KubernetesAccountClient(kube.account))
+    name = f"hook-{uuid.uuid4().hex[:6]}"
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": kube.namespace}}
+
+    def apply(*manifests: dict[str, Any]) -> str:
+        try:
+            activities.apply_manifests(ApplyManifestsInput(manifests=list(manifests), executionId="e", stage="s",
+                                                           application="shop"))
+        except ApplicationError as exc:
+            return f"{exc.type}: {exc.message}"
+        raise AssertionError("applied")
+
+    system = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}
+    assert "NamespaceNotAllowed" in apply(config, system)
+    seen: list[list[str]] = []
+
+    def refuse(account: Any, application: str, objects: Any) -> None:
+        seen.append([str(o) for o in objects])
+        raise ApplicationError("not yours", type="ManifestNotAuthorized", non_retryable=True)
+
+    monkeypatch.setattr("activities.kubernetes.manifest_apply.authorize_objects", refuse)
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+            "rules": []}
+    assert apply(config, role).startswith("ManifestNotAuthorized")
+    assert seen == [[f"ConfigMap {kube.namespace}/{name} (v1)", f"ClusterRole {name} (rbac.authorization.k8s.io/v1)"]]
+    assert missing(kube.core.read_namespaced_config_map, name, kube.namespace)
+
+
+async def test_delete_and_patch_refuse_another_applications_objects(kube: KubeRig) -> None:
+    activities = KubernetesManifestActivities(KubernetesAccountClient(kube.account))
+    name, ns = f"theirs-{uuid.uuid4().hex[:6]}", kube.namespace
+    kube.core.create_namespaced_config_map(
+        ns, {"metadata": {"name": name, "annotations": {APPLICATION_ANNOTATION: "billing"}}, "data": {"a": "1"}})
+    ref = ManifestRef(kind="configMap", name=name, namespace=ns)
+    for attempt in (
+        lambda: activities.delete_manifests(DeleteManifestsInput(refs=[ref], application="shop")),
+        lambda: activities.patch_manifest(PatchManifestInput(ref=ref, patchBody={"data": {"a": "2"}},
+                                                             mergeStrategy="merge", application="shop")),
+    ):
+        try:
+            attempt()
+        except ApplicationError as exc:
+            assert exc.type == OWNED_BY_ANOTHER_APPLICATION and "'billing'" in exc.message
+        else:
+            raise AssertionError("changed another application's object")
+    assert kube.core.read_namespaced_config_map(name, ns).data == {"a": "1"}
+
+
+async def test_objects_earlier_gennaker_versions_replaced_are_taken_over_others_are_not(
+    runner: Runner, kube: KubeRig
+) -> None:
+    ns, ours, unknown = kube.namespace, f"old-{uuid.uuid4().hex[:6]}", f"kubectl-{uuid.uuid4().hex[:6]}"
+    # What create-or-replace wrote before: an update under the client's User-Agent, annotated for shop.
+    kube.core.create_namespaced_config_map(
+        ns, {"metadata": {"name": ours, "annotations": {APPLICATION_ANNOTATION: "shop"}}, "data": {"a": "1"}})
+    kube.core.create_namespaced_config_map(ns, {"metadata": {"name": unknown}, "data": {"a": "1"}})
+    manifests = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": ns}, "data": {"a": "2"}}
+                 for n in (ours, unknown)]
+    succeeded(await run(runner, deploy(kube, manifests[:1])), "deploy")
+    assert kube.core.read_namespaced_config_map(ours, ns).data == {"a": "2"}
+    message = failed(await run(runner, deploy(kube, manifests[1:])), "deploy")
+    assert "'OpenAPI-Generator' owns .data.a" in message, message
