@@ -132,7 +132,9 @@ class ManifestApplyActivities(WaitForStable, ManifestObjects):
             raise ApplicationError(f"{where} has no apiVersion", type=MANIFEST_INVALID, non_retryable=True)
         body = copy.deepcopy(manifest)
         body["apiVersion"] = api_version
-        served = self.discovery.find(api_version, manifest["kind"])
+        if kind.api_version:  # a kind Gennaker knows by other spellings (`deploy`): its real name
+            body["kind"] = kind.kind
+        served = self.discovery.find(api_version, body["kind"])
         namespaced = served.namespaced if served else _namespaced_by_crd_in(input.manifests, api_version, body["kind"])
         if namespaced is None:
             raise self.discovery.unknown(api_version, body["kind"])

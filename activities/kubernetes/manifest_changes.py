@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -152,14 +153,29 @@ class ManifestChangeActivities(ManifestObjects):
             return input.ref
         [(ref, served)] = self.authorized([input.ref], input.application)
         self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
-        self.discovery.request(
-            "PATCH",
-            served.path(ref.name, ref.namespace),
-            body=input.patchBody,
-            content_type=PATCH_CONTENT_TYPES[input.mergeStrategy],
-            field_manager=FIELD_MANAGER,
-            what=f"{input.mergeStrategy} patch of {ref}",
-        )
+
+        def send() -> None:
+            try:
+                self.discovery.dynamic.request(
+                    "PATCH",
+                    served.path(ref.name, ref.namespace),
+                    body=input.patchBody,
+                    content_type=PATCH_CONTENT_TYPES[input.mergeStrategy],
+                    field_manager=FIELD_MANAGER,
+                    serialize=False,
+                )
+            except ApiException as exc:
+                if exc.status != 415:
+                    raise
+                # A real API server takes no strategic merge patch for custom resources.
+                raise ApplicationError(
+                    f"account {self.client.account.name}: {ref} does not take a {input.mergeStrategy} patch "
+                    "(custom resources take mergeStrategy merge or json)",
+                    type=MANIFEST_INVALID,
+                    non_retryable=True,
+                ) from None
+
+        self.client.call(send, what=f"{input.mergeStrategy} patch of {ref}")
         return input.ref
 
     @activity.defn
