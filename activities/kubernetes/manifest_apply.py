@@ -103,6 +103,8 @@ class ManifestApplyActivities(WaitForStable, ManifestObjects):
         planned = [self._plan(index, manifest, input) for index, manifest in enumerate(input.manifests)]
         for item in planned:
             self.check_scope(item.ref)
+            if item.served is not None:
+                self.require_verb(item.ref, item.served, "patch")
         authorize_objects(
             self.client.account,
             input.application,

@@ -111,7 +111,8 @@ class ManifestChangeActivities(ManifestObjects):
                 ]
         targets = self.authorized(refs, input.application)
         live = [(ref, served, self.read(ref, served)) for ref, served in targets]
-        for ref, _, obj in live:  # all checked before the first delete
+        for ref, served, obj in live:  # all checked before the first delete
+            self.require_verb(ref, served, "delete")
             self.refuse_foreign(ref, obj, input.application)
         result = ManifestRefs()
         policy = "Foreground" if input.cascading else "Orphan"
@@ -152,6 +153,7 @@ class ManifestChangeActivities(ManifestObjects):
             self.scale(ScaleManifestInput(ref=input.ref, replicas=replicas, application=input.application))
             return input.ref
         [(ref, served)] = self.authorized([input.ref], input.application)
+        self.require_verb(ref, served, "patch")
         self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
 
         def send() -> None:

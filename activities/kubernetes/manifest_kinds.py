@@ -175,6 +175,16 @@ class ManifestObjects:
         namespace = ref.namespace if served.namespaced else ""
         return ManifestRef(kind=served.kind, name=ref.name, namespace=namespace, apiVersion=served.api_version), served
 
+    def require_verb(self, ref: ManifestRef, served: ServedKind, verb: str) -> None:
+        """Fail at once (not after retries of a 405) when the kind does not support `verb`."""
+        if served.verbs and verb not in served.verbs:
+            raise ApplicationError(
+                f"account {self.client.account.name}: {served.kind} ({served.api_version}) does not support "
+                f"{verb} (its verbs: {', '.join(sorted(served.verbs))}), so {ref} cannot be changed that way",
+                type=UNSUPPORTED_KIND,
+                non_retryable=True,
+            )
+
     def check_scope(self, ref: ManifestRef) -> None:
         """The account's namespace list bounds namespaced objects and Namespace objects alike (a
         Namespace is the namespace itself: deleting one deletes everything in it)."""
