@@ -54,8 +54,8 @@ class WaitForStable(ManifestObjects):
                     non_retryable=True,
                 ) from None
             judged = stability(obj)
-            result.states[str(ref)] = judged.reason
-            result.stable[str(ref)] = judged.stable
+            result.states[str(resolved)] = judged.reason
+            result.stable[str(resolved)] = judged.stable
         return result
 
     def _snapshot(self, refs: list[ManifestRef]) -> dict[str, str]:
@@ -69,5 +69,5 @@ class WaitForStable(ManifestObjects):
                 states[str(ref)] = f"unknown ({exc.message})"
                 continue
             judged = stability(obj) if obj is not None else None
-            states[str(ref)] = judged.reason if judged else "does not exist"
+            states[str(resolved)] = judged.reason if judged else "does not exist"
         return states
