@@ -1,8 +1,13 @@
-"""Acting on objects that already exist: delete, patch (scale is a merge patch), undo rollout, and
-resolving a cluster + criteria target to one object.
+"""Acting on objects that already exist, of any kind the cluster serves: delete, patch, scale (through
+the `scale` subresource, as `kubectl scale`), and resolving a cluster + criteria target to one object.
+Undo rollout is in `manifest_undo.py`.
 
-Idempotent under activity retry: deletes treat NotFound as done, patches and undo write absolute
-states (undo's target is planned once, read-only).
+Every write first passes `ownership.authorize_objects` with all the objects it is about to touch
+and, when the stage names its application, refuses objects Gennaker applied for another one.
+Writes are recorded under the `gennaker` field manager, so a later deploy knows them as its own.
+
+Idempotent under activity retry: deletes treat NotFound as done, patches and scales write absolute
+states.
 """
 
 from __future__ import annotations
@@ -10,15 +15,17 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kubernetes.client import NOT_FOUND
+from activities.kubernetes.discovery import ServedKind
 from activities.kubernetes.manifest_kinds import (
+    FIELD_MANAGER,
     MANIFEST_INVALID,
     PATCH_CONTENT_TYPES,
-    REVISION_ANNOTATION,
     TARGET_NOT_FOUND,
     UNSUPPORTED_KIND,
     ManifestObjects,
@@ -27,6 +34,7 @@ from activities.kubernetes.manifest_kinds import (
     check_size,
     kind_of,
 )
+from activities.kubernetes.ownership import ObjectToTouch, authorize_objects, refuse_foreign
 from activities.kubernetes.waiting import heartbeat
 
 
@@ -38,12 +46,20 @@ class DeleteManifestsInput(BaseModel):
     cascading: bool = True
     gracePeriodSeconds: int | None = None
     timeoutSeconds: float = 600
+    application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
 
 
 class PatchManifestInput(BaseModel):
     ref: ManifestRef
     patchBody: dict[str, Any] | list[dict[str, Any]]
     mergeStrategy: Literal["strategic", "merge", "json"] = "strategic"
+    application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+
+
+class ScaleManifestInput(BaseModel):
+    ref: ManifestRef
+    replicas: int = Field(ge=0)
+    application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
 
 
 class ResolveTargetInput(BaseModel):
@@ -53,22 +69,23 @@ class ResolveTargetInput(BaseModel):
     criteria: Literal["newest", "second_newest", "oldest", "largest", "smallest"]
 
 
-class UndoRolloutPlanInput(BaseModel):
-    ref: ManifestRef
-    numRevisionsBack: int = Field(default=1, ge=1)
-    revision: int | None = Field(default=None, description="Roll back to exactly this revision instead")
-
-
-class UndoRolloutPlan(BaseModel):
-    ref: ManifestRef
-    fromRevision: int
-    toRevision: int
-    replicaSet: str
-    images: list[str]
-
-
 class ManifestChangeActivities(ManifestObjects):
-    """Delete, patch, resolve and roll back objects (activities of `KubernetesManifestActivities`)."""
+    """Delete, patch, scale and resolve objects (activities of `KubernetesManifestActivities`)."""
+
+    def authorized(self, refs: list[ManifestRef], application: str | None) -> list[tuple[ManifestRef, ServedKind]]:
+        """Resolve `refs`, check the account's namespaces and `authorize_objects`; nothing is written yet."""
+        resolved = [self.resolved(ref) for ref in refs]
+        for ref, _ in resolved:
+            self.check_scope(ref)
+        authorize_objects(
+            self.client.account,
+            application or "",
+            [ObjectToTouch(str(r.apiVersion), r.kind, r.namespace, r.name) for r, _ in resolved],
+        )
+        return resolved
+
+    def refuse_foreign(self, ref: ManifestRef, live: dict[str, Any] | None, application: str | None) -> None:
+        refuse_foreign(live, application or "", str(ref), self.client.account.name)
 
     @activity.defn
     def delete_manifests(self, input: DeleteManifestsInput) -> ManifestRefs:
@@ -78,26 +95,35 @@ class ManifestChangeActivities(ManifestObjects):
         if input.labelSelector is not None:
             self.client.check_namespace(input.namespace)
             for kind_name in input.kinds:
-                kind = kind_of(kind_name)
-                listing: Any = self.client.call(
-                    self._op(kind, "list"),
-                    input.namespace,
+                served = self.discovery.kind(None, kind_of(kind_name).kind)
+                namespace = input.namespace if served.namespaced else ""
+                listing = self.discovery.request(
+                    "GET",
+                    served.path(namespace=namespace or None),
                     label_selector=input.labelSelector,
-                    what=f"list {kind.kind} matching {input.labelSelector}",
+                    what=f"list {served.kind} matching {input.labelSelector}",
                 )
                 refs += [
-                    ManifestRef(kind=kind.kind, name=o.metadata.name, namespace=input.namespace) for o in listing.items
+                    ManifestRef(
+                        kind=served.kind, name=o["metadata"]["name"], namespace=namespace, apiVersion=served.api_version
+                    )
+                    for o in listing.get("items") or []
                 ]
+        targets = self.authorized(refs, input.application)
+        live = [(ref, served, self.read(ref, served)) for ref, served in targets]
+        for ref, served, obj in live:  # all checked before the first delete
+            self.require_verb(ref, served, "delete")
+            self.refuse_foreign(ref, obj, input.application)
         result = ManifestRefs()
         policy = "Foreground" if input.cascading else "Orphan"
-        for ref in refs:
-            self.client.check_namespace(ref.namespace)
+        for ref, served, obj in live:
             heartbeat(f"deleting {ref}")
             try:
-                self.client.call(
-                    self._op(kind_of(ref.kind), "delete"),
-                    ref.name,
-                    ref.namespace,
+                if obj is None:
+                    raise ApplicationError("gone", type=NOT_FOUND)
+                self.discovery.request(
+                    "DELETE",
+                    served.path(ref.name, ref.namespace),
                     propagation_policy=policy,
                     grace_period_seconds=input.gracePeriodSeconds,
                     what=f"delete {ref}",
@@ -113,6 +139,8 @@ class ManifestChangeActivities(ManifestObjects):
 
     @activity.defn
     def patch_manifest(self, input: PatchManifestInput) -> ManifestRef:
+        """Patch one object. A merge patch of nothing but `spec.replicas` is a scale and goes through
+        the `scale` subresource when the kind has one (so autoscalers and quotas see a scale)."""
         check_size("the patch body", input.patchBody)
         if (input.mergeStrategy == "json") != isinstance(input.patchBody, list):
             raise ApplicationError(
@@ -120,40 +148,91 @@ class ManifestChangeActivities(ManifestObjects):
                 type=MANIFEST_INVALID,
                 non_retryable=True,
             )
-        self.client.check_namespace(input.ref.namespace)
-        self.client.call(
-            self._op(kind_of(input.ref.kind), "patch"),
-            input.ref.name,
-            input.ref.namespace,
-            input.patchBody,
-            _content_type=PATCH_CONTENT_TYPES[input.mergeStrategy],
-            what=f"{input.mergeStrategy} patch of {input.ref}",
-        )
+        replicas = _only_replicas(input.patchBody) if input.mergeStrategy == "merge" else None
+        if replicas is not None:
+            self.scale(ScaleManifestInput(ref=input.ref, replicas=replicas, application=input.application))
+            return input.ref
+        [(ref, served)] = self.authorized([input.ref], input.application)
+        self.require_verb(ref, served, "patch")
+        self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
+
+        def send() -> None:
+            try:
+                self.discovery.dynamic.request(
+                    "PATCH",
+                    served.path(ref.name, ref.namespace),
+                    body=input.patchBody,
+                    content_type=PATCH_CONTENT_TYPES[input.mergeStrategy],
+                    field_manager=FIELD_MANAGER,
+                    serialize=False,
+                )
+            except ApiException as exc:
+                if exc.status != 415:
+                    raise
+                # A real API server takes no strategic merge patch for custom resources.
+                raise ApplicationError(
+                    f"account {self.client.account.name}: {ref} does not take a {input.mergeStrategy} patch "
+                    "(custom resources take mergeStrategy merge or json)",
+                    type=MANIFEST_INVALID,
+                    non_retryable=True,
+                ) from None
+
+        self.client.call(send, what=f"{input.mergeStrategy} patch of {ref}")
         return input.ref
+
+    @activity.defn
+    def scale_manifest(self, input: ScaleManifestInput) -> ManifestRef:
+        """Set the replicas of any kind with a `scale` subresource (Deployment, ReplicaSet,
+        StatefulSet, custom resources that declare one), as `kubectl scale` does."""
+        self.scale(input)
+        return input.ref
+
+    def scale(self, input: ScaleManifestInput) -> None:
+        [(ref, served)] = self.authorized([input.ref], input.application)
+        self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
+        if "scale" not in served.subresources:
+            raise ApplicationError(
+                f"cannot scale {ref}: its kind has no scale subresource", type=UNSUPPORTED_KIND, non_retryable=True
+            )
+        self.discovery.request(
+            "PATCH",
+            served.path(ref.name, ref.namespace, "scale"),
+            body={"spec": {"replicas": input.replicas}},
+            content_type=PATCH_CONTENT_TYPES["merge"],
+            field_manager=FIELD_MANAGER,
+            what=f"scale {ref} to {input.replicas}",
+        )
 
     @activity.defn
     def resolve_manifest_target(self, input: ResolveTargetInput) -> ManifestRef:
         """Spinnaker's dynamic target: in `cluster`, the newest/oldest/… object of `kind`. Members are
         `<cluster>-v<NNN>` server groups or objects annotated moniker.spinnaker.io/cluster=<cluster>."""
-        kind = kind_of(input.kind)
-        self.client.check_namespace(input.namespace)
-        listing: Any = self.client.call(self._op(kind, "list"), input.namespace, what=f"list {kind.kind}")
+        served = self.discovery.kind(None, kind_of(input.kind).kind)
+        namespace = input.namespace if served.namespaced else ""
+        if namespace:
+            self.client.check_namespace(namespace)
+        listing = self.discovery.request("GET", served.path(namespace=namespace or None), what=f"list {served.kind}")
         member = re.compile(rf"^{re.escape(input.cluster)}-v\d{{3,}}$")
         found = [
             o
-            for o in listing.items
-            if member.match(o.metadata.name)
-            or (o.metadata.annotations or {}).get("moniker.spinnaker.io/cluster") == input.cluster
+            for o in listing.get("items") or []
+            if member.match(o["metadata"]["name"])
+            or (o["metadata"].get("annotations") or {}).get("moniker.spinnaker.io/cluster") == input.cluster
         ]
         if len(found) < (2 if input.criteria == "second_newest" else 1):
             raise ApplicationError(
-                f"account {self.client.account.name}: no {input.criteria} {kind.kind} in cluster "
+                f"account {self.client.account.name}: no {input.criteria} {served.kind} in cluster "
                 f"{input.cluster!r} (namespace {input.namespace}; found {len(found)})",
                 type=TARGET_NOT_FOUND,
                 non_retryable=True,
             )
-        by_age = sorted(found, key=lambda o: (o.metadata.creation_timestamp, o.metadata.name))
-        by_size = sorted(found, key=lambda o: (1 if o.spec.replicas is None else o.spec.replicas, o.metadata.name))
+
+        def size(o: dict[str, Any]) -> int:
+            replicas = (o.get("spec") or {}).get("replicas")
+            return replicas if isinstance(replicas, int) else 1
+
+        by_age = sorted(found, key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
+        by_size = sorted(found, key=lambda o: (size(o), o["metadata"]["name"]))
         chosen = {
             "newest": by_age[-1],
             "second_newest": by_age[-2],
@@ -161,66 +240,14 @@ class ManifestChangeActivities(ManifestObjects):
             "largest": by_size[-1],
             "smallest": by_size[0],
         }[input.criteria]
-        return ManifestRef(kind=kind.kind, name=chosen.metadata.name, namespace=input.namespace)
-
-    @activity.defn
-    def plan_undo_rollout(self, input: UndoRolloutPlanInput) -> UndoRolloutPlan:
-        """Which ReplicaSet `kubectl rollout undo` would bring back. Read-only, so the workflow records
-        the choice once and a retried undo cannot step back twice."""
-        ref = input.ref
-        if kind_of(ref.kind).kind != "Deployment":
-            raise ApplicationError(
-                f"undo rollout needs a Deployment, not {ref}", type=UNSUPPORTED_KIND, non_retryable=True
-            )
-        self.client.check_namespace(ref.namespace)
-        deployment = self._read(ref, True)
-        current = _revision(deployment)
-        listing: Any = self.client.call(
-            self.client.apps.list_namespaced_replica_set, ref.namespace, what=f"list ReplicaSets of {ref}"
-        )
-        owned = {
-            _revision(rs): rs
-            for rs in listing.items
-            if any(o.uid == deployment.metadata.uid for o in rs.metadata.owner_references or [])
-        }
-        history = sorted(r for r in owned if r != current)
-        back = input.numRevisionsBack
-        target = input.revision if input.revision is not None else (history[-back] if back <= len(history) else -1)
-        if target not in owned or target == current:
-            wanted = f"revision {input.revision}" if input.revision is not None else f"{back} revision(s) back"
-            raise ApplicationError(
-                f"{ref}: cannot roll back to {wanted} — current revision {current}, earlier "
-                f"revisions kept: {history or 'none'}",
-                type=TARGET_NOT_FOUND,
-                non_retryable=True,
-            )
-        rs = owned[target]
-        return UndoRolloutPlan(
-            ref=ref,
-            fromRevision=current,
-            toRevision=target,
-            replicaSet=rs.metadata.name,
-            images=[c.image for c in rs.spec.template.spec.containers],
+        return ManifestRef(
+            kind=served.kind, name=chosen["metadata"]["name"], namespace=namespace, apiVersion=served.api_version
         )
 
-    @activity.defn
-    def undo_rollout(self, input: UndoRolloutPlan) -> ManifestRef:
-        """Copy the chosen ReplicaSet's pod template into the Deployment, as `kubectl rollout undo` does.
-        Writing the same template twice changes nothing, so retries are safe."""
-        rs = self._read(ManifestRef(kind="ReplicaSet", name=input.replicaSet, namespace=input.ref.namespace), True)
-        template = self.client.api_client.sanitize_for_serialization(rs.spec.template)
-        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
-        patch = [{"op": "replace", "path": "/spec/template", "value": template}]
-        self.client.call(
-            self.client.apps.patch_namespaced_deployment,
-            input.ref.name,
-            input.ref.namespace,
-            patch,
-            _content_type=PATCH_CONTENT_TYPES["json"],
-            what=f"roll back {input.ref}",
-        )
-        return input.ref
 
-
-def _revision(obj: Any) -> int:
-    return int((obj.metadata.annotations or {}).get(REVISION_ANNOTATION, "0"))
+def _only_replicas(body: Any) -> int | None:
+    if isinstance(body, dict) and list(body) == ["spec"] and isinstance(body["spec"], dict):
+        replicas = body["spec"].get("replicas")
+        if list(body["spec"]) == ["replicas"] and isinstance(replicas, int) and replicas >= 0:
+            return replicas
+    return None

@@ -1,11 +1,11 @@
-"""Manifest operations (Spinnaker's clouddriver manifest ops): apply, wait for stable, delete, patch
-(scale is a merge patch), undo rollout, and resolving a cluster + criteria target to one object.
+"""Manifest operations (Spinnaker's clouddriver manifest ops) on any kind the cluster serves: apply
+(server-side apply in Kubernetes order), wait for stable, delete, patch, scale, undo rollout, and
+resolving a cluster + criteria target to one object.
 
-Idempotent under activity retry: apply replaces toward the declared object, deletes treat NotFound as
-done, patches and undo write absolute states (undo's target is planned once, read-only). Waits watch.
-Stability per kind follows `kubectl rollout status`: a Deployment is stable when its controller has
-observed the latest generation and every desired replica is updated and available with no old ones
-left; a ReplicaSet when all its replicas are ready; other kinds as soon as they are written.
+Kinds are resolved through API discovery (`discovery.py`); stability per kind is `stability.py`;
+who may touch what is `ownership.py`. Idempotent under activity retry: apply converges on the
+declared fields, deletes treat NotFound as done, patches, scales and undo write absolute states
+(undo's target is planned once, read-only). Waits watch.
 """
 
 from __future__ import annotations
@@ -15,24 +15,19 @@ from typing import Any
 
 # The activity classes, models and helpers live in the modules below, one idea each; they are
 # re-exported so that `activities.kubernetes.manifests` stays the one import path callers use.
-from activities.kubernetes.manifest_apply import (
-    ApplyManifestsInput,
-    ManifestApplyActivities,
-    StableInput,
-    deployment_verdict,
-    replica_set_verdict,
-)
+from activities.kubernetes.manifest_apply import ApplyManifestsInput, ManifestApplyActivities
 from activities.kubernetes.manifest_changes import (
     DeleteManifestsInput,
     ManifestChangeActivities,
     PatchManifestInput,
     ResolveTargetInput,
-    UndoRolloutPlan,
-    UndoRolloutPlanInput,
+    ScaleManifestInput,
 )
 from activities.kubernetes.manifest_kinds import (
     APPLICATION_ANNOTATION,
     EXECUTION_ANNOTATION,
+    FIELD_CONFLICT,
+    FIELD_MANAGER,
     KINDS,
     MANAGED_BY_LABEL,
     MANIFEST_INVALID,
@@ -43,6 +38,7 @@ from activities.kubernetes.manifest_kinds import (
     REVISION_ANNOTATION,
     STAGE_ANNOTATION,
     TARGET_NOT_FOUND,
+    UNKNOWN_KIND,
     UNSUPPORTED_KIND,
     Kind,
     ManifestObjects,
@@ -51,20 +47,27 @@ from activities.kubernetes.manifest_kinds import (
     check_size,
     kind_of,
 )
+from activities.kubernetes.manifest_undo import ManifestUndoActivities, UndoRolloutPlan, UndoRolloutPlanInput
+from activities.kubernetes.manifest_wait import StableInput
+from activities.kubernetes.ownership import OWNED_BY_ANOTHER_APPLICATION
 
 __all__ = [
     "APPLICATION_ANNOTATION",
     "EXECUTION_ANNOTATION",
+    "FIELD_CONFLICT",
+    "FIELD_MANAGER",
     "KINDS",
     "MANAGED_BY_LABEL",
     "MANIFEST_INVALID",
     "MANIFEST_TOO_LARGE",
     "MAX_MANIFEST_BYTES",
     "NON_RETRYABLE_MANIFEST",
+    "OWNED_BY_ANOTHER_APPLICATION",
     "PATCH_CONTENT_TYPES",
     "REVISION_ANNOTATION",
     "STAGE_ANNOTATION",
     "TARGET_NOT_FOUND",
+    "UNKNOWN_KIND",
     "UNSUPPORTED_KIND",
     "ApplyManifestsInput",
     "DeleteManifestsInput",
@@ -77,17 +80,16 @@ __all__ = [
     "ManifestRefs",
     "PatchManifestInput",
     "ResolveTargetInput",
+    "ScaleManifestInput",
     "StableInput",
     "UndoRolloutPlan",
     "UndoRolloutPlanInput",
     "check_size",
-    "deployment_verdict",
     "kind_of",
-    "replica_set_verdict",
 ]
 
 
-class KubernetesManifestActivities(ManifestApplyActivities, ManifestChangeActivities):
+class KubernetesManifestActivities(ManifestApplyActivities, ManifestUndoActivities):
     """Manifest activities bound to one account's client (built once by the account's worker)."""
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -96,6 +98,7 @@ class KubernetesManifestActivities(ManifestApplyActivities, ManifestChangeActivi
             self.wait_for_manifests_stable,
             self.delete_manifests,
             self.patch_manifest,
+            self.scale_manifest,
             self.resolve_manifest_target,
             self.plan_undo_rollout,
             self.undo_rollout,

@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kubernetes.client import NOT_FOUND, KubernetesAccountClient
+from activities.kubernetes.discovery import KindDiscovery, ServedKind
 
 WAIT_FAILED = "KubernetesWaitFailed"
 WAIT_TIMEOUT = "KubernetesWaitTimeout"
@@ -106,4 +107,81 @@ def _judged(judge: Callable[[Any], Verdict], obj: Any, what: str, version: str |
     heartbeat(verdict.progress, version)
     if verdict.failed:
         raise ApplicationError(f"{what} {obj.metadata.name}: {verdict.failed}", type=WAIT_FAILED, non_retryable=True)
+    return verdict
+
+
+def wait_for_resource(
+    discovery: KindDiscovery,
+    served: ServedKind,
+    namespace: str,
+    name: str,
+    judge: Callable[[dict[str, Any]], Verdict],
+    timeout_seconds: float,
+) -> dict[str, Any]:
+    """`wait_for_object` for any kind the cluster serves (discovery + plain dicts): block until
+    `judge(obj)` is done (returns the object) or failed/timeout (raises). Lists, then watches from
+    the list's resourceVersion, re-listing after a dropped watch or a 410 Gone."""
+    client = discovery.client
+    deadline = time.monotonic() + timeout_seconds
+    selector = f"metadata.name={name}"
+    what = served.describe(name, namespace)
+    last = Verdict(done=False, progress="not observed yet")
+    while True:
+        listing = discovery.request(
+            "GET", served.path(namespace=namespace or None), field_selector=selector, what=f"list {what}"
+        )
+        items = listing.get("items") or []
+        if not items:
+            raise ApplicationError(f"{what} does not exist (deleted?)", type=NOT_FOUND, non_retryable=True)
+        version = (listing.get("metadata") or {}).get("resourceVersion")
+        # Items of a list carry no kind or apiVersion on a real API server; the judge needs them.
+        current = {"apiVersion": served.api_version, "kind": served.kind, **items[0]}
+        last = _judged_dict(judge, current, what, version)
+        if last.done:
+            return current
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        stream = watch.Watch()
+        try:
+            for event in discovery.dynamic.watch(
+                served.resource,
+                namespace=namespace or None,
+                name=name,
+                resource_version=version,
+                timeout=max(1, int(min(WATCH_CHUNK_SECONDS, remaining))),
+                watcher=stream,
+            ):
+                if event["type"] == "ERROR":
+                    break  # e.g. 410 Gone delivered in-stream: re-list
+                if event["type"] == "DELETED":
+                    raise ApplicationError(f"{what} was deleted while waiting", type=NOT_FOUND)
+                obj = {"apiVersion": served.api_version, "kind": served.kind, **event["raw_object"]}
+                version = (obj.get("metadata") or {}).get("resourceVersion")
+                last = _judged_dict(judge, obj, what, version)
+                if last.done:
+                    stream.stop()
+                    return dict(obj)
+                if time.monotonic() > deadline:
+                    stream.stop()
+                    break
+        except ApiException as exc:
+            if exc.status != 410:
+                raise client.translate(exc, f"watch {what}") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            time.sleep(0.2)  # dropped watch: re-list and go on
+        if time.monotonic() > deadline:
+            break
+    raise ApplicationError(
+        f"timed out after {timeout_seconds:g}s waiting for {what}: {last.progress}",
+        type=WAIT_TIMEOUT,
+        non_retryable=True,
+    )
+
+
+def _judged_dict(judge: Callable[[dict[str, Any]], Verdict], obj: dict[str, Any], what: str, version: Any) -> Verdict:
+    verdict = judge(obj)
+    heartbeat(f"{what}: {verdict.progress}", version)
+    if verdict.failed:
+        raise ApplicationError(f"{what}: {verdict.failed}", type=WAIT_FAILED, non_retryable=True)
     return verdict

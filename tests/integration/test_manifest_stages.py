@@ -177,7 +177,7 @@ async def test_a_burst_of_server_errors_is_retried(runner: Runner, kube: KubeRig
                                                    namespaceOverride=kube.namespace), name="burst"))
     state = await runner.finish(handle)
     assert outputs(state, "deploy")["deployedManifests"] == [{"kind": "ConfigMap", "name": name,
-                                                               "namespace": kube.namespace}]
+                                                               "namespace": kube.namespace, "apiVersion": "v1"}]
     assert (await activity_attempts(handle, "apply_manifests"))[0] > 1
     assert kube.core.read_namespaced_config_map(name, kube.namespace).data == {"a": "1"}
 
@@ -194,8 +194,8 @@ async def test_oversized_manifests_are_refused_before_anything_is_written(runner
 
 def test_unsupported_kinds_and_ambiguous_targets_are_rejected_at_submission() -> None:
     with pytest.raises(PipelineInvalid) as bad_kind:
-        parse_pipeline(pipeline(k8s_stage("d", "deployManifest", manifests=[{"kind": "StatefulSet", "metadata": {"name": "db"}}])))
-    assert "kind 'StatefulSet' is not supported" in str(bad_kind.value)
+        parse_pipeline(pipeline(k8s_stage("d", "deployManifest", manifests=[{"kind": "Stateful Set", "metadata": {"name": "db"}}])))
+    assert "kind 'Stateful Set' is not a Kubernetes kind name" in str(bad_kind.value)
     with pytest.raises(PipelineInvalid) as both:
         parse_pipeline(pipeline(k8s_stage("x", "deleteManifest", manifestName="deployment a", cluster="a",
                                           criteria="newest")))
