@@ -8,38 +8,40 @@ gives every parameter that lacks one a metavar named after it (flags none), so h
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import typer
 import typer.main
-from typer.core import TyperArgument
+from typer.core import TyperArgument, TyperOption
+
+# typer 0.2x vendors its own click (`typer._click`), so only typer's public classes are used here.
 
 
 class _UntypedArgument(TyperArgument):
-    def display_type_rich(self, ctx: click.Context) -> str | None:
+    def display_type_rich(self, ctx: Any) -> str | None:
         # The metavar already names the argument (APP, FILE); typer would add `<str>` beside it.
         return None
 
 
-def _metavar_for(param: click.Parameter) -> str:
+def _metavar_for(param: TyperArgument | TyperOption) -> str:
     longest = max((*param.opts, *param.secondary_opts), key=len, default=param.name or "value")
     return longest.lstrip("-").replace("-", "_").upper()
 
 
-def _tidy(command: click.Command, parent: click.Context | None) -> None:
-    ctx = click.Context(command, info_name=command.name, parent=parent)
+def _tidy(command: Any, parent: typer.Context | None) -> None:
+    ctx = typer.Context(command, info_name=command.name, parent=parent)
     for param in command.get_params(ctx):  # includes the (cached) --help option
         if isinstance(param, TyperArgument):
             if param.metavar is None:
                 param.metavar = _metavar_for(param)
             param.__class__ = _UntypedArgument
-        elif isinstance(param, click.Option) and param.metavar is None:
+        elif isinstance(param, TyperOption) and param.metavar is None:
             param.metavar = "" if param.is_flag else _metavar_for(param)
-    if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            _tidy(sub, ctx)
+    for sub in getattr(command, "commands", {}).values():
+        _tidy(sub, ctx)
 
 
-def typeless_help(app: typer.Typer) -> click.Command:
+def typeless_help(app: typer.Typer) -> Any:
     """The app's click command with type-free help; call it instead of `app()`."""
     command = typer.main.get_command(app)
     _tidy(command, None)

@@ -57,9 +57,7 @@ def _where(application: str, account: str, namespace: str, cluster: str | None, 
     return {"account": account, "namespace": namespace, "cluster": derived, "serverGroupName": server_group}
 
 
-def _start(
-    client: GatewayClient, application: str, action: str, stages: list[dict[str, Any]], follow: bool
-) -> None:
+def _start(client: GatewayClient, application: str, action: str, stages: list[dict[str, Any]], follow: bool) -> None:
     pipeline = {
         "application": application,
         "name": f"cli-{action}",
@@ -74,8 +72,15 @@ def _start(
 
 
 def _run_one(
-    action: str, stage_type: str, title: str, where: dict[str, Any], api: str, user: str | None, follow: bool,
-    application: str, **fields: Any,
+    action: str,
+    stage_type: str,
+    title: str,
+    where: dict[str, Any],
+    api: str,
+    user: str | None,
+    follow: bool,
+    application: str,
+    **fields: Any,
 ) -> None:
     stage = {"refId": action, "type": stage_type, "name": title, **where, **fields}
     _start(gateway(api, user), application, action, [stage], follow)
@@ -99,8 +104,16 @@ def resize(
     try:
         where = _where(application, account, namespace, cluster, server_group)
         _run_one(
-            "resize", "resizeServerGroup", f"Resize {server_group} to {capacity}", where, api, user, follow,
-            application, resizeType="exact", capacity={"min": capacity, "max": capacity, "desired": capacity},
+            "resize",
+            "resizeServerGroup",
+            f"Resize {server_group} to {capacity}",
+            where,
+            api,
+            user,
+            follow,
+            application,
+            resizeType="exact",
+            capacity={"min": capacity, "max": capacity, "desired": capacity},
         )
     except CliError as error:
         raise fail(error) from None
@@ -151,7 +164,9 @@ def destroy(
     namespace: Namespace,
     server_group: ServerGroup,
     cluster: Cluster = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", metavar="", help="Do not ask (needed without a terminal)")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", metavar="", help="Do not ask (needed without a terminal)")
+    ] = False,
     follow: Follow = False,
     api: ApiUrl = DEFAULT_API,
     user: User = None,
