@@ -177,7 +177,7 @@ def destroy(
         if not yes:
             if not sys.stdin.isatty():
                 raise CliError(f"destroying {server_group} needs --yes when there is no terminal to ask on")
-            question = f"Destroy {server_group} in {account}/{namespace}? Its pods are deleted"
+            question = f"Destroy server group {server_group} (account {account}, namespace {namespace}) and its pods?"
             if not typer.confirm(question, default=False):
                 errors.print("nothing destroyed")
                 raise typer.Exit(EXIT_BAD_INPUT)

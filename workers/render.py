@@ -58,7 +58,7 @@ class View:
         table = Table(title=self.title, title_justify="left")
         for column in self.columns:
             if column in self.wide:
-                table.add_column(column, overflow="fold", ratio=1)
+                table.add_column(column, overflow="fold", min_width=24)
             else:
                 table.add_column(column, no_wrap=False)
         for row in self.rows:

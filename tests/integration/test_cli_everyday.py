@@ -393,6 +393,31 @@ async def test_servergroup_actions_change_the_cluster(
     assert set(await asyncio.to_thread(kube.server_groups, f"{app}-web")) == {v0}
 
 
+async def test_destroy_asks_on_a_terminal_and_no_means_nothing_starts() -> None:
+    """`script` gives the CLI a pseudo-terminal; answering no exits 2 before any request (the
+    gateway address is unreachable, so a request would have been exit 3)."""
+    command = (
+        f"{GENNAKER} servergroup destroy shop --account prod --namespace web --server-group shop-web-v001 "
+        "--api http://127.0.0.1:1"
+    )
+    for answer, code, needle in (("n", 2, "nothing destroyed"), ("y", 3, "cannot reach the Gennaker gateway")):
+        process = await asyncio.create_subprocess_exec(
+            "script",
+            "-qec",
+            command,
+            "/dev/null",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(None),
+        )
+        out, _ = await asyncio.wait_for(process.communicate(f"{answer}\n".encode()), 30)
+        text = " ".join(out.decode().split())
+        assert process.returncode == code, text
+        assert "Destroy server group shop-web-v001 (account prod, namespace web) and its pods? [y/N]" in text
+        assert needle in text and "Traceback" not in text
+
+
 async def test_servergroup_bad_input_is_exit_2(gateway: str, kube: KubeRig) -> None:
     cases: list[tuple[list[str], str]] = [
         (["resize", "shop", "--server-group", "other-web-v001", "--capacity", "2"], "not in application shop"),
