@@ -11,7 +11,8 @@ red/black deploy of the next version. Two watches in this process note (wall clo
 - last Ready: when the new server group has `replicas` Ready pods (pod watch);
 - traffic switched: when the Service's Endpoints list exactly `replicas` ready addresses, all pods of
   the new server group (old ones gone) (Endpoints watch).
-ready_to_traffic_ms = switched − last Ready (target < 1 s); deploy_s = pipeline wall time.
+ready_to_traffic_ms = switched - last Ready (target < 1 s); ready_to_new_serving_ms = when every new
+pod was in the Endpoints (old ones possibly still there) - last Ready; deploy_s = pipeline wall time.
 """
 
 from __future__ import annotations
@@ -88,9 +89,12 @@ class Observer:
     def __init__(self, kube: Cluster, service: str, server_group: str) -> None:
         self.kube, self.service, self.server_group = kube, service, server_group
         self.last_ready: float | None = None
+        self.new_serving: float | None = None  # every new pod in the Endpoints (old ones may still be)
         self.switched: float | None = None
-        self._streams: list[watch.Watch] = []
-        self._threads = [threading.Thread(target=self._pods, daemon=True), threading.Thread(target=self._endpoints, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._pods, daemon=True),
+            threading.Thread(target=self._endpoints, daemon=True),
+        ]
         self._started = threading.Barrier(3)
 
     def __enter__(self) -> Observer:
@@ -139,7 +143,10 @@ class Observer:
                 for a in s.addresses or []
                 if a.target_ref is not None
             ]
-            if len(names) == REPLICAS and all(n.startswith(f"{self.server_group}-") for n in names):
+            new = [n for n in names if n.startswith(f"{self.server_group}-")]
+            if self.new_serving is None and len(new) == REPLICAS:
+                self.new_serving = time.time()
+            if len(new) == len(names) == REPLICAS:
                 self.switched = time.time()
                 stream.stop()
 
@@ -220,18 +227,22 @@ async def deploy_benchmark(rounds: int = 3) -> dict[str, Any]:
             kube.namespace,
             {
                 "metadata": {"name": service},
-                "spec": {"selector": {f"lb.gennaker.io/{service}": "true"}, "ports": [{"port": 80, "targetPort": 8080}]},
+                "spec": {
+                    "selector": {f"lb.gennaker.io/{service}": "true"},
+                    "ports": [{"port": 80, "targetPort": 8080}],
+                },
             },
         )
         async with worker_for(kube, Path(tmp)) as (client, account):
             await run_deploy(client, account, kube, stack, service, "none")  # v000 serves; also warms up
-            deploys, switches = [], []
+            deploys, switches, serving = [], [], []
             for version in range(1, rounds + 1):
                 with Observer(kube, service, f"bench-{stack}-v{version:03d}") as seen:
                     deploys.append(await run_deploy(client, account, kube, stack, service, "redblack"))
                 if seen.last_ready is None or seen.switched is None:
                     raise RuntimeError(f"round {version}: last ready {seen.last_ready}, switched {seen.switched}")
                 switches.append((seen.switched - seen.last_ready) * 1000)
+                serving.append(((seen.new_serving or seen.switched) - seen.last_ready) * 1000)
     return {
         "cluster": "real" if os.environ.get("GENNAKER_TEST_KUBECONFIG") else "kubesim",
         "replicas": REPLICAS,
@@ -239,5 +250,6 @@ async def deploy_benchmark(rounds: int = 3) -> dict[str, Any]:
         "ready_to_traffic_ms": statistics.median(switches),
         "ready_to_traffic_max_ms": max(switches),
         "ready_to_traffic_p99_ms": percentile(switches, 99),
+        "ready_to_new_serving_ms": statistics.median(serving),
         "deploy_s": statistics.median(deploys),
     }

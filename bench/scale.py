@@ -53,7 +53,7 @@ async def per_stage(
                 await run_pipeline(client, run_input, pipeline_queue)
                 g_times.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                await client.execute_workflow(bare_run, size, id=f"bare-{uuid.uuid4().hex}", task_queue=bare_queue)  # type: ignore[arg-type]
+                await client.execute_workflow(bare_run, size, id=f"bare-{uuid.uuid4().hex}", task_queue=bare_queue)
                 b_times.append(time.perf_counter() - started)
             gennaker[shape][str(size)] = statistics.median(g_times) / size * 1000
             bare[shape][str(size)] = statistics.median(b_times) / size * 1000
@@ -190,7 +190,7 @@ async def scale(
         client = await connect(server.address)
         async with bench_workers(server.address, Path(tmp)) as (pipeline, bare):
             await warm_up(client, pipeline, bare)
-            figures = await per_stage(client, pipeline.queue, bare.queue, sizes, rounds)
+            figures: dict[str, Any] = await per_stage(client, pipeline.queue, bare.queue, sizes, rounds)
         # Fresh workers, so the memory the big pipelines left in the heap does not hide what waiting costs.
         async with bench_workers(server.address, Path(tmp)) as (pipeline, bare):
             await warm_up(client, pipeline, bare)
@@ -202,4 +202,3 @@ async def warm_up(client: Client, pipeline: BenchWorker, bare: BenchWorker) -> N
     for _ in range(2):
         await run_pipeline(client, noop_pipeline(5, "chain", "warm-up"), pipeline.queue)
         await client.execute_workflow(BareNoopWorkflow.run, 5, id=f"bare-{uuid.uuid4().hex}", task_queue=bare.queue)
-

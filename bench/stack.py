@@ -20,7 +20,6 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 import bench.noop  # noqa: F401  (registers the `noop` stage type the pipelines below use)
-
 from workers.devserver import TemporalDevServer, free_port
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -37,6 +36,40 @@ def percentile(values: Sequence[float], p: float) -> float:
     if len(values) == 1:
         return float(values[0])
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), so a stack's children can be stopped even if they
+    started their own sessions and outlive their parent."""
+    found: list[int] = []
+    for child_file in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in child_file.read_text().split():
+                found += [int(child), *descendants(int(child))]
+    return found
+
+
+def stop_leftovers(pids: list[int]) -> None:
+    """SIGTERM, then SIGKILL, to those of `pids` (ours: a stack we started) that are still alive."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = []
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+                alive.append(pid)
+        if not alive:
+            return
+        deadline = time.monotonic() + 10
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+            time.sleep(0.1)
+        pids = alive
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True
 
 
 def rss_mb(pid: int) -> float:
@@ -57,6 +90,15 @@ def dev_server(directory: Path) -> Any:
         server.stop()
 
 
+def _spawn_worker(address: str, queue: str, kind: str, directory: Path) -> subprocess.Popen[str]:
+    store = f"sqlite:///{directory / f'store-{queue}.db'}"
+    command = [sys.executable, "-m", "bench.worker_process", "--address", address, "--queue", queue]
+    with (directory / f"worker-{queue}.log").open("w") as log:
+        return subprocess.Popen(
+            [*command, "--kind", kind, "--store", store], stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO
+        )
+
+
 @dataclass
 class BenchWorker:
     """A `python -m bench.worker_process` child; ours alone to stop."""
@@ -66,12 +108,7 @@ class BenchWorker:
 
     @classmethod
     async def start(cls, address: str, queue: str, kind: str, directory: Path) -> BenchWorker:
-        store = f"sqlite:///{directory / f'store-{queue}.db'}"
-        log = (directory / f"worker-{queue}.log").open("w")
-        command = [sys.executable, "-m", "bench.worker_process", "--address", address, "--queue", queue]
-        process = subprocess.Popen(
-            [*command, "--kind", kind, "--store", store], stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO
-        )
+        process = await asyncio.to_thread(_spawn_worker, address, queue, kind, directory)
         worker = cls(process, queue)
         try:
             line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), READY_TIMEOUT)  # type: ignore[union-attr]
@@ -117,10 +154,8 @@ def noop_pipeline(stages: int, shape: str, name: str) -> PipelineRunInput:
     """`chain`: each stage waits for the one before; `fanout`: one root stage, then all the others at once."""
     specs = []
     for i in range(stages):
-        if shape == "chain":
-            parents = [f"s{i - 1}"] if i else []
-        else:
-            parents = ["s0"] if i else []
+        before = f"s{i - 1}" if shape == "chain" else "s0"
+        parents = [before] if i else []
         specs.append({"refId": f"s{i}", "type": "noop", "requisiteStageRefIds": parents})
     return PipelineRunInput(pipeline=parse_pipeline({"application": "bench", "name": name, "stages": specs}))
 
