@@ -33,6 +33,7 @@ def add_where_the_time_goes(sub: argparse._SubParsersAction[argparse.ArgumentPar
     scale.add_argument("--waiting", type=int, default=1000, help="executions left waiting on a judgment")
     scale.add_argument("--judged", type=int, default=200, help="how many of them to judge (each side)")
     scale.add_argument("--judge-rps", type=float, default=20, help="judgments per second, each side")
+    scale.add_argument("--run-limit", type=float, default=300, help="seconds before one run counts as failed")
     deploy = sub.add_parser("deploy", help="3-replica red/black deploy; last pod Ready to traffic switched")
     deploy.add_argument("--rounds", type=int, default=3)
 
@@ -53,7 +54,7 @@ def run_where_the_time_goes(args: argparse.Namespace) -> None:
         from bench.scale import scale
 
         sizes = tuple(int(size) for size in args.sizes.split(","))
-        emit(asyncio.run(scale(sizes, args.rounds, args.waiting, args.judged, args.judge_rps)))
+        emit(asyncio.run(scale(sizes, args.rounds, args.waiting, args.judged, args.judge_rps, args.run_limit)))
     if args.command == "deploy":
         from bench.deploy import deploy_benchmark
 

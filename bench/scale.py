@@ -16,15 +16,17 @@ Each side has a worker in its own process (bench/worker_process.py), one Tempora
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
 from api.temporal import connect
@@ -36,29 +38,65 @@ from workflows.state import ExecutionState, JudgmentRequest, PipelineRunInput
 SIZES = (10, 100, 1000)
 SHAPES = ("chain", "fanout")
 START_CONCURRENCY = 50
+JUDGED_RUN_LIMIT = 120.0
+
+
+async def bounded_run(handle: WorkflowHandle[Any, Any], limit: float) -> float | None:
+    """Seconds until `handle` finished, or None (and the workflow terminated) after `limit`."""
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(handle.result(), limit)
+    except (TimeoutError, WorkflowFailureError):
+        with contextlib.suppress(RPCError):
+            await handle.terminate(reason=f"benchmark run limit of {limit:g} s")
+        return None
+    return time.perf_counter() - started
 
 
 async def per_stage(
-    client: Client, pipeline_queue: str, bare_queue: str, sizes: tuple[int, ...], rounds: int
-) -> dict[str, dict[str, Any]]:
-    gennaker: dict[str, dict[str, float]] = {shape: {} for shape in SHAPES}
-    bare: dict[str, dict[str, float]] = {shape: {} for shape in SHAPES}
+    client: Client, pipeline: BenchWorker, bare: BenchWorker, sizes: tuple[int, ...], rounds: int, limit: float
+) -> dict[str, Any]:
+    gennaker: dict[str, dict[str, float | None]] = {shape: {} for shape in SHAPES}
+    baseline: dict[str, dict[str, float | None]] = {shape: {} for shape in SHAPES}
+    ratio: dict[str, dict[str, float | None]] = {shape: {} for shape in SHAPES}
+    failures: list[str] = []
     for size in sizes:
         for shape in SHAPES:
             run_input = noop_pipeline(size, shape, f"{shape}-{size}")
             bare_run = BareNoopWorkflow.run if shape == "chain" else BareFanOutWorkflow.run
             g_times, b_times = [], []
             for _ in range(rounds if size < 1000 else 1):  # a 1,000-stage run is long enough alone
-                started = time.perf_counter()
-                await run_pipeline(client, run_input, pipeline_queue)
-                g_times.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                await client.execute_workflow(bare_run, size, id=f"bare-{uuid.uuid4().hex}", task_queue=bare_queue)
-                b_times.append(time.perf_counter() - started)
-            gennaker[shape][str(size)] = statistics.median(g_times) / size * 1000
-            bare[shape][str(size)] = statistics.median(b_times) / size * 1000
-    ratio = {shape: {size: gennaker[shape][size] / bare[shape][size] for size in gennaker[shape]} for shape in SHAPES}
-    return {"ms_per_stage": gennaker, "bare_ms_per_stage": bare, "per_stage_ratio": ratio}
+                handle = await start_pipeline(client, run_input, pipeline.queue, timedelta(seconds=limit))
+                g_times.append(await bounded_run(handle, limit))
+                bare_handle = await client.start_workflow(
+                    bare_run,  # type: ignore[arg-type]
+                    size,
+                    id=f"bare-{uuid.uuid4().hex}",
+                    task_queue=bare.queue,
+                    execution_timeout=timedelta(seconds=limit),
+                )
+                b_times.append(await bounded_run(bare_handle, limit))
+            for side, times, worker, figures in (
+                ("pipeline", g_times, pipeline, gennaker),
+                ("bare", b_times, bare, baseline),
+            ):
+                done = [t for t in times if t is not None]
+                figures[shape][str(size)] = statistics.median(done) / size * 1000 if len(done) == len(times) else None
+                if len(done) < len(times):
+                    failures.append(f"{shape} of {size} ({side}): {why_unfinished(worker, limit)}")
+            g, b = gennaker[shape][str(size)], baseline[shape][str(size)]
+            ratio[shape][str(size)] = g / b if g is not None and b is not None else None
+    return {"ms_per_stage": gennaker, "bare_ms_per_stage": baseline, "per_stage_ratio": ratio, "failures": failures}
+
+
+def why_unfinished(worker: BenchWorker, limit: float) -> str:
+    reason = f"not finished within {limit:g} s"
+    if "TMPRL1101" in worker.log_text():
+        reason += (
+            "; the worker logged TMPRL1101 (a workflow activation ran over the SDK's 2 s deadlock limit, "
+            "so its workflow task fails and is retried)"
+        )
+    return reason
 
 
 def judgment_pipeline() -> PipelineRunInput:
@@ -139,7 +177,7 @@ async def waiting(
     async def judge_pipeline(handle: WorkflowHandle[Any, Any]) -> float:
         sent = time.time()
         await handle.execute_update("judge", JudgmentRequest(refId="approve", user="bench"))
-        await handle.result()
+        await asyncio.wait_for(handle.result(), JUDGED_RUN_LIMIT)
         state: ExecutionState = await handle.query("state", result_type=ExecutionState)
         following = state.stage("next")
         assert following is not None and following.startTime is not None, "the next stage never started"
@@ -148,7 +186,7 @@ async def waiting(
     async def judge_bare(handle: WorkflowHandle[Any, Any]) -> float:
         sent = time.time()
         await handle.execute_update(BareJudgmentWorkflow.judge, "continue")
-        return resumed_at(await handle.result()).timestamp() - sent
+        return resumed_at(await asyncio.wait_for(handle.result(), JUDGED_RUN_LIMIT)).timestamp() - sent
 
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.1
@@ -162,8 +200,10 @@ async def waiting(
     for i in range(judged):  # alternating, each side at judge_rps
         pipeline_tasks.append(asyncio.create_task(at(start + i / judge_rps, judge_pipeline(pipelines[i]))))
         bare_tasks.append(asyncio.create_task(at(start + (i + 0.5) / judge_rps, judge_bare(bares[i]))))
-    pipeline_latency = [s * 1000 for s in await asyncio.gather(*pipeline_tasks)]
-    bare_latency = [s * 1000 for s in await asyncio.gather(*bare_tasks)]
+    pipeline_results = await asyncio.gather(*pipeline_tasks, return_exceptions=True)
+    bare_results = await asyncio.gather(*bare_tasks, return_exceptions=True)
+    pipeline_latency = [s * 1000 for s in pipeline_results if isinstance(s, float)]
+    bare_latency = [s * 1000 for s in bare_results if isinstance(s, float)]
     return {
         "waiting": count,
         "waiting_rss_mb": loaded_pipeline,
@@ -180,17 +220,24 @@ async def waiting(
         "bare_judge_resume_p50_ms": percentile(bare_latency, 50),
         "bare_judge_resume_p99_ms": percentile(bare_latency, 99),
         "judge_resume_p99_ratio": percentile(pipeline_latency, 99) / percentile(bare_latency, 99),
+        "judge_failures": len(pipeline_results) - len(pipeline_latency),
+        "bare_judge_failures": len(bare_results) - len(bare_latency),
     }
 
 
 async def scale(
-    sizes: tuple[int, ...] = SIZES, rounds: int = 3, waiting_count: int = 1000, judged: int = 200, judge_rps: float = 20
+    sizes: tuple[int, ...] = SIZES,
+    rounds: int = 3,
+    waiting_count: int = 1000,
+    judged: int = 200,
+    judge_rps: float = 20,
+    run_limit: float = 300,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gennaker-bench-") as tmp, dev_server(Path(tmp)) as server:
         client = await connect(server.address)
         async with bench_workers(server.address, Path(tmp)) as (pipeline, bare):
             await warm_up(client, pipeline, bare)
-            figures: dict[str, Any] = await per_stage(client, pipeline.queue, bare.queue, sizes, rounds)
+            figures: dict[str, Any] = await per_stage(client, pipeline, bare, sizes, rounds, run_limit)
         # Fresh workers, so the memory the big pipelines left in the heap does not hide what waiting costs.
         async with bench_workers(server.address, Path(tmp)) as (pipeline, bare):
             await warm_up(client, pipeline, bare)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,12 @@ class BenchWorker:
 
     process: subprocess.Popen[str]
     queue: str
+    directory: Path
 
     @classmethod
     async def start(cls, address: str, queue: str, kind: str, directory: Path) -> BenchWorker:
         process = await asyncio.to_thread(_spawn_worker, address, queue, kind, directory)
-        worker = cls(process, queue)
+        worker = cls(process, queue, directory)
         try:
             line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), READY_TIMEOUT)  # type: ignore[union-attr]
         except TimeoutError:
@@ -119,6 +121,10 @@ class BenchWorker:
             worker.stop()
             raise RuntimeError(f"bench worker {kind} did not start; see {directory}/worker-{queue}.log")
         return worker
+
+    def log_text(self) -> str:
+        log = self.directory / f"worker-{self.queue}.log"
+        return log.read_text(errors="replace") if log.exists() else ""
 
     @property
     def rss_mb(self) -> float:
@@ -160,7 +166,9 @@ def noop_pipeline(stages: int, shape: str, name: str) -> PipelineRunInput:
     return PipelineRunInput(pipeline=parse_pipeline({"application": "bench", "name": name, "stages": specs}))
 
 
-async def start_pipeline(client: Client, run_input: PipelineRunInput, queue: str) -> WorkflowHandle[Any, Any]:
+async def start_pipeline(
+    client: Client, run_input: PipelineRunInput, queue: str, limit: timedelta | None = None
+) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
         PIPELINE_WORKFLOW,
         run_input,
@@ -168,6 +176,7 @@ async def start_pipeline(client: Client, run_input: PipelineRunInput, queue: str
         task_queue=queue,
         result_type=ExecutionResult,
         search_attributes=initial_attributes("bench", run_input.pipeline.name, "bench"),
+        execution_timeout=limit,
     )
 
 
