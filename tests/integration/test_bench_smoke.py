@@ -51,12 +51,18 @@ def test_scale_reports_cost_per_stage_by_shape_and_size_and_waiting_costs() -> N
     for key in ("ms_per_stage", "bare_ms_per_stage", "per_stage_ratio"):
         assert set(figures[key]) == {"chain", "fanout"}
         assert all(set(by_size) == {"3", "6"} for by_size in figures[key].values()), figures[key]
-    assert {"waiting_rss_mb", "bare_waiting_rss_mb", "judge_resume_p99_ms", "bare_judge_resume_p99_ms"} <= figures.keys()
+    assert {
+        "waiting_rss_mb",
+        "bare_waiting_rss_mb",
+        "judge_resume_p99_ms",
+        "bare_judge_resume_p99_ms",
+    } <= figures.keys()
     assert figures["judged"] == 3
+    assert figures["failures"] == [], figures["failures"]
 
 
 @pytest.mark.timeout(300)
 def test_deploy_reports_ready_to_traffic() -> None:
     figures = bench("deploy", "--rounds", "1", limit=280)
-    assert {"ready_to_traffic_ms", "deploy_s", "cluster"} <= figures.keys()
+    assert {"ready_to_traffic_ms", "ready_to_new_serving_ms", "deploy_s", "cluster"} <= figures.keys()
     assert figures["ready_to_traffic_ms"] >= 0
