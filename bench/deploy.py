@@ -38,8 +38,7 @@ from temporalio.client import Client
 
 from activities.kubernetes.servergroups import SERVER_GROUP_LABEL
 from api.temporal import connect
-from bench.stack import dev_server, percentile
-from bench.submit import _spawn, _stop
+from bench.stack import dev_server, percentile, spawn_gennaker, stop_process
 from kubesim.testing import start_kubesim
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -175,11 +174,11 @@ async def worker_for(kube: Cluster, directory: Path) -> AsyncIterator[tuple[Clie
             )
         )
         log = directory / "worker.log"
-        worker = _spawn(["worker", "--config", str(config)], log)
+        worker = spawn_gennaker(["worker", "--config", str(config)], log)
         try:
             yield await connect(server.address), account
         finally:
-            await asyncio.to_thread(_stop, worker)
+            await asyncio.to_thread(stop_process, worker)
 
 
 async def run_deploy(client: Client, account: str, kube: Cluster, stack: str, service: str, strategy: str) -> float:

@@ -27,7 +27,28 @@ from workflows.search import initial_attributes
 from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, PipelineRunInput
 
 REPO = Path(__file__).resolve().parents[1]
+GENNAKER = [sys.executable, "-c", "from workers.cli import main; main()"]
 READY_TIMEOUT = 60.0
+
+
+def spawn_gennaker(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`gennaker <args>` (the CLI as installed) in its own session, output to `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*GENNAKER, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own process group: ours alone to kill if it hangs
+        )  # fmt: skip
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -22,10 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -42,7 +39,16 @@ from temporalio.client import Client
 from api.codec import CodecKeys
 from api.temporal import connect
 from bench.load import pipeline, start_stack
-from bench.stack import REPO, descendants, dev_server, percentile, stop_leftovers
+from bench.stack import (
+    GENNAKER,
+    REPO,
+    descendants,
+    dev_server,
+    percentile,
+    spawn_gennaker,
+    stop_leftovers,
+    stop_process,
+)
 from workers.devserver import free_port
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -55,7 +61,6 @@ CLIENTS = 16
 CONNECTIONS_PER_CLIENT = 32
 ADMIN = "bench-admin"
 TASK_QUEUE = "gennaker"
-GENNAKER = [sys.executable, "-c", "from workers.cli import main; main()"]
 
 
 @dataclass
@@ -192,25 +197,6 @@ async def phase(target: Target, rps: float, seconds: float, slot: float) -> dict
 # ---- the stacks -------------------------------------------------------------------------------------
 
 
-def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [*GENNAKER, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})},
-            start_new_session=True,  # its own process group: ours alone to kill if it hangs
-        )  # fmt: skip
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 async def _until(check: Callable[[], Awaitable[bool]], what: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not await check():
@@ -261,8 +247,10 @@ async def separate_stack(directory: Path) -> AsyncIterator[Target]:
             )
         )
         api_log, worker_log = directory / "api.log", directory / "worker.log"
-        gateway = _spawn(["api", "--host", "127.0.0.1", "--port", str(port)], api_log, env)
-        worker = _spawn(["worker", "--config", str(config)], worker_log, {"GENNAKER_CODEC_KEYS_FILE": str(keys)})
+        gateway = spawn_gennaker(["api", "--host", "127.0.0.1", "--port", str(port)], api_log, env)
+        worker = spawn_gennaker(
+            ["worker", "--config", str(config)], worker_log, {"GENNAKER_CODEC_KEYS_FILE": str(keys)}
+        )
         try:
             api_url = f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient(base_url=api_url, timeout=5) as http:
@@ -281,10 +269,10 @@ async def separate_stack(directory: Path) -> AsyncIterator[Target]:
                 await _until(ready, "gennaker api", gateway, api_log)
                 await _until(account_reported, "gennaker worker", worker, worker_log)
             temporal = await connect(server.address, codec_keys_file=keys)
-            yield Target(api_url, token, temporal, stop_worker=lambda: _stop(worker))
+            yield Target(api_url, token, temporal, stop_worker=lambda: stop_process(worker))
         finally:
-            await asyncio.to_thread(_stop, worker)
-            await asyncio.to_thread(_stop, gateway)
+            await asyncio.to_thread(stop_process, worker)
+            await asyncio.to_thread(stop_process, gateway)
 
 
 @contextlib.asynccontextmanager
