@@ -18,8 +18,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from api.store import PipelineStore
-from api.temporal import connect
+from core.store import PipelineStore
+from core.temporal import connect
 from bench.bare_workflow import BareNoopWorkflow
 from bench.noop import noop_activity
 from workers.devserver import TemporalDevServer, free_port

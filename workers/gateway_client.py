@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
 import httpx
+from rich.console import Console
+from rich.markup import escape
 
 EXIT_OK = 0
 EXIT_PIPELINE_FAILED = 1
@@ -12,11 +15,17 @@ EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 
 
-class CliError(Exception):
+class CliError(click.ClickException):
+    """Raised anywhere in a command: click prints it to stderr and exits with `exit_code`
+    (2 bad input by default, 3 unreachable), without a traceback."""
+
     def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
         super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
+        # click declares exit_code on the class; ours varies per error (2 bad input, 3 unreachable).
+        self.exit_code = exit_code  # type: ignore[misc]
+
+    def show(self, file: Any = None) -> None:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(self.message)}", highlight=False)
 
 
 class GatewayClient:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-FINAL_STATUSES = {"SUCCEEDED", "TERMINAL", "CANCELED"}
+FINAL_STATUSES = {"SUCCEEDED", "TERMINAL", "CANCELED", "TERMINATED"}
 STATUS_STYLE = {
     "SUCCEEDED": "green",
     "RUNNING": "cyan",

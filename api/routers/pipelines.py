@@ -10,11 +10,11 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError, not_found
-from api.launch import start_execution
 from api.policy import Permission
-from api.schedules import delete_pipeline_schedules, sync_schedules
 from api.schemas import EXAMPLE_PIPELINE, ExecutionStarted, SavedExecutionRequest, SavedPipeline, SavedPipelineRef
-from api.store import PipelineRevision
+from core.launch import start_execution
+from core.schedules import delete_pipeline_schedules, sync_schedules
+from core.store import PipelineRevision
 from workflows.model import NAME_PATTERN, load_pipeline_text, parse_pipeline
 from workflows.state import TriggerInfo
 

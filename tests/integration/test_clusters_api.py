@@ -17,7 +17,7 @@ from activities.accounts import AccountHealth, ProvidedAccount
 from api.app import create_app
 from api.routers import clusters
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
 from workers.devserver import TemporalDevServer

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.integration.test_cli import EXAMPLES, GENNAKER, cli_env, gennaker, started_id
-from workers.dev import DevPorts
+from stack.dev import DevPorts
 
 UP_LINE = "is up"
 
