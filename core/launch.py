@@ -67,11 +67,15 @@ def links(settings: GennakerSettings, namespace: str, workflow_id: str, run_id: 
 def check_accounts(spec: PipelineSpec, directory: AccountDirectoryView) -> None:
     """A stage naming an account no worker ever reported would wait for a worker that never comes:
     refuse it now, naming the stage field and the accounts that exist. Until the first report
-    (a new deployment) there is nothing to check against, and expressions are resolved later."""
+    (a new deployment) there is nothing to check against; expressions are resolved later, and a
+    stage behind `stageEnabled` may never run (the demo's optional bake names a registry that a
+    stack without Docker does not have)."""
     if not directory.exists:
         return
     known = directory.known()
     for index, stage in enumerate(spec.stages):
+        if stage.stageEnabled is not None:
+            continue
         account = getattr(stage, "account", None)
         if isinstance(account, str) and "${{" not in account and account not in known:
             raise ServiceError(

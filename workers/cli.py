@@ -304,6 +304,9 @@ def run_cli() -> None:
         app()  # standalone: click prints usage errors and exits 2
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except CliError as error:  # the one place command errors become a message and an exit code
+        error.show()
+        code = error.exit_code
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -149,7 +149,7 @@ def denial(response: httpx.Response, status: int) -> str:
 # (method, path template, body, the least role that may call it)
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/schema", None, "any"),
-    ("GET", "/accounts", None, "any"),
+    ("GET", "/accounts", None, "viewer"),  # READ on some application (issue 11 item 9)
     ("GET", "/applications", None, "any"),  # filtered: see test_listings_show_only_readable_applications
     ("GET", "/applications/authz/pipelines", None, "viewer"),
     ("PUT", "/applications/authz/pipelines/{name}", "pipeline", "editor"),
