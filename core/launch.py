@@ -21,8 +21,6 @@ from workflows.pipeline import PipelineWorkflow
 from workflows.search import initial_attributes
 from workflows.state import (
     PARENT_DONE_OK,
-    PIPELINE_WORKFLOW,
-    ExecutionResult,
     PipelineRunInput,
     RestartFrom,
     StageStatus,
@@ -110,11 +108,10 @@ async def start_execution(
     replayed = False
     try:
         handle = await client.start_workflow(
-            PIPELINE_WORKFLOW,
+            PipelineWorkflow.run,
             run_input,
             id=workflow_id,
             task_queue=settings.task_queue,
-            result_type=ExecutionResult,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=initial_attributes(spec.application, spec.name, trigger.type),
@@ -171,11 +168,10 @@ async def restart_stage(
     )
     try:
         new = await client.start_workflow(
-            PIPELINE_WORKFLOW,
+            PipelineWorkflow.run,
             run_input,
             id=workflow_id,
             task_queue=settings.task_queue,
-            result_type=ExecutionResult,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=initial_attributes(spec.application, spec.name, "restart"),
             static_summary=f"{spec.application}/{spec.name} restarted from {ref_id}",
