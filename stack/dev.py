@@ -214,11 +214,12 @@ class _Guard:
             await asyncio.wait([task, stopped, self._died], return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
+        if self._died.done():  # first: a step may have failed only because the server is gone
+            task.cancel()
+            self._died.result()  # raises CliError
         if task.done():
             return task.result()
         task.cancel()
-        if self._died.done():
-            self._died.result()  # raises CliError: the server is gone
         raise _Stopped
 
 
