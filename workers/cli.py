@@ -1,4 +1,7 @@
-"""The `gennaker` command. Exit codes: 0 success, 1 pipeline failed, 2 bad input, 3 service unreachable."""
+"""The `gennaker` command; stack/cli.py adds `api` and `dev` and is the entry point.
+
+Exit codes: 0 success, 1 pipeline failed, 2 bad input, 3 service unreachable.
+"""
 
 from __future__ import annotations
 
@@ -39,11 +42,6 @@ User = Annotated[
     str | None, typer.Option("--user", envvar="GENNAKER_USER", help="Who you are, when the gateway runs without auth")
 ]
 DEFAULT_API = "http://127.0.0.1:8084"
-
-
-def _fail(error: CliError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)
-    return typer.Exit(error.exit_code)
 
 
 def _gateway(api: str, user: str | None) -> GatewayClient:
@@ -89,25 +87,22 @@ def run(
     user: User = None,
 ) -> None:
     """Run a pipeline from FILE, or a saved one with --app and --pipeline."""
-    try:
-        if (file is None) == (application is None or pipeline is None):
-            raise CliError("give a pipeline FILE, or --app and --pipeline of a saved pipeline (not both)")
-        params = _parse_params(param or [])
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        gateway = _gateway(api, user)
-        if file is not None:
-            body = {"pipeline": _load_file(file), "parameters": params}
-            started = gateway.request("POST", "/executions", json=body, headers=headers)
-        else:
-            started = gateway.request(
-                "POST", f"/pipelines/{application}/{pipeline}", json={"parameters": params}, headers=headers
-            )
-        console.print(f"started [bold]{started['id']}[/bold]")
-        console.print(f"  Temporal UI: {started['links']['ui']}", highlight=False)
-        if follow:
-            raise typer.Exit(_follow(gateway, started["id"]))
-    except CliError as error:
-        raise _fail(error) from None
+    if (file is None) == (application is None or pipeline is None):
+        raise CliError("give a pipeline FILE, or --app and --pipeline of a saved pipeline (not both)")
+    params = _parse_params(param or [])
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    gateway = _gateway(api, user)
+    if file is not None:
+        body = {"pipeline": _load_file(file), "parameters": params}
+        started = gateway.request("POST", "/executions", json=body, headers=headers)
+    else:
+        started = gateway.request(
+            "POST", f"/pipelines/{application}/{pipeline}", json={"parameters": params}, headers=headers
+        )
+    console.print(f"started [bold]{started['id']}[/bold]")
+    console.print(f"  Temporal UI: {started['links']['ui']}", highlight=False)
+    if follow:
+        raise typer.Exit(_follow(gateway, started["id"]))
 
 
 def _follow(gateway: GatewayClient, execution_id: str) -> int:
@@ -139,13 +134,10 @@ def status(
     user: User = None,
 ) -> None:
     """Show an execution's stages. Exit 1 if it failed or was canceled."""
-    try:
-        gateway = _gateway(api, user)
-        if follow and not as_json:
-            raise typer.Exit(_follow(gateway, execution_id))
-        state = gateway.request("GET", f"/executions/{execution_id}")
-    except CliError as error:
-        raise _fail(error) from None
+    gateway = _gateway(api, user)
+    if follow and not as_json:
+        raise typer.Exit(_follow(gateway, execution_id))
+    state = gateway.request("GET", f"/executions/{execution_id}")
     if as_json:
         sys.stdout.write(json.dumps(state, indent=2) + "\n")
     else:
@@ -166,22 +158,16 @@ def approve(
 ) -> None:
     """Judge a waiting manual judgment (continue, or --stop)."""
     body = {"judgmentStatus": "stop" if stop else "continue", "input": option, "comment": comment}
-    try:
-        record = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/judgment", json=body)
-    except CliError as error:
-        raise _fail(error) from None
+    record = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/judgment", json=body)
     chosen = f" ({record['input']})" if record.get("input") else ""
     console.print(f"judged [bold]{record['judgmentStatus']}[/bold]{chosen} by {record.get('user') or 'unknown'}")
 
 
 def _control(action: str, execution_id: str, api: str, user: str | None, reason: str | None) -> dict[str, Any]:
-    try:
-        result: dict[str, Any] = _gateway(api, user).request(
-            "PUT", f"/executions/{execution_id}/{action}", json={"reason": reason}
-        )
-        return result
-    except CliError as error:
-        raise _fail(error) from None
+    result: dict[str, Any] = _gateway(api, user).request(
+        "PUT", f"/executions/{execution_id}/{action}", json={"reason": reason}
+    )
+    return result
 
 
 Reason = Annotated[str | None, typer.Option("--reason", help="Recorded in the execution")]
@@ -211,20 +197,14 @@ def resume(execution_id: str, reason: Reason = None, api: ApiUrl = DEFAULT_API, 
 @app.command("skip-wait")
 def skip_wait(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """End a running wait stage now."""
-    try:
-        _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/skip")
-    except CliError as error:
-        raise _fail(error) from None
+    _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/skip")
     console.print(f"skipped wait {stage}")
 
 
 @app.command()
 def restart(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """Restart a finished execution from STAGE (a new run under the same execution id)."""
-    try:
-        started = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/restart")
-    except CliError as error:
-        raise _fail(error) from None
+    started = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/restart")
     console.print(f"restarted {started['id']} from {stage} (run {started['runId']})")
 
 
@@ -239,10 +219,7 @@ def list_executions(
 ) -> None:
     """List executions, newest first."""
     query = {k: v for k, v in {"application": application, "pipeline": pipeline, "status": status_filter}.items() if v}
-    try:
-        found = _gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
-    except CliError as error:
-        raise _fail(error) from None
+    found = _gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
     console.print(executions_table(found["executions"]))
 
 
@@ -255,10 +232,7 @@ def clusters(
 ) -> None:
     """Server groups of an application's clusters: version, readiness, traffic, image."""
     params = {"account": account} if account else {}
-    try:
-        found = _gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
-    except CliError as error:
-        raise _fail(error) from None
+    found = _gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
     console.print(clusters_table(found))
     for problem in found.get("errors", []):
         errors.print(f"[yellow]account {escape(problem['account'])}:[/yellow] {escape(problem['message'])}")
@@ -267,14 +241,11 @@ def clusters(
 @app.command()
 def save(file: Path, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """Save a pipeline file as a new revision of application/name."""
-    try:
-        data = _load_file(file)
-        app_name, name = data.get("application"), data.get("name")
-        if not isinstance(app_name, str) or not isinstance(name, str):
-            raise CliError(f"{file} needs `application` and `name`")
-        saved = _gateway(api, user).request("PUT", f"/applications/{app_name}/pipelines/{name}", json=data)
-    except CliError as error:
-        raise _fail(error) from None
+    data = _load_file(file)
+    app_name, name = data.get("application"), data.get("name")
+    if not isinstance(app_name, str) or not isinstance(name, str):
+        raise CliError(f"{file} needs `application` and `name`")
+    saved = _gateway(api, user).request("PUT", f"/applications/{app_name}/pipelines/{name}", json=data)
     console.print(f"saved {saved['application']}/{saved['name']} revision {saved['revision']}")
 
 
@@ -283,10 +254,9 @@ def validate(file: Path) -> None:
     """Check a pipeline file locally, without a gateway. Exit 2 with every problem if invalid."""
     from workflows.model import PipelineInvalid, parse_pipeline
 
+    data = _load_file(file)
     try:
-        spec = parse_pipeline(_load_file(file))
-    except CliError as error:
-        raise _fail(error) from None
+        spec = parse_pipeline(data)
     except PipelineInvalid as exc:
         for item in exc.errors:
             errors.print(f"[red]{escape(item.field)}[/red]: {escape(item.message)}", highlight=False)
@@ -318,47 +288,15 @@ def worker(
     try:
         settings = load_worker_config(config, task_queue=task_queue, temporal_address=temporal_address)
     except ConfigError as exc:
-        raise _fail(CliError(str(exc))) from None
+        raise CliError(str(exc)) from None
     asyncio.run(run_worker(settings))
-
-
-@app.command("api")
-def serve_api(
-    host: Annotated[str | None, typer.Option(help="Default GENNAKER_API_HOST")] = None,
-    port: Annotated[int | None, typer.Option(help="Default GENNAKER_API_PORT")] = None,
-) -> None:
-    """Run the gateway (settings from GENNAKER_* environment variables)."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.settings import GatewaySettings
-
-    settings = GatewaySettings()
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
-
-
-@app.command()
-def dev(
-    data_dir: Annotated[Path, typer.Option(help="Where the dev stack keeps its state")] = Path(".data"),
-    port_offset: Annotated[int, typer.Option(min=0, max=1000, help="Add N to every port")] = 0,
-    kubeconfig: Annotated[
-        Path | None, typer.Option(help="A real cluster as account `local`; default: kubesim as `local-sim`")
-    ] = None,
-    kube_context: Annotated[str | None, typer.Option(help="Context in --kubeconfig")] = None,
-) -> None:
-    """Start the embedded stack: Temporal dev server + UI, a worker and the gateway. Ctrl-C stops it."""
-    from workers.dev import run_dev_stack
-
-    try:
-        asyncio.run(run_dev_stack(data_dir, port_offset, kubeconfig, kube_context))
-    except CliError as error:
-        raise _fail(error) from None
 
 
 app.add_typer(token_app, name="token")
 
 
-def main() -> None:
+def run_cli() -> None:
+    """Run the command and leave with its exit code (see stack/cli.py, the entry point)."""
     # temporalio's core can abort with "PyGILState_Release" at interpreter exit after all work is
     # done (seen with 1.35); leave with the command's own exit code before that teardown runs.
     code = 0
@@ -366,6 +304,9 @@ def main() -> None:
         app()  # standalone: click prints usage errors and exits 2
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except CliError as error:  # the one place command errors become a message and an exit code
+        error.show()
+        code = error.exit_code
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
