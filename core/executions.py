@@ -225,4 +225,7 @@ async def cancel(client: Client, execution_id: str, request: ControlRequest) -> 
 
 async def judge(client: Client, execution_id: str, request: JudgmentRequest) -> JudgmentRecord:
     handle = pipeline_handle(client, execution_id)
-    return await _on_running(handle, lambda: handle.execute_update(PipelineWorkflow.judge, request))
+    ack = await _on_running(handle, lambda: handle.execute_update(PipelineWorkflow.judge, request))
+    if ack.judgment is None:  # the workflow always records one when it accepts; guard the contract
+        raise RuntimeError(f"execution {execution_id}: judge accepted without a judgment record")
+    return ack.judgment
