@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,15 +17,13 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from workers.cli_follow import exit_code_for, follow_execution, print_execution
+from workers.cli_help import typeless_help
+from workers.cli_pipelines import list_accounts, list_applications, pipelines_app
+from workers.cli_servergroups import servergroup_app
 from workers.cli_tokens import token_app
-from workers.gateway_client import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_PIPELINE_FAILED,
-    CliError,
-    GatewayClient,
-)
-from workers.render import FINAL_STATUSES, clusters_table, execution_table, executions_table
+from workers.gateway_client import EXIT_BAD_INPUT, CliError, GatewayClient
+from workers.render import FINAL_STATUSES, clusters_table, executions_table, show
 
 app = typer.Typer(
     help="Gennaker: Spinnaker-style delivery pipelines as durable Temporal workflows.",
@@ -106,23 +103,11 @@ def run(
 
 
 def _follow(gateway: GatewayClient, execution_id: str) -> int:
-    from rich.live import Live
-
-    state = gateway.request("GET", f"/executions/{execution_id}")
-    with Live(execution_table(state), console=console, refresh_per_second=4) as live:
-        while state["status"] not in FINAL_STATUSES:
-            time.sleep(0.5)
-            state = gateway.request("GET", f"/executions/{execution_id}")
-            live.update(execution_table(state))
-    return _exit_for(state)
+    return follow_execution(gateway, execution_id, console, errors)
 
 
 def _exit_for(state: dict[str, Any]) -> int:
-    if state["status"] == "SUCCEEDED":
-        return EXIT_OK
-    if state.get("failure"):
-        errors.print(f"[red]{state['status']}:[/red] {escape(state['failure'])}", highlight=False)
-    return EXIT_PIPELINE_FAILED
+    return exit_code_for(state, errors)
 
 
 @app.command()
@@ -141,7 +126,7 @@ def status(
     if as_json:
         sys.stdout.write(json.dumps(state, indent=2) + "\n")
     else:
-        console.print(execution_table(state))
+        print_execution(gateway, state, console)
     if state["status"] in FINAL_STATUSES:
         raise typer.Exit(_exit_for(state))
 
@@ -220,7 +205,7 @@ def list_executions(
     """List executions, newest first."""
     query = {k: v for k, v in {"application": application, "pipeline": pipeline, "status": status_filter}.items() if v}
     found = _gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
-    console.print(executions_table(found["executions"]))
+    show(console, executions_table(found["executions"]))
 
 
 @app.command()
@@ -233,7 +218,7 @@ def clusters(
     """Server groups of an application's clusters: version, readiness, traffic, image."""
     params = {"account": account} if account else {}
     found = _gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
-    console.print(clusters_table(found))
+    show(console, clusters_table(found))
     for problem in found.get("errors", []):
         errors.print(f"[yellow]account {escape(problem['account'])}:[/yellow] {escape(problem['message'])}")
 
@@ -293,6 +278,10 @@ def worker(
 
 
 app.add_typer(token_app, name="token")
+app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(servergroup_app, name="servergroup")
+app.command("applications")(list_applications)
+app.command("accounts")(list_accounts)
 
 
 def run_cli() -> None:
@@ -301,7 +290,7 @@ def run_cli() -> None:
     # done (seen with 1.35); leave with the command's own exit code before that teardown runs.
     code = 0
     try:
-        app()  # standalone: click prints usage errors and exits 2
+        typeless_help(app)()  # standalone: click prints usage errors and exits 2
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except CliError as error:  # the one place command errors become a message and an exit code
