@@ -18,6 +18,7 @@ from api.routers import (
     clusters,
     codec,
     executions,
+    imports,
     meta,
     pipelines,
     registry_events,
@@ -60,7 +61,14 @@ def create_app(
     install_error_handlers(app)
     codec.install_cors(app, settings)
     authenticated = [Depends(authenticate)]
-    for router in (executions.router, pipelines.router, applications.router, accounts.router, clusters.router):
+    for router in (
+        executions.router,
+        pipelines.router,
+        applications.router,
+        accounts.router,
+        clusters.router,
+        imports.router,
+    ):
         app.include_router(router, dependencies=authenticated)
     app.include_router(codec.router, dependencies=authenticated)
     # These authenticate per route: probes need none, webhooks prove themselves by secret/signature.

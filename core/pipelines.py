@@ -13,6 +13,7 @@ from core.schedules import delete_pipeline_schedules, sync_schedules
 from core.settings import GennakerSettings
 from core.store import PipelineStore
 from workflows.model import parse_pipeline
+from workflows.spel_lint import reject_spel
 from workflows.state import TriggerInfo
 
 
@@ -32,6 +33,7 @@ async def save_pipeline(
             raise ServiceError(
                 422, "path_mismatch", f"body says {field} {given!r} but the URL says {expected!r}", field
             )
+    reject_spel(data)  # a leftover SpEL `${ }` is an error, not literal text (DESIGN.md §3)
     spec = parse_pipeline(data)
     previous_revision = store.get(application, name)
     previous = parse_pipeline(previous_revision.config) if previous_revision else None

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from workers.cli_follow import exit_code_for, follow_execution, print_execution
 from workers.cli_help import typeless_help
+from workers.cli_import import import_app
 from workers.cli_pipelines import list_accounts, list_applications, pipelines_app
 from workers.cli_servergroups import servergroup_app
 from workers.cli_tokens import token_app
@@ -54,7 +55,10 @@ def _load_file(path: Path) -> dict[str, Any]:
     from workflows.model import load_pipeline_text
 
     try:
-        data = load_pipeline_text(text)
+        # JSON as JSON: tabs are valid JSON, but YAML (a superset otherwise) refuses them.
+        data = json.loads(text) if path.suffix.lower() == ".json" else load_pipeline_text(text)
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         raise CliError(f"{path} is not valid YAML/JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -238,9 +242,11 @@ def save(file: Path, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
 def validate(file: Path) -> None:
     """Check a pipeline file locally, without a gateway. Exit 2 with every problem if invalid."""
     from workflows.model import PipelineInvalid, parse_pipeline
+    from workflows.spel_lint import reject_spel
 
     data = _load_file(file)
     try:
+        reject_spel(data)
         spec = parse_pipeline(data)
     except PipelineInvalid as exc:
         for item in exc.errors:
@@ -278,6 +284,7 @@ def worker(
 
 
 app.add_typer(token_app, name="token")
+app.add_typer(import_app, name="import")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(servergroup_app, name="servergroup")
 app.command("applications")(list_applications)

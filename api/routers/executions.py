@@ -20,6 +20,7 @@ from core import executions
 from core.launch import restart_stage, start_execution
 from workflows.model import parse_pipeline
 from workflows.search import APPLICATION
+from workflows.spel_lint import reject_spel
 from workflows.state import (
     ControlRequest,
     ExecutionState,
@@ -48,6 +49,7 @@ async def run_inline(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionStarted:
+    reject_spel(body.pipeline)
     spec = parse_pipeline(body.pipeline)
     access.require(spec.application, Permission.EXECUTE)
     caller = access.subject

@@ -14,10 +14,9 @@ from temporalio.client import Client
 from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
 from api.policy import Permission
-from core.pipelines import save_pipeline
 from api.schemas import SavedPipelineRef
+from core.pipelines import save_pipeline
 from core.settings import GennakerSettings
-from core.store import PipelineStore
 from core.spinnaker import (
     MAX_BYTES,
     MAX_PIPELINES,
@@ -29,7 +28,8 @@ from core.spinnaker import (
     pipelines_in,
 )
 from core.spinnaker.sources import parse_json
-from workflows.model import FieldError, PipelineInvalid, parse_pipeline
+from core.store import PipelineStore
+from workflows.model import FieldError, PipelineInvalid
 
 router = APIRouter(tags=["import"])
 
