@@ -1,6 +1,6 @@
 """Reading saved pipeline configurations for the child-pipeline stage.
 
-The store itself belongs to the gateway (api/store); the worker hands an object satisfying
+The store itself belongs to the gateway (core/store); the worker hands an object satisfying
 SavedPipelineLookup to SavedPipelineActivities, so this module stays free of gateway imports.
 """
 

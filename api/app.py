@@ -18,15 +18,16 @@ from api.routers import (
     clusters,
     codec,
     executions,
+    imports,
     meta,
     pipelines,
     registry_events,
     webhooks,
 )
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TokenStore
-from api.temporal import connect
+from core.store import PipelineStore
+from core.store.tokens import TokenStore
+from core.temporal import connect_with
 
 
 def create_app(
@@ -39,9 +40,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         app.state.settings = settings
-        app.state.temporal = client or await connect(
-            settings.temporal_address, settings.temporal_namespace, settings.codec_keys_file
-        )
+        app.state.temporal = client or await connect_with(settings)
         app.state.store = store or PipelineStore(settings.database_url)
         app.state.tokens = TokenStore(settings.database_url if store is None else store.database_url)
         yield
@@ -62,7 +61,14 @@ def create_app(
     install_error_handlers(app)
     codec.install_cors(app, settings)
     authenticated = [Depends(authenticate)]
-    for router in (executions.router, pipelines.router, applications.router, accounts.router, clusters.router):
+    for router in (
+        executions.router,
+        pipelines.router,
+        applications.router,
+        accounts.router,
+        clusters.router,
+        imports.router,
+    ):
         app.include_router(router, dependencies=authenticated)
     app.include_router(codec.router, dependencies=authenticated)
     # These authenticate per route: probes need none, webhooks prove themselves by secret/signature.

@@ -18,7 +18,7 @@ from fastapi import Depends, Header, Request
 from api.errors import ApiError
 from api.policy import Identity, Permission, Policy
 from api.settings import GatewaySettings
-from api.store.tokens import TOKEN_PREFIX, TokenStore
+from core.store.tokens import TOKEN_PREFIX, TokenStore
 
 JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 

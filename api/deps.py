@@ -9,9 +9,10 @@ from fastapi import Depends, Request
 from temporalio.client import Client
 
 from api.auth import IdentityDep, PolicyDep, require, require_admin
+from api.errors import ApiError
 from api.policy import Identity, Permission, Policy
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 
 
 def _client(request: Request) -> Client:
@@ -51,6 +52,14 @@ class Access:
 
     def can(self, application: str, permission: Permission) -> bool:
         return self.settings.auth_disabled or self.policy.allows(self.identity, application, permission)
+
+    def require_somewhere(self, permission: Permission, what: str) -> None:
+        """For views that belong to no application (accounts): some application must grant it."""
+        if self.settings.auth_disabled or self.policy.allows_somewhere(self.identity, permission):
+            return
+        raise ApiError(
+            403, "forbidden", f"{self.subject} lacks {permission.value} on every application ({what} needs it on one)"
+        )
 
     def require_admin(self, what: str) -> None:
         require_admin(self.identity, self.policy, self.settings, what)

@@ -13,6 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.errors import ServiceError
 from workflows.model import FieldError, PipelineInvalid
 
 log = logging.getLogger("gennaker.api")
@@ -28,14 +29,8 @@ UPDATE_REJECTION_STATUS = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.headers: dict[str, str] | None = None
+class ApiError(ServiceError):
+    """A refusal decided by the gateway itself (authentication, request shape)."""
 
 
 def not_found(what: str) -> ApiError:
@@ -59,8 +54,8 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(PipelineInvalid)

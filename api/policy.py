@@ -67,6 +67,12 @@ class Policy(BaseModel):
     def is_admin(self, identity: Identity) -> bool:
         return bool(identity.principals() & set(self.admins))
 
+    def allows_somewhere(self, identity: Identity, permission: Permission) -> bool:
+        """True when some application (or every one) grants `permission` to the identity."""
+        return any(self.allows(identity, application, permission) for application in self.applications) or (
+            self.is_admin(identity)
+        )
+
     def allows(self, identity: Identity, application: str, permission: Permission) -> bool:
         if self.is_admin(identity):
             return True

@@ -7,6 +7,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.executions import ExecutionList, ExecutionSummary
+from core.launch import ExecutionLinks, ExecutionStarted
+
+__all__ = [
+    "EXAMPLE_PIPELINE",
+    "Application",
+    "ControlBody",
+    "ExecutionLinks",
+    "ExecutionList",
+    "ExecutionRequest",
+    "ExecutionStarted",
+    "ExecutionSummary",
+    "JudgmentBody",
+    "SavedExecutionRequest",
+    "SavedPipeline",
+    "SavedPipelineRef",
+]
+
 EXAMPLE_PIPELINE: dict[str, Any] = {
     "application": "shop",
     "name": "release",
@@ -39,38 +57,6 @@ class SavedExecutionRequest(BaseModel):
     revision: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="Run this saved revision; default latest"
     )
-
-
-class ExecutionLinks(BaseModel):
-    self: str
-    ui: str
-
-
-class ExecutionStarted(BaseModel):
-    id: str
-    runId: str
-    application: str
-    pipeline: str
-    revision: int | None = None
-    replayed: bool = Field(default=False, description="True if an Idempotency-Key matched an earlier start")
-    links: ExecutionLinks
-
-
-class ExecutionSummary(BaseModel):
-    id: str
-    runId: str
-    application: str | None
-    pipeline: str | None
-    trigger: str | None
-    status: str | None
-    temporalStatus: str | None
-    startTime: datetime | None
-    closeTime: datetime | None
-
-
-class ExecutionList(BaseModel):
-    executions: list[ExecutionSummary]
-    nextPageToken: str | None = None
 
 
 class JudgmentBody(BaseModel):

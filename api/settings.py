@@ -1,4 +1,4 @@
-"""Gateway settings (environment, prefix GENNAKER_)."""
+"""Gateway settings: the shared ones (core/settings.py) plus HTTP, authentication and trigger secrets."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ from pathlib import Path
 
 import yaml
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.settings import GennakerSettings
 
 
-class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GENNAKER_", extra="ignore")
+class GatewaySettings(GennakerSettings):
+    """Unknown keys are ignored, so the gateway can read the workers' YAML file too."""
 
-    temporal_address: str = Field(default="127.0.0.1:7233", description="Temporal frontend host:port")
-    temporal_namespace: str = "default"
-    task_queue: str = Field(default="gennaker", description="Task queue of the pipeline workers")
-    database_url: str = Field(default="sqlite:///.data/gennaker.db", description="Saved-pipeline store")
     api_host: str = "127.0.0.1"
     api_port: int = 8084
-    temporal_ui_url: str = Field(default="http://127.0.0.1:8233", description="For links to executions")
     auth_policy_file: Path | None = Field(
         default=None, description="Who may do what (api/policy.py); without one only nobody may"
     )
@@ -29,11 +25,11 @@ class GatewaySettings(BaseSettings):
     oidc_jwks_file: Path | None = Field(default=None, description="The issuer's JWKS (public keys), as a file")
     oidc_subject_claim: str = "sub"
     oidc_groups_claim: str = "groups"
-    codec_keys_file: Path | None = Field(
-        default=None, description="AES-GCM payload keys (api/codec.py); also serves /codec for the Temporal UI"
-    )
     codec_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call /codec (the Temporal UI); default its URL"
+    )
+    account_forget_after_seconds: float = Field(
+        default=3600, gt=0, description="GET /accounts leaves out reports of workers gone longer than this"
     )
     trigger_secrets_file: Path | None = Field(
         default=None,

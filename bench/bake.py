@@ -26,8 +26,8 @@ from temporalio.client import Client
 
 import workflows.stages.bake  # noqa: F401  (registers `bake`)
 from activities.registry import build_registry_account
-from api.store import PipelineStore
-from api.temporal import connect
+from core.store import PipelineStore
+from core.temporal import connect
 from tests.support.docker_rig import DockerRig, acquire_rig, release_rig, serving
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker

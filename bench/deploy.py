@@ -37,8 +37,8 @@ from kubernetes import watch
 from temporalio.client import Client
 
 from activities.kubernetes.servergroups import SERVER_GROUP_LABEL
-from api.temporal import connect
 from bench.stack import dev_server, percentile, spawn_gennaker, stop_process
+from core.temporal import connect
 from kubesim.testing import start_kubesim
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes

@@ -35,8 +35,8 @@ from activities.accounts import KubernetesAccount
 from activities.kubernetes import account_activities
 from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.servergroups import CLUSTER_LABEL
-from api.store import PipelineStore
-from api.temporal import connect
+from core.store import PipelineStore
+from core.temporal import connect
 from kubesim.testing import start_kubesim
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from workers.dev import BASE_API_PORT, BASE_TEMPORAL_PORT, BASE_UI_PORT
+from stack.dev import BASE_API_PORT, BASE_TEMPORAL_PORT, BASE_UI_PORT
 from workers.dev_accounts import BASE_REGISTRY_PORT
 
 STACK_START_TIMEOUT = 90.0
@@ -126,7 +126,7 @@ class DevStack:
 
 
 def spawn_dev(data_dir: Path, offset: int, log_path: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-c", "from workers.cli import main; main()", "dev", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-c", "from stack.cli import main; main()", "dev", "--data-dir", str(data_dir)]
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [*command, "--port-offset", str(offset)],

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from api.store import PipelineStore
-from api.temporal import connect
 from bench.bare_workflow import BareNoopWorkflow
 from bench.noop import noop_activity
+from core.store import PipelineStore
+from core.temporal import connect
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline

@@ -29,9 +29,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
-from api.temporal import connect
 from bench.bare_workflow import BareFanOutWorkflow, BareJudgmentWorkflow, BareNoopWorkflow, resumed_at
 from bench.stack import BenchWorker, bench_workers, dev_server, noop_pipeline, percentile, run_pipeline, start_pipeline
+from core.temporal import connect
 from workflows.model import parse_pipeline
 from workflows.state import ExecutionState, JudgmentRequest, PipelineRunInput
 

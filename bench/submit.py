@@ -36,8 +36,6 @@ import httpx
 import yaml
 from temporalio.client import Client
 
-from api.codec import CodecKeys
-from api.temporal import connect
 from bench.load import pipeline, start_stack
 from bench.stack import (
     GENNAKER,
@@ -49,6 +47,8 @@ from bench.stack import (
     stop_leftovers,
     stop_process,
 )
+from core.codec import CodecKeys
+from core.temporal import connect
 from workers.devserver import free_port
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes

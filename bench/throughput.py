@@ -16,9 +16,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from api.temporal import connect
 from bench.bare_workflow import BareNoopWorkflow
 from bench.stack import bench_workers, dev_server, noop_pipeline, run_pipeline, timed
+from core.temporal import connect
 
 STAGES = 5
 

@@ -17,10 +17,10 @@ import sys
 
 from temporalio.worker import Worker
 
-from api.store import PipelineStore
-from api.temporal import connect
 from bench.bare_workflow import BareFanOutWorkflow, BareJudgmentWorkflow, BareNoopWorkflow
 from bench.noop import noop_activity
+from core.store import PipelineStore
+from core.temporal import connect
 from workers.runner import pipeline_worker
 
 

@@ -6,10 +6,10 @@ bash scripts/setup-system.sh
 bash scripts/setup.sh
 
 echo "== ruff"
-.venv/bin/ruff check workflows activities api workers kubesim tests bench
-.venv/bin/ruff format --check workflows activities api workers
+.venv/bin/ruff check core workflows activities api workers stack kubesim tests bench
+.venv/bin/ruff format --check core workflows activities api workers stack
 echo "== mypy --strict"
-.venv/bin/mypy --strict workflows activities api workers
+.venv/bin/mypy --strict core workflows activities api workers stack
 echo "== pytest"
 # tests/conftest.py ends the process with pytest's own exit status (see there why).
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from api.codec import CodecKeys
-from api.store import PipelineStore
-from api.temporal import connect
+from core.codec import CodecKeys
+from core.store import PipelineStore
+from core.temporal import connect
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline

@@ -1,4 +1,7 @@
-"""The `gennaker` command. Exit codes: 0 success, 1 pipeline failed, 2 bad input, 3 service unreachable."""
+"""The `gennaker` command; stack/cli.py adds `api` and `dev` and is the entry point.
+
+Exit codes: 0 success, 1 pipeline failed, 2 bad input, 3 service unreachable.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,15 +17,14 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from workers.cli_follow import exit_code_for, follow_execution, print_execution
+from workers.cli_help import typeless_help
+from workers.cli_import import import_app
+from workers.cli_pipelines import list_accounts, list_applications, pipelines_app
+from workers.cli_servergroups import servergroup_app
 from workers.cli_tokens import token_app
-from workers.gateway_client import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_PIPELINE_FAILED,
-    CliError,
-    GatewayClient,
-)
-from workers.render import FINAL_STATUSES, clusters_table, execution_table, executions_table
+from workers.gateway_client import EXIT_BAD_INPUT, CliError, GatewayClient
+from workers.render import FINAL_STATUSES, clusters_table, executions_table, show
 
 app = typer.Typer(
     help="Gennaker: Spinnaker-style delivery pipelines as durable Temporal workflows.",
@@ -41,11 +42,6 @@ User = Annotated[
 DEFAULT_API = "http://127.0.0.1:8084"
 
 
-def _fail(error: CliError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)
-    return typer.Exit(error.exit_code)
-
-
 def _gateway(api: str, user: str | None) -> GatewayClient:
     # The token comes from the environment only, so it never shows in shell history or `ps`.
     return GatewayClient(api, user or os.environ.get("USER"), token=os.environ.get("GENNAKER_TOKEN"))
@@ -59,7 +55,10 @@ def _load_file(path: Path) -> dict[str, Any]:
     from workflows.model import load_pipeline_text
 
     try:
-        data = load_pipeline_text(text)
+        # JSON as JSON: tabs are valid JSON, but YAML (a superset otherwise) refuses them.
+        data = json.loads(text) if path.suffix.lower() == ".json" else load_pipeline_text(text)
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         raise CliError(f"{path} is not valid YAML/JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -89,45 +88,30 @@ def run(
     user: User = None,
 ) -> None:
     """Run a pipeline from FILE, or a saved one with --app and --pipeline."""
-    try:
-        if (file is None) == (application is None or pipeline is None):
-            raise CliError("give a pipeline FILE, or --app and --pipeline of a saved pipeline (not both)")
-        params = _parse_params(param or [])
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        gateway = _gateway(api, user)
-        if file is not None:
-            body = {"pipeline": _load_file(file), "parameters": params}
-            started = gateway.request("POST", "/executions", json=body, headers=headers)
-        else:
-            started = gateway.request(
-                "POST", f"/pipelines/{application}/{pipeline}", json={"parameters": params}, headers=headers
-            )
-        console.print(f"started [bold]{started['id']}[/bold]")
-        console.print(f"  Temporal UI: {started['links']['ui']}", highlight=False)
-        if follow:
-            raise typer.Exit(_follow(gateway, started["id"]))
-    except CliError as error:
-        raise _fail(error) from None
+    if (file is None) == (application is None or pipeline is None):
+        raise CliError("give a pipeline FILE, or --app and --pipeline of a saved pipeline (not both)")
+    params = _parse_params(param or [])
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    gateway = _gateway(api, user)
+    if file is not None:
+        body = {"pipeline": _load_file(file), "parameters": params}
+        started = gateway.request("POST", "/executions", json=body, headers=headers)
+    else:
+        started = gateway.request(
+            "POST", f"/pipelines/{application}/{pipeline}", json={"parameters": params}, headers=headers
+        )
+    console.print(f"started [bold]{started['id']}[/bold]")
+    console.print(f"  Temporal UI: {started['links']['ui']}", highlight=False)
+    if follow:
+        raise typer.Exit(_follow(gateway, started["id"]))
 
 
 def _follow(gateway: GatewayClient, execution_id: str) -> int:
-    from rich.live import Live
-
-    state = gateway.request("GET", f"/executions/{execution_id}")
-    with Live(execution_table(state), console=console, refresh_per_second=4) as live:
-        while state["status"] not in FINAL_STATUSES:
-            time.sleep(0.5)
-            state = gateway.request("GET", f"/executions/{execution_id}")
-            live.update(execution_table(state))
-    return _exit_for(state)
+    return follow_execution(gateway, execution_id, console, errors)
 
 
 def _exit_for(state: dict[str, Any]) -> int:
-    if state["status"] == "SUCCEEDED":
-        return EXIT_OK
-    if state.get("failure"):
-        errors.print(f"[red]{state['status']}:[/red] {escape(state['failure'])}", highlight=False)
-    return EXIT_PIPELINE_FAILED
+    return exit_code_for(state, errors)
 
 
 @app.command()
@@ -139,17 +123,14 @@ def status(
     user: User = None,
 ) -> None:
     """Show an execution's stages. Exit 1 if it failed or was canceled."""
-    try:
-        gateway = _gateway(api, user)
-        if follow and not as_json:
-            raise typer.Exit(_follow(gateway, execution_id))
-        state = gateway.request("GET", f"/executions/{execution_id}")
-    except CliError as error:
-        raise _fail(error) from None
+    gateway = _gateway(api, user)
+    if follow and not as_json:
+        raise typer.Exit(_follow(gateway, execution_id))
+    state = gateway.request("GET", f"/executions/{execution_id}")
     if as_json:
         sys.stdout.write(json.dumps(state, indent=2) + "\n")
     else:
-        console.print(execution_table(state))
+        print_execution(gateway, state, console)
     if state["status"] in FINAL_STATUSES:
         raise typer.Exit(_exit_for(state))
 
@@ -166,22 +147,16 @@ def approve(
 ) -> None:
     """Judge a waiting manual judgment (continue, or --stop)."""
     body = {"judgmentStatus": "stop" if stop else "continue", "input": option, "comment": comment}
-    try:
-        record = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/judgment", json=body)
-    except CliError as error:
-        raise _fail(error) from None
+    record = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/judgment", json=body)
     chosen = f" ({record['input']})" if record.get("input") else ""
     console.print(f"judged [bold]{record['judgmentStatus']}[/bold]{chosen} by {record.get('user') or 'unknown'}")
 
 
 def _control(action: str, execution_id: str, api: str, user: str | None, reason: str | None) -> dict[str, Any]:
-    try:
-        result: dict[str, Any] = _gateway(api, user).request(
-            "PUT", f"/executions/{execution_id}/{action}", json={"reason": reason}
-        )
-        return result
-    except CliError as error:
-        raise _fail(error) from None
+    result: dict[str, Any] = _gateway(api, user).request(
+        "PUT", f"/executions/{execution_id}/{action}", json={"reason": reason}
+    )
+    return result
 
 
 Reason = Annotated[str | None, typer.Option("--reason", help="Recorded in the execution")]
@@ -211,20 +186,14 @@ def resume(execution_id: str, reason: Reason = None, api: ApiUrl = DEFAULT_API, 
 @app.command("skip-wait")
 def skip_wait(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """End a running wait stage now."""
-    try:
-        _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/skip")
-    except CliError as error:
-        raise _fail(error) from None
+    _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/skip")
     console.print(f"skipped wait {stage}")
 
 
 @app.command()
 def restart(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """Restart a finished execution from STAGE (a new run under the same execution id)."""
-    try:
-        started = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/restart")
-    except CliError as error:
-        raise _fail(error) from None
+    started = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/restart")
     console.print(f"restarted {started['id']} from {stage} (run {started['runId']})")
 
 
@@ -239,11 +208,8 @@ def list_executions(
 ) -> None:
     """List executions, newest first."""
     query = {k: v for k, v in {"application": application, "pipeline": pipeline, "status": status_filter}.items() if v}
-    try:
-        found = _gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
-    except CliError as error:
-        raise _fail(error) from None
-    console.print(executions_table(found["executions"]))
+    found = _gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
+    show(console, executions_table(found["executions"]))
 
 
 @app.command()
@@ -255,11 +221,8 @@ def clusters(
 ) -> None:
     """Server groups of an application's clusters: version, readiness, traffic, image."""
     params = {"account": account} if account else {}
-    try:
-        found = _gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
-    except CliError as error:
-        raise _fail(error) from None
-    console.print(clusters_table(found))
+    found = _gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
+    show(console, clusters_table(found))
     for problem in found.get("errors", []):
         errors.print(f"[yellow]account {escape(problem['account'])}:[/yellow] {escape(problem['message'])}")
 
@@ -267,14 +230,11 @@ def clusters(
 @app.command()
 def save(file: Path, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """Save a pipeline file as a new revision of application/name."""
-    try:
-        data = _load_file(file)
-        app_name, name = data.get("application"), data.get("name")
-        if not isinstance(app_name, str) or not isinstance(name, str):
-            raise CliError(f"{file} needs `application` and `name`")
-        saved = _gateway(api, user).request("PUT", f"/applications/{app_name}/pipelines/{name}", json=data)
-    except CliError as error:
-        raise _fail(error) from None
+    data = _load_file(file)
+    app_name, name = data.get("application"), data.get("name")
+    if not isinstance(app_name, str) or not isinstance(name, str):
+        raise CliError(f"{file} needs `application` and `name`")
+    saved = _gateway(api, user).request("PUT", f"/applications/{app_name}/pipelines/{name}", json=data)
     console.print(f"saved {saved['application']}/{saved['name']} revision {saved['revision']}")
 
 
@@ -282,11 +242,12 @@ def save(file: Path, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
 def validate(file: Path) -> None:
     """Check a pipeline file locally, without a gateway. Exit 2 with every problem if invalid."""
     from workflows.model import PipelineInvalid, parse_pipeline
+    from workflows.spel_lint import reject_spel
 
+    data = _load_file(file)
     try:
-        spec = parse_pipeline(_load_file(file))
-    except CliError as error:
-        raise _fail(error) from None
+        reject_spel(data)
+        spec = parse_pipeline(data)
     except PipelineInvalid as exc:
         for item in exc.errors:
             errors.print(f"[red]{escape(item.field)}[/red]: {escape(item.message)}", highlight=False)
@@ -318,54 +279,30 @@ def worker(
     try:
         settings = load_worker_config(config, task_queue=task_queue, temporal_address=temporal_address)
     except ConfigError as exc:
-        raise _fail(CliError(str(exc))) from None
+        raise CliError(str(exc)) from None
     asyncio.run(run_worker(settings))
 
 
-@app.command("api")
-def serve_api(
-    host: Annotated[str | None, typer.Option(help="Default GENNAKER_API_HOST")] = None,
-    port: Annotated[int | None, typer.Option(help="Default GENNAKER_API_PORT")] = None,
-) -> None:
-    """Run the gateway (settings from GENNAKER_* environment variables)."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.settings import GatewaySettings
-
-    settings = GatewaySettings()
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
-
-
-@app.command()
-def dev(
-    data_dir: Annotated[Path, typer.Option(help="Where the dev stack keeps its state")] = Path(".data"),
-    port_offset: Annotated[int, typer.Option(min=0, max=1000, help="Add N to every port")] = 0,
-    kubeconfig: Annotated[
-        Path | None, typer.Option(help="A real cluster as account `local`; default: kubesim as `local-sim`")
-    ] = None,
-    kube_context: Annotated[str | None, typer.Option(help="Context in --kubeconfig")] = None,
-) -> None:
-    """Start the embedded stack: Temporal dev server + UI, a worker and the gateway. Ctrl-C stops it."""
-    from workers.dev import run_dev_stack
-
-    try:
-        asyncio.run(run_dev_stack(data_dir, port_offset, kubeconfig, kube_context))
-    except CliError as error:
-        raise _fail(error) from None
-
-
 app.add_typer(token_app, name="token")
+app.add_typer(import_app, name="import")
+app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(servergroup_app, name="servergroup")
+app.command("applications")(list_applications)
+app.command("accounts")(list_accounts)
 
 
-def main() -> None:
+def run_cli() -> None:
+    """Run the command and leave with its exit code (see stack/cli.py, the entry point)."""
     # temporalio's core can abort with "PyGILState_Release" at interpreter exit after all work is
     # done (seen with 1.35); leave with the command's own exit code before that teardown runs.
     code = 0
     try:
-        app()  # standalone: click prints usage errors and exits 2
+        typeless_help(app)()  # standalone: click prints usage errors and exits 2
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except CliError as error:  # the one place command errors become a message and an exit code
+        error.show()
+        code = error.exit_code
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

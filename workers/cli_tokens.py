@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from workers.gateway_client import EXIT_BAD_INPUT
+from workers.gateway_client import EXIT_BAD_INPUT, CliError
 
 console = Console()
 errors = Console(stderr=True)
@@ -21,10 +21,10 @@ DatabaseUrl = Annotated[
 
 
 def _tokens(database_url: str | None) -> Any:
-    from api.settings import GatewaySettings
-    from api.store.tokens import TokenStore
+    from core.settings import GennakerSettings
+    from core.store.tokens import TokenStore
 
-    return TokenStore(database_url or GatewaySettings().database_url)
+    return TokenStore(database_url or GennakerSettings.load().database_url)
 
 
 @token_app.command("create")
@@ -59,6 +59,5 @@ def token_list(database_url: DatabaseUrl = None) -> None:
 def token_revoke(token_id: int, database_url: DatabaseUrl = None) -> None:
     """Revoke a token by id; it stops working at once."""
     if not _tokens(database_url).revoke(token_id):
-        errors.print(f"[red]error:[/red] no live token with id {token_id}")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise CliError(f"no live token with id {token_id}", EXIT_BAD_INPUT)
     console.print(f"revoked token {token_id}")

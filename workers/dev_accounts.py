@@ -38,6 +38,7 @@ class DevAccounts:
     registries: list[RegistryAccount] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stops: list[Callable[[], None]] = field(default_factory=list)
+    cancelled: bool = False  # set when the stack stops while these are still starting
 
     def stop(self) -> None:
         for stop in reversed(self.stops):
@@ -136,7 +137,7 @@ def _registry(data_dir: Path, port: int, api_port: int, found: DevAccounts) -> N
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
                 break
-        if process.poll() is not None or time.monotonic() > deadline:
+        if process.poll() is not None or time.monotonic() > deadline or found.cancelled:
             found.notes.append(f"Registry    none: docker-registry did not start (see {directory / 'registry.log'})")
             return
         time.sleep(0.05)
@@ -146,9 +147,15 @@ def _registry(data_dir: Path, port: int, api_port: int, found: DevAccounts) -> N
 
 
 def start_dev_accounts(
-    data_dir: Path, port_offset: int, api_port: int, kubeconfig: Path | None = None, context: str | None = None
+    data_dir: Path,
+    port_offset: int,
+    api_port: int,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    found: DevAccounts | None = None,
 ) -> DevAccounts:
-    found = DevAccounts()
+    """Fills `found` (when given, so a caller that stops early can still stop what was started)."""
+    found = found if found is not None else DevAccounts()
     try:
         _kubernetes(data_dir, kubeconfig, context, found)
         _registry(data_dir, BASE_REGISTRY_PORT + port_offset, api_port, found)

@@ -2,6 +2,13 @@
 
 Used by `gennaker dev` and by the test suite, so both run the same server the same way: SQLite file
 with WAL, Gennaker's search attributes registered, and the dispatch throttle lifted.
+
+Why not `WorkflowEnvironment.start_local(dev_server_existing_path=..., dev_server_extra_args=...)`:
+it would run the same binary with the same arguments, but the SDK owns that child process and
+exposes neither its PID nor its environment. The dev stack must notice the server dying (it polls
+`process`), must not hand it the gateway's secrets (the SDK's child inherits our whole
+environment, trigger secrets included), and the reliability suite SIGKILLs and restarts it on the
+same SQLite file (`kill()`), which start_local cannot do.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from workflows.search import ALL_KEYS
 # stages hit that long before the CPU is busy.
 DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "2000"}
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal", "busy_timeout=5000")
+# The only variables the server inherits: it needs none of ours (GENNAKER_* trigger secrets,
+# registry passwords, cloud credentials) and should not be able to read them from /proc.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER")
 
 
 def temporal_cli() -> str:
@@ -85,10 +95,25 @@ class TemporalDevServer:
         return cmd
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for it to listen."""
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+        self.process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+        return self.process
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
         wait_for_port(self.host, self.port, timeout, self.process)
+
+    def exit_code(self) -> int | None:
+        """None while it runs (or before it started)."""
+        return None if self.process is None else self.process.poll()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

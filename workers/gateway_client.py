@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from rich.console import Console
+from rich.markup import escape
 
 EXIT_OK = 0
 EXIT_PIPELINE_FAILED = 1
@@ -13,10 +15,20 @@ EXIT_UNAVAILABLE = 3
 
 
 class CliError(Exception):
+    """Raised anywhere in a command; the entry point (workers/cli.py `run_cli`) prints it to stderr
+    and exits with `exit_code` (2 bad input by default, 3 unreachable), without a traceback.
+
+    Not a click.ClickException: typer 0.29 vendors its own click and catches only that private
+    class, and its rich error panel would wrap long messages across box lines.
+    """
+
     def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+    def show(self) -> None:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(self.message)}", highlight=False)
 
 
 class GatewayClient:

@@ -15,8 +15,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.accounts import ProvidedAccount
-from api.store import PipelineStore
-from api.temporal import connect
+from core.store import PipelineStore
+from core.temporal import connect_with
 from workers.config import WorkerConfig
 from workers.providers import provide_accounts
 from workers.reporting import report_forever
@@ -46,7 +46,7 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    client = client or await connect(config.temporal_address, config.temporal_namespace, config.codec_keys_file)
+    client = client or await connect_with(config)
     own_store = store is None and config.serve_pipelines
     if own_store:
         store = PipelineStore(config.database_url)

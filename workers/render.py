@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-FINAL_STATUSES = {"SUCCEEDED", "TERMINAL", "CANCELED"}
+FINAL_STATUSES = {"SUCCEEDED", "TERMINAL", "CANCELED", "TERMINATED"}
 STATUS_STYLE = {
     "SUCCEEDED": "green",
     "RUNNING": "cyan",

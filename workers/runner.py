@@ -16,18 +16,17 @@ from activities.jenkins import JenkinsActivities
 from activities.notify import NotifyActivities
 from activities.pipelines import SavedPipelineActivities
 from activities.script import ScriptActivities
-from activities.triggers import PipelineFinished, PipelineTriggerActivities
+from activities.triggers import PipelineTriggerActivities
 from activities.webhook import WebhookActivities
-from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.triggers import dispatch_pipeline_finished
+from core.settings import DEFAULT_TASK_QUEUE
+from core.store import PipelineStore
 from workers.config import WorkerConfig
 from workflows.accounts import AccountDirectory
 from workflows.gate import PipelineGate
 from workflows.pipeline import PipelineWorkflow
 from workflows.reads import ClusterReadWorkflow
 
-DEFAULT_TASK_QUEUE = "gennaker"
+__all__ = ["DEFAULT_TASK_QUEUE", "pipeline_worker", "workflow_runner"]
 
 # Third-party modules, plus `workflows`, are passed through rather than re-imported into every
 # workflow's sandbox. `workflows` must stay: re-importing it (and the activity request models its
@@ -74,21 +73,7 @@ def pipeline_worker(
     config = config or WorkerConfig()
     saved = SavedPipelineActivities(store)
     gate = GateActivities(client)
-    settings = GatewaySettings(task_queue=task_queue, database_url=store.database_url)
-
-    async def fire(event: PipelineFinished) -> list[str]:
-        result = await dispatch_pipeline_finished(
-            client,
-            settings,
-            store,
-            application=event.application,
-            pipeline=event.pipeline,
-            execution_id=event.executionId,
-            status=event.status,
-        )
-        return [started.id for started in result.started]
-
-    triggers = PipelineTriggerActivities(fire)
+    triggers = PipelineTriggerActivities(client, config.model_copy(update={"task_queue": task_queue}), store)
     return Worker(
         client,
         task_queue=task_queue,

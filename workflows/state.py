@@ -40,6 +40,7 @@ class ExecutionStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     TERMINAL = "TERMINAL"
     CANCELED = "CANCELED"
+    TERMINATED = "TERMINATED"  # ended from outside Gennaker (Temporal UI/CLI); set by readers, never by the workflow
 
 
 class TriggerInfo(BaseModel):

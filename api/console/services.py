@@ -16,7 +16,6 @@ from temporalio.client import Client
 
 from api.auth import authenticate
 from api.deps import Access
-from api.directory import reported_accounts
 from api.policy import Identity, Permission, Policy
 from api.routers import clusters as clusters_api
 from api.routers import executions as executions_api
@@ -30,7 +29,8 @@ from api.schemas import (
     SavedExecutionRequest,
 )
 from api.settings import GatewaySettings
-from api.store import PipelineRevision, PipelineStore
+from core.directory import reported_accounts
+from core.store import PipelineRevision, PipelineStore
 from workflows.accounts import AccountView
 from workflows.model import PipelineSpec, parse_pipeline
 from workflows.state import ExecutionState, PipelineRunInput

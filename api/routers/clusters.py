@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import AccessDep, SettingsDep, TemporalClientDep
-from api.directory import reported_accounts
 from api.errors import ApiError
 from api.policy import Permission
 from api.routers.pipelines import AppName
+from core.directory import reported_accounts
 from workflows.reads import CLUSTER_READ_WORKFLOW, AccountReadError, ClusterReadInput, ClusterReadResult
 
 router = APIRouter(tags=["clusters"])

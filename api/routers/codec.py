@@ -15,11 +15,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from api.codec import CodecKeyError, EncryptionCodec, codec_from_file
 from api.deps import Access, AccessDep
 from api.errors import ApiError
 from api.policy import Permission
 from api.settings import GatewaySettings
+from core.codec import CodecKeyError, EncryptionCodec, codec_from_file
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 

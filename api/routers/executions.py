@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, WorkflowExecutionDescription
 
 from api.deps import Access, AccessDep, SettingsDep, TemporalClientDep
-from api.errors import ApiError
-from api.launch import restart_stage, start_execution
 from api.policy import Permission
 from api.schemas import (
     ControlBody,
     ExecutionList,
     ExecutionRequest,
     ExecutionStarted,
-    ExecutionSummary,
     JudgmentBody,
 )
+from core import executions
+from core.launch import restart_stage, start_execution
 from workflows.model import parse_pipeline
-from workflows.search import APPLICATION, PIPELINE, STATUS, TRIGGER
+from workflows.search import APPLICATION
+from workflows.spel_lint import reject_spel
 from workflows.state import (
-    PIPELINE_WORKFLOW,
     ControlRequest,
     ExecutionState,
     ExecutionStatus,
@@ -51,6 +49,7 @@ async def run_inline(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionStarted:
+    reject_spel(body.pipeline)
     spec = parse_pipeline(body.pipeline)
     access.require(spec.application, Permission.EXECUTE)
     caller = access.subject
@@ -66,18 +65,6 @@ async def run_inline(
     return started
 
 
-def _visibility_query(application: str | None, pipeline: str | None, status: ExecutionStatus | None) -> str:
-    clauses = [f"WorkflowType = '{PIPELINE_WORKFLOW}'"]
-    # Values are validated by the Query patterns/enums below, so quoting them is safe.
-    if application:
-        clauses.append(f"{APPLICATION.name} = '{application}'")
-    if pipeline:
-        clauses.append(f"{PIPELINE.name} = '{pipeline}'")
-    if status:
-        clauses.append(f"{STATUS.name} = '{status.value}'")
-    return " AND ".join(clauses)
-
-
 @router.get("", response_model=ExecutionList, summary="List executions (Temporal visibility)")
 async def list_executions(
     client: TemporalClientDep,
@@ -89,96 +76,59 @@ async def list_executions(
 ) -> ExecutionList:
     if application:
         access.require(application, Permission.READ)
-    found = []
-    async for wf in client.list_workflows(_visibility_query(application, pipeline, status), limit=limit):
-        attrs = wf.typed_search_attributes
-        if not access.can(attrs.get(APPLICATION) or "", Permission.READ):
-            continue  # listings show only what the caller may read
-        found.append(
-            ExecutionSummary(
-                id=wf.id,
-                runId=wf.run_id,
-                application=attrs.get(APPLICATION),
-                pipeline=attrs.get(PIPELINE),
-                trigger=attrs.get(TRIGGER),
-                status=attrs.get(STATUS),
-                temporalStatus=wf.status.name if wf.status else None,
-                startTime=wf.start_time,
-                closeTime=wf.close_time,
-            )
-        )
+    found = [
+        executions.summarize(wf)
+        async for wf in client.list_workflows(executions.visibility_query(application, pipeline, status), limit=limit)
+        # listings show only what the caller may read
+        if access.can(wf.typed_search_attributes.get(APPLICATION) or "", Permission.READ)
+    ]
     return ExecutionList(executions=found)
 
 
 @router.get("/{execution_id}", response_model=ExecutionState, summary="The execution's full state")
 async def get_execution(execution_id: str, client: TemporalClientDep, access: AccessDep) -> ExecutionState:
-    handle = client.get_workflow_handle(execution_id)
-    await _authorize(handle, access, Permission.READ)
-    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
-    return state
+    description = await _authorize(client, execution_id, access, Permission.READ)
+    return await executions.read_state(client, execution_id, description)
 
 
-async def _authorize(handle: WorkflowHandle[Any, Any], access: Access, permission: Permission) -> None:
-    """The execution's application comes from its search attributes, set by us at start."""
-    description = await handle.describe()
-    application = description.typed_search_attributes.get(APPLICATION)
+async def _authorize(
+    client: Client, execution_id: str, access: Access, permission: Permission
+) -> WorkflowExecutionDescription:
+    description = await client.get_workflow_handle(execution_id).describe()
+    application = executions.execution_application(description)
     if application is None:
-        access.require_admin(f"execution {handle.id}, which belongs to no application,")
+        access.require_admin(f"execution {execution_id}, which belongs to no application,")
     else:
         access.require(application, permission)
+    return description
 
 
-async def _ensure_running(handle: WorkflowHandle[Any, Any], execution_id: str) -> None:
-    description = await handle.describe()
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        status = description.status.name if description.status else "UNKNOWN"
-        raise ApiError(409, "not_running", f"execution {execution_id} is not running (Temporal status {status})")
-
-
-async def _update(
-    client: TemporalClientDep, access: Access, execution_id: str, name: str, arg: Any, result_type: type
-) -> Any:
-    handle = client.get_workflow_handle(execution_id)
-    await _authorize(handle, access, Permission.EXECUTE)
-    await _ensure_running(handle, execution_id)
-    try:
-        return await handle.execute_update(name, arg, result_type=result_type)
-    except RPCError as exc:
-        # The execution closed between the check and the update ("update was aborted by closing
-        # workflow"): that is a 409 like any other update on a finished execution.
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            await _ensure_running(handle, execution_id)
-        raise
+def _control(access: Access, body: ControlBody | None) -> ControlRequest:
+    return ControlRequest(reason=body.reason if body else None, user=access.subject)
 
 
 @router.put("/{execution_id}/cancel", status_code=202, response_model=ExecutionState, summary="Cancel; cleanup runs")
 async def cancel_execution(
     execution_id: str, client: TemporalClientDep, access: AccessDep, body: ControlBody | None = None
 ) -> ExecutionState:
-    reason = body.reason if body else None
-    state: ExecutionState = await _update(
-        client, access, execution_id, "cancel", ControlRequest(reason=reason, user=access.subject), ExecutionState
-    )
-    await client.get_workflow_handle(execution_id).cancel()
-    return state
+    await _authorize(client, execution_id, access, Permission.EXECUTE)
+    return await executions.cancel(client, execution_id, _control(access, body))
 
 
 @router.put("/{execution_id}/pause", response_model=ExecutionState, summary="Start no new stages; freeze waits")
 async def pause_execution(
     execution_id: str, client: TemporalClientDep, access: AccessDep, body: ControlBody | None = None
 ) -> ExecutionState:
-    req = ControlRequest(reason=body.reason if body else None, user=access.subject)
-    state: ExecutionState = await _update(client, access, execution_id, "pause", req, ExecutionState)
-    return state
+    await _authorize(client, execution_id, access, Permission.EXECUTE)
+    return await executions.pause(client, execution_id, _control(access, body))
 
 
 @router.put("/{execution_id}/resume", response_model=ExecutionState, summary="Resume a paused execution")
 async def resume_execution(
     execution_id: str, client: TemporalClientDep, access: AccessDep, body: ControlBody | None = None
 ) -> ExecutionState:
-    req = ControlRequest(reason=body.reason if body else None, user=access.subject)
-    state: ExecutionState = await _update(client, access, execution_id, "resume", req, ExecutionState)
-    return state
+    await _authorize(client, execution_id, access, Permission.EXECUTE)
+    return await executions.resume(client, execution_id, _control(access, body))
 
 
 @router.post(
@@ -187,6 +137,7 @@ async def resume_execution(
 async def judge_stage(
     execution_id: str, ref_id: str, body: JudgmentBody, client: TemporalClientDep, access: AccessDep
 ) -> JudgmentRecord:
+    await _authorize(client, execution_id, access, Permission.EXECUTE)
     request = JudgmentRequest(
         refId=ref_id,
         judgmentStatus=body.judgmentStatus,
@@ -196,16 +147,13 @@ async def judge_stage(
         groups=sorted(access.identity.groups),
         admin=access.settings.auth_disabled or access.policy.is_admin(access.identity),
     )
-    record: JudgmentRecord = await _update(client, access, execution_id, "judge", request, JudgmentRecord)
-    return record
+    return await executions.judge(client, execution_id, request)
 
 
 @router.post("/{execution_id}/stages/{ref_id}/skip", response_model=ExecutionState, summary="Skip a running wait")
 async def skip_wait(execution_id: str, ref_id: str, client: TemporalClientDep, access: AccessDep) -> ExecutionState:
-    state: ExecutionState = await _update(
-        client, access, execution_id, "skipWait", SkipWaitRequest(refId=ref_id, user=access.subject), ExecutionState
-    )
-    return state
+    await _authorize(client, execution_id, access, Permission.EXECUTE)
+    return await executions.skip_wait(client, execution_id, SkipWaitRequest(refId=ref_id, user=access.subject))
 
 
 @router.post(
@@ -217,5 +165,5 @@ async def skip_wait(execution_id: str, ref_id: str, client: TemporalClientDep, a
 async def restart_from_stage(
     execution_id: str, ref_id: str, client: TemporalClientDep, settings: SettingsDep, access: AccessDep
 ) -> ExecutionStarted:
-    await _authorize(client.get_workflow_handle(execution_id), access, Permission.EXECUTE)
+    await _authorize(client, execution_id, access, Permission.EXECUTE)
     return await restart_stage(client, settings, execution_id, ref_id, access.subject)

@@ -14,10 +14,9 @@ from temporalio.client import Client
 from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
 from api.policy import Permission
-from api.schedules import sync_schedules
 from api.schemas import SavedPipelineRef
-from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.pipelines import save_pipeline
+from core.settings import GennakerSettings
 from core.spinnaker import (
     MAX_BYTES,
     MAX_PIPELINES,
@@ -29,7 +28,8 @@ from core.spinnaker import (
     pipelines_in,
 )
 from core.spinnaker.sources import parse_json
-from workflows.model import FieldError, PipelineInvalid, parse_pipeline
+from core.store import PipelineStore
+from workflows.model import FieldError, PipelineInvalid
 
 router = APIRouter(tags=["import"])
 
@@ -139,16 +139,9 @@ async def import_spinnaker(
 
 
 async def _save(
-    pipeline: dict[str, Any], store: PipelineStore, client: Client, settings: GatewaySettings, author: str
+    pipeline: dict[str, Any], store: PipelineStore, client: Client, settings: GennakerSettings, author: str
 ) -> SavedPipelineRef:
-    """As PUT /applications/{app}/pipelines/{name} does: schedules first, then the revision."""
+    """As PUT /applications/{app}/pipelines/{name} does (the same core service)."""
     application, name = str(pipeline["application"]), str(pipeline["name"])
-    spec = parse_pipeline(pipeline)
-    previous_revision = store.get(application, name)
-    previous = parse_pipeline(previous_revision.config) if previous_revision else None
-    next_revision = store.next_revision(application, name)
-    await sync_schedules(client, settings, spec, next_revision, previous)
-    revision = store.save(application, name, pipeline, author=author)
-    if revision != next_revision:
-        await sync_schedules(client, settings, spec, revision, spec)
+    revision, _ = await save_pipeline(client, settings, store, application, name, pipeline, author)
     return SavedPipelineRef(application=application, name=name, revision=revision, author=author)

@@ -10,12 +10,11 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError, not_found
-from api.launch import start_execution
 from api.policy import Permission
-from api.schedules import delete_pipeline_schedules, sync_schedules
 from api.schemas import EXAMPLE_PIPELINE, ExecutionStarted, SavedExecutionRequest, SavedPipeline, SavedPipelineRef
-from api.store import PipelineRevision
-from workflows.model import NAME_PATTERN, load_pipeline_text, parse_pipeline
+from core import pipelines
+from core.store import PipelineRevision
+from workflows.model import NAME_PATTERN, load_pipeline_text
 from workflows.state import TriggerInfo
 
 router = APIRouter(tags=["pipelines"])
@@ -83,22 +82,8 @@ async def save_pipeline(
     access.require(application, Permission.WRITE)
     caller = access.subject
     data = await _read_pipeline_body(request)
-    for field, expected in (("application", application), ("name", name)):
-        given = data.setdefault(field, expected)
-        if given != expected:
-            raise ApiError(422, "path_mismatch", f"body says {field} {given!r} but the URL says {expected!r}", field)
-    spec = parse_pipeline(data)
-    previous_revision = store.get(application, name)
-    previous = parse_pipeline(previous_revision.config) if previous_revision else None
-    # Schedules first: if the server refuses one, the save fails whole and nothing was stored.
-    next_revision = store.next_revision(application, name)
-    await sync_schedules(client, settings, spec, next_revision, previous)
-    # Store what the person wrote (validated), not a re-serialisation: it reads back the same, and
-    # fields with defaults stay implicit so later default changes apply.
-    revision = store.save(application, name, data, author=caller)
-    if revision != next_revision:  # a concurrent save won the race for that revision
-        await sync_schedules(client, settings, spec, revision, spec)
-    response.status_code = 201 if previous_revision is None else 200
+    revision, created = await pipelines.save_pipeline(client, settings, store, application, name, data, caller)
+    response.status_code = 201 if created else 200
     return SavedPipelineRef(application=application, name=name, revision=revision, author=caller)
 
 
@@ -153,13 +138,7 @@ async def delete_pipeline(
 ) -> SavedPipelineRef:
     access.require(application, Permission.WRITE)
     caller = access.subject
-    live = store.get(application, name)
-    if live is None:
-        raise not_found(f"pipeline {application}/{name}")
-    await delete_pipeline_schedules(client, parse_pipeline(live.config))
-    revision = store.delete(application, name, author=caller)
-    if revision is None:
-        raise not_found(f"pipeline {application}/{name}")
+    revision = await pipelines.delete_pipeline(client, store, application, name, caller)
     return SavedPipelineRef(application=application, name=name, revision=revision, deleted=True, author=caller)
 
 
@@ -183,18 +162,15 @@ async def run_saved_pipeline(
 ) -> ExecutionStarted:
     access.require(application, Permission.EXECUTE)
     body = body or SavedExecutionRequest()
-    found = store.get(application, name, body.revision)
-    if found is None:
-        which = f" revision {body.revision}" if body.revision else ""
-        raise not_found(f"pipeline {application}/{name}{which}")
-    spec = parse_pipeline(found.config)
-    started = await start_execution(
+    started = await pipelines.run_saved_pipeline(
         client,
         settings,
-        spec,
+        store,
+        application,
+        name,
         body.parameters,
         TriggerInfo(type="manual", user=access.subject),
-        revision=found.revision,
+        revision=body.revision,
         idempotency_key=idempotency_key,
     )
     response.headers["Location"] = started.links.self

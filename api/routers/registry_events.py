@@ -14,7 +14,7 @@ and the gateway with the same secret: the trigger secret `registry-<account>`
 GENNAKER_REGISTRY_WEBHOOK_SECRET for all. Without a secret the endpoint refuses every delivery
 (503) rather than accepting anyone's events.
 
-Each tag push starts the saved pipelines whose `docker` trigger matches (api/triggers.py; the
+Each tag push starts the saved pipelines whose `docker` trigger matches (core/triggers.py; the
 registry's event id makes a redelivery start nothing new), then goes to a bounded in-memory log
 per gateway process (GET /webhooks/registry/events) and to the subscribers of `registry_event_log`.
 """
@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
-from api.triggers import StartedExecution, dispatch_registry_push
+from core.triggers import StartedExecution, dispatch_registry_push
 
 log = logging.getLogger("gennaker.api.registry")
 router = APIRouter(prefix="/webhooks/registry", tags=["webhooks"])

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from api.deps import SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
 from api.settings import GatewaySettings
-from api.triggers import (
+from core.triggers import (
     AUTH_FAILED,
     UNRELATED,
     DispatchResult,

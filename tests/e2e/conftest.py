@@ -18,7 +18,7 @@ from temporalio.client import Client
 from api.app import create_app
 from api.console import console_router, docs_router
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from workers.devserver import free_port
 
 CHROMIUM = "/usr/bin/chromium"

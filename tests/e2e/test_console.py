@@ -18,8 +18,8 @@ from temporalio.client import Client
 
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TOKEN_PREFIX, TokenStore
+from core.store import PipelineStore
+from core.store.tokens import TOKEN_PREFIX, TokenStore
 from tests.conftest import TEST_TASK_QUEUE, Runner
 from tests.e2e.conftest import screenshot_path, serve
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401

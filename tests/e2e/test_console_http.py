@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import Client
 
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import TEST_TASK_QUEUE
 from tests.e2e.conftest import console_app
 from tests.support.builders import eventually

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from api.app import create_app
 from api.schemas import EXAMPLE_PIPELINE
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.support.builders import eventually, judgment, variables, wait
 from workers.devserver import TemporalDevServer
 from workflows.stages.registry import registered_stage_types

@@ -35,8 +35,8 @@ from temporalio.client import Client
 from api.app import create_app
 from api.routers.registry_events import SECRET_ENV as REGISTRY_SECRET_ENV
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TokenStore
+from core.store import PipelineStore
+from core.store.tokens import TokenStore
 from tests.conftest import TEST_TASK_QUEUE
 from workers.devserver import TemporalDevServer
 

@@ -18,8 +18,8 @@ from temporalio.client import Client
 
 from api.app import create_app
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TokenStore
+from core.store import PipelineStore
+from core.store.tokens import TokenStore
 from tests.conftest import TEST_TASK_QUEUE
 from workers.devserver import TemporalDevServer
 
@@ -149,7 +149,7 @@ def denial(response: httpx.Response, status: int) -> str:
 # (method, path template, body, the least role that may call it)
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/schema", None, "any"),
-    ("GET", "/accounts", None, "any"),
+    ("GET", "/accounts", None, "viewer"),  # READ on some application (issue 11 item 9)
     ("GET", "/applications", None, "any"),  # filtered: see test_listings_show_only_readable_applications
     ("GET", "/applications/authz/pipelines", None, "viewer"),
     ("PUT", "/applications/authz/pipelines/{name}", "pipeline", "editor"),

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.support.builders import eventually
 from tests.support.kube_rig import KubeRig, kube_fixture  # noqa: F401  (the module-scoped `kube` fixture)
 from workers.devserver import TemporalDevServer, free_port

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from api.store.tokens import TokenStore
+from core.store.tokens import TokenStore
 
 GENNAKER = str(Path(sys.executable).parent / "gennaker")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stack.dev import DevPorts
 from tests.integration.test_cli import EXAMPLES, GENNAKER, cli_env, gennaker, started_id
-from workers.dev import DevPorts
 
 UP_LINE = "is up"
 
@@ -143,9 +143,15 @@ async def stacks() -> AsyncIterator[list[DevStack]]:
 
 
 async def start_stack(
-    stacks: list[DevStack], data_dir: Path, offset: int, logs: Path, *, unbuffered: bool = True
+    stacks: list[DevStack],
+    data_dir: Path,
+    offset: int,
+    logs: Path,
+    *,
+    unbuffered: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> DevStack:
-    env = cli_env(None)
+    env = {**cli_env(None), **(extra_env or {})}
     if unbuffered:
         env["PYTHONUNBUFFERED"] = "1"
     else:
@@ -281,3 +287,52 @@ async def test_up_banner_is_visible_without_pythonunbuffered(stacks: list[DevSta
     stack.remember_temporal()
     # The banner is printed right after the gateway starts serving; allow a moment for that.
     await until(lambda: UP_LINE in stack.stdout.read_text(), 3, "the 'is up' banner in stdout")
+
+
+def environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        items = [item.decode(errors="replace") for item in f.read().split(b"\0") if item]
+    return dict(item.partition("=")[::2] for item in items)
+
+
+async def test_temporal_child_keeps_no_secrets_and_its_death_stops_the_stack(
+    stacks: list[DevStack], tmp_path: Path
+) -> None:
+    secret = "trigger-secret-" + os.urandom(6).hex()
+    stack = await start_stack(
+        stacks,
+        tmp_path / "data",
+        free_offset(),
+        tmp_path / "logs",
+        extra_env={"GENNAKER_TRIGGER_SECRET_DEPLOYS": secret, "GENNAKER_TOKEN": "gnk_not-for-temporal"},
+    )
+    await stack.wait_until_up()
+    assert stack.temporal_pids, stack.output()
+    server = stack.temporal_pids[0]
+    inherited = environ(server)
+    assert not [name for name in inherited if name.startswith("GENNAKER_")], sorted(inherited)
+    assert secret not in repr(inherited)
+
+    os.kill(server, signal.SIGKILL)  # the server crashes (OOM killer, a stray kill)
+    try:
+        await asyncio.wait_for(stack.process.wait(), 10)
+    except TimeoutError:
+        raise AssertionError(f"`gennaker dev` kept running without its Temporal server\n{stack.output()}") from None
+    assert stack.process.returncode == 3, stack.output()
+    err = stack.stderr.read_text()
+    assert "Temporal dev server exited" in err and "Traceback" not in err, stack.output()
+    assert not listening(stack.ports.api), "the gateway outlived the stack"
+
+
+async def test_ctrl_c_while_starting_stops_everything_within_ten_seconds(
+    stacks: list[DevStack], tmp_path: Path
+) -> None:
+    stack = await start_stack(stacks, tmp_path / "data", free_offset(), tmp_path / "logs")
+    # Interrupt as soon as the Temporal server process exists, before the stack says it is up.
+    await until(lambda: (stack.remember_temporal(), bool(stack.temporal_pids))[1], 30, "the temporal child")
+    assert UP_LINE not in stack.stdout.read_text()
+    code = await stack.interrupt(timeout=10)
+    assert code == 0, stack.output()
+    assert "Traceback" not in stack.stderr.read_text(), stack.output()
+    assert not any(alive(pid) for pid in stack.temporal_pids)
+    assert not any(listening(port) for port in stack.ports), stack.output()

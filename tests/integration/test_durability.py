@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from api.store import PipelineStore
-from api.temporal import connect
+from core.store import PipelineStore
+from core.temporal import connect
 from tests.conftest import pipeline
 from tests.support.worker_process import WORKFLOW_QUEUE, WorkerSubprocess
 from workers.devserver import TemporalDevServer, free_port

@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import Runner, pipeline
 from workers.devserver import TemporalDevServer
 

@@ -20,7 +20,7 @@ from temporalio.client import Client
 import workflows.stages.find_image  # noqa: F401  (registers `findImage`)
 from activities.accounts import RegistryAccount, SecretRef
 from activities.registry import RegistryClient, build_registry_account, check_registry_health, semver_key
-from api.routers.accounts import reported_accounts
+from core.directory import reported_accounts
 from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
 from workers.config import WorkerConfig

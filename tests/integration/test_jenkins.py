@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 
 import workflows.stages.jenkins  # noqa: F401  (registers `type: jenkins`)
 from activities.jenkins import JenkinsMaster, job_path, parse_properties
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeJenkins, JenkinsJob
 from workers.config import WorkerConfig

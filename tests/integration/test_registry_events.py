@@ -22,7 +22,7 @@ from api.app import create_app
 from api.routers import registry_events
 from api.routers.registry_events import ImagePushed, registry_event_log
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import TEST_TASK_QUEUE
 from tests.support.docker_rig import DockerRig, LocalRegistry, docker_rig_fixture  # noqa: F401
 from workers.devserver import TemporalDevServer, free_port

@@ -18,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 import workflows.stages.script  # noqa: F401  (registers `type: script`)
 from activities.script import ScriptActivities, ScriptRequest, ScriptResult, ScriptSettings, container_name
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.docker_rig import DockerRig, docker_rig_fixture  # noqa: F401
 from workers.config import WorkerConfig

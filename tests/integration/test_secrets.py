@@ -54,8 +54,8 @@ from activities.jenkins import JenkinsMaster
 from activities.notify import NotificationSettings
 from api.app import create_app
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TokenStore
+from core.store import PipelineStore
+from core.store.tokens import TokenStore
 from kubesim.testing import RunningKubesim, start_kubesim
 from tests.conftest import TEST_TASK_QUEUE
 from tests.support.docker_rig import PASSWORD, USERNAME, DockerRig, docker_rig_fixture  # noqa: F401

@@ -19,9 +19,9 @@ from api.app import create_app
 from api.auth import authenticate
 from api.routers import imports
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TokenStore
 from core.spinnaker import MAX_BYTES, ImportOptions, ImportResult, import_path
+from core.store import PipelineStore
+from core.store.tokens import TokenStore
 from tests.conftest import Runner
 from tests.support.kube_manifests_rig import ACCOUNT, KubeRig, kube_worker_fixture  # noqa: F401
 from tests.support.kube_rig import KubeRig as ServerGroupRig

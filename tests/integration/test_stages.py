@@ -21,7 +21,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import Runner, pipeline
 from tests.support.builders import judgment, variables, wait
 from workers.devserver import TemporalDevServer, temporal_cli

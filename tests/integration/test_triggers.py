@@ -18,8 +18,8 @@ from temporalio.service import RPCError
 
 from api.app import create_app
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.triggers import dispatch_registry_push
+from core.store import PipelineStore
+from core.triggers import dispatch_registry_push
 from tests.conftest import TEST_TASK_QUEUE
 from workers.devserver import TemporalDevServer
 from workflows.search import PIPELINE, TRIGGER

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
 from activities.webhook import JsonPathError, json_path
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
 from workers.runner import pipeline_worker

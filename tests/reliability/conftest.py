@@ -26,7 +26,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.reliability.report import (  # noqa: F401  (hooks pytest finds in this conftest)
     ReliabilityReport,
     pytest_collection_finish,

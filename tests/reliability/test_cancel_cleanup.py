@@ -34,7 +34,7 @@ import workflows.stages.webhook  # noqa: F401  (register their stage types)
 from activities.jenkins import JenkinsMaster
 from activities.registry import build_registry_account
 from activities.script import ScriptSettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.reliability.conftest import (
     SCRATCH_BAKE,
     RegistryProxy,

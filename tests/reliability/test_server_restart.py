@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
-from api.temporal import connect
+from core.temporal import connect
 from tests.reliability.conftest import (
     ACTIVITY_QUEUE,
     WORKFLOW_QUEUE,

@@ -25,7 +25,7 @@ from temporalio.client import WorkflowHandle
 
 import workflows.stages.bake
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
-from api.temporal import connect
+from core.temporal import connect
 from tests.reliability.conftest import (
     ACTIVITY_QUEUE,
     WORKFLOW_QUEUE,

@@ -16,7 +16,7 @@ import os
 import signal
 
 from activities.accounts import KubernetesAccount
-from api.temporal import connect
+from core.temporal import connect
 from tests.support.kube_rig import account_worker
 
 

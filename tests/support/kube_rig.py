@@ -34,7 +34,7 @@ from activities.kubernetes.health import check_kubernetes_account
 from activities.kubernetes.servergroups import CLUSTER_LABEL, SERVER_GROUP_LABEL
 from kubesim.testing import RunningKubesim, start_kubesim
 from tests.conftest import TEST_TASK_QUEUE
-from workers.reporting import report_once
+from tests.support.accounts import report_and_wait
 from workers.runner import workflow_runner
 from workflows.reads import ClusterReadWorkflow
 
@@ -155,7 +155,7 @@ async def serve_rig(client: Client, rig: KubeRig) -> AsyncIterator[KubeRig]:
         activities=[],
         check_health=lambda: check_kubernetes_account(kube),
     )
-    await report_once(client, f"kube-rig-{rig.account.name}", [provided], TEST_TASK_QUEUE)
+    await report_and_wait(client, f"kube-rig-{rig.account.name}", [provided], TEST_TASK_QUEUE)
     try:
         yield rig
     finally:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from temporalio.api.common.v1 import Payload
 
-from api.codec import ENCODING, CodecKeyError, CodecKeys, EncryptionCodec
+from core.codec import ENCODING, CodecKeyError, CodecKeys, EncryptionCodec
 
 
 def plain(text: str) -> Payload:

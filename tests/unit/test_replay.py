@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from api.temporal import data_converter
+from core.temporal import data_converter
 from workers.runner import workflow_runner
 from workflows.gate import PipelineGate
 from workflows.pipeline import PipelineWorkflow

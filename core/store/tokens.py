@@ -12,7 +12,7 @@ from sqlalchemy import DateTime, Integer, String, Text, create_engine, event, se
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from api.store.pipelines import _sqlite_pragmas
+from core.store.pipelines import _sqlite_pragmas
 
 TOKEN_PREFIX = "gnk_"
 

@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from api.launch import start_execution
-from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.errors import ServiceError
+from core.launch import start_execution
+from core.settings import GennakerSettings
+from core.store import PipelineStore
 from workflows.model import PipelineInvalid, PipelineSpec, parse_pipeline
 from workflows.state import TriggerInfo
 from workflows.triggers import DockerTrigger, PipelineFinishedTrigger, Trigger
@@ -71,7 +72,7 @@ def payload_value(payload: Any, dotted: str) -> Any:
 
 
 async def dispatch(
-    client: Client, settings: GatewaySettings, store: PipelineStore, event: TriggerEvent
+    client: Client, settings: GennakerSettings, store: PipelineStore, event: TriggerEvent
 ) -> DispatchResult:
     result = DispatchResult(message="")
     for saved in store.live_pipelines():
@@ -103,6 +104,10 @@ async def dispatch(
                     NotStarted(application=spec.application, pipeline=spec.name, reason=f"parameters: {exc}")
                 )
                 continue
+            except ServiceError as exc:
+                reason = exc.message
+                result.notStarted.append(NotStarted(application=spec.application, pipeline=spec.name, reason=reason))
+                continue
             result.started.append(
                 StartedExecution(
                     id=started.id, application=spec.application, pipeline=spec.name, replayed=started.replayed
@@ -126,7 +131,7 @@ def only_authentication_failed(result: DispatchResult) -> bool:
 
 async def dispatch_registry_push(
     client: Client,
-    settings: GatewaySettings,
+    settings: GennakerSettings,
     store: PipelineStore,
     *,
     account: str,
@@ -160,7 +165,7 @@ async def dispatch_registry_push(
 
 async def dispatch_pipeline_finished(
     client: Client,
-    settings: GatewaySettings,
+    settings: GennakerSettings,
     store: PipelineStore,
     *,
     application: str,

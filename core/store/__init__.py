@@ -1,5 +1,5 @@
 """The saved-pipeline store (Spinnaker's front50): every save is a new immutable revision."""
 
-from api.store.pipelines import PipelineRevision, PipelineStore
+from core.store.pipelines import PipelineRevision, PipelineStore
 
 __all__ = ["PipelineRevision", "PipelineStore"]

@@ -25,8 +25,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError
-from api.settings import GatewaySettings
+from core.errors import ServiceError
+from core.settings import GennakerSettings
 from workflows.model import PipelineInvalid, PipelineSpec, resolve_parameters
 from workflows.search import initial_attributes
 from workflows.state import PIPELINE_WORKFLOW, PipelineRunInput, TriggerInfo
@@ -48,12 +48,12 @@ def _overlap(spec: PipelineSpec) -> ScheduleOverlapPolicy:
 
 
 def _schedule(
-    settings: GatewaySettings, spec: PipelineSpec, revision: int, schedule_id: str, index: int, trigger: CronTrigger
+    settings: GennakerSettings, spec: PipelineSpec, revision: int, schedule_id: str, index: int, trigger: CronTrigger
 ) -> Schedule:
     try:
         parameters = resolve_parameters(spec, trigger.parameters)
     except PipelineInvalid as exc:
-        raise ApiError(
+        raise ServiceError(
             422, "invalid_trigger", f"cron trigger {index}: {exc}", f"triggers[{index}].parameters"
         ) from None
     seconds = trigger.interval_seconds()
@@ -83,7 +83,7 @@ def _schedule(
 
 
 async def sync_schedules(
-    client: Client, settings: GatewaySettings, spec: PipelineSpec, revision: int, previous: PipelineSpec | None
+    client: Client, settings: GennakerSettings, spec: PipelineSpec, revision: int, previous: PipelineSpec | None
 ) -> list[str]:
     """Make the pipeline's schedules match `spec`; returns the ids of its live schedules."""
     desired = cron_triggers(spec)
@@ -106,7 +106,7 @@ async def sync_schedules(
                 await client.get_schedule_handle(schedule_id).update(replace)
             except RPCError as exc:
                 if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
-                    raise ApiError(
+                    raise ServiceError(
                         422, "invalid_trigger", f"cron trigger {index}: {exc.message}", f"triggers[{index}]"
                     ) from None
                 raise

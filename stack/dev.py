@@ -12,24 +12,27 @@ import contextlib
 import functools
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import uvicorn
 
 from api.app import create_app
-from api.codec import CodecKeys
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TokenStore
-from api.temporal import connect
+from core.codec import CodecKeys
+from core.store import PipelineStore
+from core.store.tokens import TokenStore
+from core.temporal import connect
 from workers.config import WorkerConfig
 from workers.dev_accounts import DevAccounts, start_dev_accounts
 from workers.devserver import TemporalDevServer
 from workers.gateway_client import EXIT_UNAVAILABLE, CliError
 from workers.main import run_worker
 from workers.runner import DEFAULT_TASK_QUEUE
+
+T = TypeVar("T")
 
 BASE_TEMPORAL_PORT = 7233
 BASE_UI_PORT = 8233
@@ -120,14 +123,17 @@ async def run_dev_stack(
     keys_file = data_dir / "codec-keys.yaml"
     if not keys_file.exists():
         CodecKeys.write_new(keys_file)
-    server.start()
     store = PipelineStore(store_url)
     accounts = DevAccounts()
+    server.launch()
+    died = asyncio.create_task(_exited(server))
+    guard = _Guard(stop, died)
     try:
-        accounts = await asyncio.to_thread(
-            start_dev_accounts, data_dir, port_offset, ports.api, kubeconfig, kube_context
+        await guard.run(asyncio.to_thread(server.wait_ready))
+        await guard.run(
+            asyncio.to_thread(start_dev_accounts, data_dir, port_offset, ports.api, kubeconfig, kube_context, accounts)
         )
-        client = await connect(server.address, codec_keys_file=keys_file)
+        client = await guard.run(connect(server.address, codec_keys_file=keys_file))
         settings = GatewaySettings(
             temporal_address=server.address,
             task_queue=DEFAULT_TASK_QUEUE,
@@ -154,26 +160,80 @@ async def run_dev_stack(
         # The pipeline worker plus one worker per account, reporting account health to the gateway.
         worker_task = asyncio.create_task(run_worker(worker_config, stop=stop, store=store, client=client))
         api_task = asyncio.create_task(api.serve())
-        while not api.started and not api_task.done():  # noqa: ASYNC110 (uvicorn offers no event)
-            await asyncio.sleep(0.05)
-        announce(
-            f"Gennaker dev stack is up (data in {data_dir}):\n"
-            f"  gateway      http://{host}:{ports.api}   (OpenAPI docs at /docs)\n"
-            f"  Temporal UI  http://{host}:{ports.ui}   (payloads are encrypted: in the UI's Data Encoder\n"
-            f"               settings, set http://{host}:{ports.api}/codec to read them)\n"
-            f"  Temporal     {server.address}  (temporal --address {server.address} workflow list)\n"
-            f"  admin token  export GENNAKER_TOKEN=$(cat {data_dir / 'admin-token'})   (policy: {policy_file})\n"
-            + "".join(f"  {note}\n" for note in accounts.notes)
-            + "Press Ctrl-C to stop."
-        )
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait([worker_task, api_task, stopped], return_when=asyncio.FIRST_COMPLETED)
-        announce("stopping…")
-        api.should_exit = True
-        stop.set()  # the workers end gracefully on the same event
-        await asyncio.gather(worker_task, api_task, return_exceptions=True)
-        stopped.cancel()
+        try:
+            await guard.run(_started(api, api_task))
+            announce(
+                f"Gennaker dev stack is up (data in {data_dir}):\n"
+                f"  gateway      http://{host}:{ports.api}   (OpenAPI docs at /docs)\n"
+                f"  Temporal UI  http://{host}:{ports.ui}   (payloads are encrypted: in the UI's Data Encoder\n"
+                f"               settings, set http://{host}:{ports.api}/codec to read them)\n"
+                f"  Temporal     {server.address}  (temporal --address {server.address} workflow list)\n"
+                f"  admin token  export GENNAKER_TOKEN=$(cat {data_dir / 'admin-token'})   (policy: {policy_file})\n"
+                + "".join(f"  {note}\n" for note in accounts.notes)
+                + "Press Ctrl-C to stop."
+            )
+            await guard.run(asyncio.wait([worker_task, api_task], return_when=asyncio.FIRST_COMPLETED))
+        finally:
+            announce("stopping…")
+            api.should_exit = True
+            stop.set()  # the workers end gracefully on the same event
+            _, late = await asyncio.wait([worker_task, api_task], timeout=SHUTDOWN_SECONDS)
+            for task in late:  # in-flight activities get what is left of the budget, not more
+                task.cancel()
+    except _Stopped:
+        pass
     finally:
+        accounts.cancelled = True
+        died.cancel()
         await asyncio.to_thread(accounts.stop)
         store.close()
-        server.stop()
+        server.stop(timeout=3)
+    if died.done() and not died.cancelled() and died.exception() is not None:
+        raise died.exception()  # type: ignore[misc]
+
+
+# Ctrl-C must end the stack within 10 s in every state: the workers' and gateway's share of that.
+SHUTDOWN_SECONDS = 5.0
+
+
+class _Stopped(Exception):
+    """Ctrl-C (or the Temporal server's death) interrupted the stack."""
+
+
+class _Guard:
+    """Runs each step of the stack until it ends, Ctrl-C is pressed, or the Temporal server dies."""
+
+    def __init__(self, stop: asyncio.Event, died: asyncio.Task[None]) -> None:
+        self._stop = stop
+        self._died = died
+
+    async def run(self, step: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(step)
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait([task, stopped, self._died], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if self._died.done():  # first: a step may have failed only because the server is gone
+            task.cancel()
+            self._died.result()  # raises CliError
+        if task.done():
+            return task.result()
+        task.cancel()
+        raise _Stopped
+
+
+async def _exited(server: TemporalDevServer) -> None:
+    """Returns never while the server runs; raises CliError once it has exited."""
+    process = server.process
+    assert process is not None, "launch() first"
+    # The thread ends when the process does, which `server.stop()` guarantees on every way out.
+    code = await asyncio.to_thread(process.wait)
+    raise CliError(
+        f"the Temporal dev server exited (code {code}); see {server.log_file}. Stopping the stack.", EXIT_UNAVAILABLE
+    )
+
+
+async def _started(api: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    while not api.started and not task.done():  # noqa: ASYNC110 (uvicorn offers no event)
+        await asyncio.sleep(0.05)

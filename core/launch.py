@@ -8,26 +8,39 @@ import hashlib
 import uuid
 from typing import Any
 
+from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.directory import account_queues
-from api.errors import ApiError
-from api.schemas import ExecutionLinks, ExecutionStarted
-from api.settings import GatewaySettings
+from core.directory import AccountDirectoryView, read_directory
+from core.errors import ServiceError
+from core.settings import GennakerSettings
 from workflows.model import PipelineSpec, resolve_parameters
+from workflows.pipeline import PipelineWorkflow
 from workflows.search import initial_attributes
 from workflows.state import (
     PARENT_DONE_OK,
-    PIPELINE_WORKFLOW,
-    ExecutionResult,
-    ExecutionState,
     PipelineRunInput,
     RestartFrom,
     StageStatus,
     TriggerInfo,
 )
+
+
+class ExecutionLinks(BaseModel):
+    self: str
+    ui: str
+
+
+class ExecutionStarted(BaseModel):
+    id: str
+    runId: str
+    application: str
+    pipeline: str
+    revision: int | None = None
+    replayed: bool = Field(default=False, description="True if an Idempotency-Key matched an earlier start")
+    links: ExecutionLinks
 
 
 def execution_id(spec: PipelineSpec, idempotency_key: str | None) -> str:
@@ -41,17 +54,39 @@ def execution_id(spec: PipelineSpec, idempotency_key: str | None) -> str:
     return f"{spec.application}.{spec.name}.{suffix}"
 
 
-def links(settings: GatewaySettings, workflow_id: str, run_id: str) -> ExecutionLinks:
+def links(settings: GennakerSettings, namespace: str, workflow_id: str, run_id: str) -> ExecutionLinks:
     ui = settings.temporal_ui_url.rstrip("/")
     return ExecutionLinks(
         self=f"/executions/{workflow_id}",
-        ui=f"{ui}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}/{run_id}/history",
+        ui=f"{ui}/namespaces/{namespace}/workflows/{workflow_id}/{run_id}/history",
     )
+
+
+def check_accounts(spec: PipelineSpec, directory: AccountDirectoryView) -> None:
+    """A stage naming an account no worker ever reported would wait for a worker that never comes:
+    refuse it now, naming the stage field and the accounts that exist. Until the first report
+    (a new deployment) there is nothing to check against; expressions are resolved later, and a
+    stage behind `stageEnabled` may never run (the demo's optional bake names a registry that a
+    stack without Docker does not have)."""
+    if not directory.exists:
+        return
+    known = directory.known()
+    for index, stage in enumerate(spec.stages):
+        if stage.stageEnabled is not None:
+            continue
+        account = getattr(stage, "account", None)
+        if isinstance(account, str) and "${{" not in account and account not in known:
+            raise ServiceError(
+                422,
+                "unknown_account",
+                f"stage {stage.refId}: no account {account!r}; known accounts: {', '.join(sorted(known)) or 'none'}",
+                f"stages[{index}].account",
+            )
 
 
 async def start_execution(
     client: Client,
-    settings: GatewaySettings,
+    settings: GennakerSettings,
     spec: PipelineSpec,
     parameters: dict[str, Any],
     trigger: TriggerInfo,
@@ -61,21 +96,22 @@ async def start_execution(
 ) -> ExecutionStarted:
     values = resolve_parameters(spec, parameters)
     workflow_id = execution_id(spec, idempotency_key)
+    directory = await read_directory(client)
+    check_accounts(spec, directory)
     run_input = PipelineRunInput(
         pipeline=spec,
         parameters=values,
         trigger=trigger,
         revision=revision,
-        accountQueues=await account_queues(client),
+        accountQueues=directory.queues(),
     )
     replayed = False
     try:
         handle = await client.start_workflow(
-            PIPELINE_WORKFLOW,
+            PipelineWorkflow.run,
             run_input,
             id=workflow_id,
             task_queue=settings.task_queue,
-            result_type=ExecutionResult,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=initial_attributes(spec.application, spec.name, trigger.type),
@@ -96,12 +132,12 @@ async def start_execution(
         pipeline=spec.name,
         revision=revision,
         replayed=replayed,
-        links=links(settings, workflow_id, run_id),
+        links=links(settings, client.namespace, workflow_id, run_id),
     )
 
 
 async def restart_stage(
-    client: Client, settings: GatewaySettings, workflow_id: str, ref_id: str, user: str
+    client: Client, settings: GennakerSettings, workflow_id: str, ref_id: str, user: str
 ) -> ExecutionStarted:
     """Restart a finished execution from `ref_id`.
 
@@ -112,19 +148,19 @@ async def restart_stage(
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
-    state: ExecutionState = await handle.query("state", result_type=ExecutionState)
+    state = await handle.query(PipelineWorkflow.get_state)
     if description.status == WorkflowExecutionStatus.RUNNING and state.endTime is not None:
         # Its stages are done and it is closing (firing pipeline triggers): give it a moment.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(handle.result(), timeout=10)
         description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
-        raise ApiError(409, "still_running", f"execution {workflow_id} is still running; cancel it or wait")
+        raise ServiceError(409, "still_running", f"execution {workflow_id} is still running; cancel it or wait")
     history = await handle.fetch_history()
     original = await _first_input(history, client)
     spec = original.pipeline
     if state.stage(ref_id) is None:
-        raise ApiError(404, "unknown_stage", f"no stage with refId {ref_id!r} in {workflow_id}")
+        raise ServiceError(404, "unknown_stage", f"no stage with refId {ref_id!r} in {workflow_id}")
     rerun = spec.descendants(ref_id) | {ref_id}
     kept = [s for s in state.stages if s.refId not in rerun and s.status in PARENT_DONE_OK | {StageStatus.SKIPPED}]
     run_input = original.model_copy(
@@ -132,18 +168,17 @@ async def restart_stage(
     )
     try:
         new = await client.start_workflow(
-            PIPELINE_WORKFLOW,
+            PipelineWorkflow.run,
             run_input,
             id=workflow_id,
             task_queue=settings.task_queue,
-            result_type=ExecutionResult,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=initial_attributes(spec.application, spec.name, "restart"),
             static_summary=f"{spec.application}/{spec.name} restarted from {ref_id}",
         )
     except WorkflowAlreadyStartedError:
         # Someone else restarted it between our check and our start.
-        raise ApiError(409, "still_running", f"execution {workflow_id} was restarted by someone else") from None
+        raise ServiceError(409, "still_running", f"execution {workflow_id} was restarted by someone else") from None
     run_id = new.result_run_id or ""
     return ExecutionStarted(
         id=workflow_id,
@@ -151,7 +186,7 @@ async def restart_stage(
         application=spec.application,
         pipeline=spec.name,
         revision=original.revision,
-        links=links(settings, workflow_id, run_id),
+        links=links(settings, client.namespace, workflow_id, run_id),
     )
 
 
@@ -160,5 +195,5 @@ async def _first_input(history: Any, client: Client) -> PipelineRunInput:
     # decode() runs the payload codec too, so this keeps working once payloads are encrypted.
     (decoded,) = await client.data_converter.decode(list(started.input.payloads), [PipelineRunInput])
     if not isinstance(decoded, PipelineRunInput):
-        raise ApiError(409, "unreadable_history", "the execution's input cannot be read for a restart")
+        raise ServiceError(409, "unreadable_history", "the execution's input cannot be read for a restart")
     return decoded

@@ -1,0 +1,87 @@
+"""Saved pipelines (Spinnaker's front50) as a service: saving keeps cron schedules in step, deleting
+removes them, running starts the saved revision. Callers have authorised the caller already."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+
+from core.errors import ServiceError, not_found
+from core.launch import ExecutionStarted, start_execution
+from core.schedules import delete_pipeline_schedules, sync_schedules
+from core.settings import GennakerSettings
+from core.store import PipelineStore
+from workflows.model import parse_pipeline
+from workflows.spel_lint import reject_spel
+from workflows.state import TriggerInfo
+
+
+async def save_pipeline(
+    client: Client,
+    settings: GennakerSettings,
+    store: PipelineStore,
+    application: str,
+    name: str,
+    data: dict[str, Any],
+    author: str,
+) -> tuple[int, bool]:
+    """Store `data` as the next revision; returns (revision, created: no earlier revision)."""
+    for field, expected in (("application", application), ("name", name)):
+        given = data.setdefault(field, expected)
+        if given != expected:
+            raise ServiceError(
+                422, "path_mismatch", f"body says {field} {given!r} but the URL says {expected!r}", field
+            )
+    reject_spel(data)  # a leftover SpEL `${ }` is an error, not literal text (DESIGN.md §3)
+    spec = parse_pipeline(data)
+    previous_revision = store.get(application, name)
+    previous = parse_pipeline(previous_revision.config) if previous_revision else None
+    # Schedules first: if the server refuses one, the save fails whole and nothing was stored.
+    next_revision = store.next_revision(application, name)
+    await sync_schedules(client, settings, spec, next_revision, previous)
+    # Store what the person wrote (validated), not a re-serialisation: it reads back the same, and
+    # fields with defaults stay implicit so later default changes apply.
+    revision = store.save(application, name, data, author=author)
+    if revision != next_revision:  # a concurrent save won the race for that revision
+        await sync_schedules(client, settings, spec, revision, spec)
+    return revision, previous_revision is None
+
+
+async def delete_pipeline(client: Client, store: PipelineStore, application: str, name: str, author: str) -> int:
+    """Write the tombstone revision (history stays) after removing the pipeline's schedules."""
+    live = store.get(application, name)
+    if live is None:
+        raise not_found(f"pipeline {application}/{name}")
+    await delete_pipeline_schedules(client, parse_pipeline(live.config))
+    revision = store.delete(application, name, author=author)
+    if revision is None:
+        raise not_found(f"pipeline {application}/{name}")
+    return revision
+
+
+async def run_saved_pipeline(
+    client: Client,
+    settings: GennakerSettings,
+    store: PipelineStore,
+    application: str,
+    name: str,
+    parameters: dict[str, Any],
+    trigger: TriggerInfo,
+    *,
+    revision: int | None = None,
+    idempotency_key: str | None = None,
+) -> ExecutionStarted:
+    found = store.get(application, name, revision)
+    if found is None:
+        which = f" revision {revision}" if revision else ""
+        raise not_found(f"pipeline {application}/{name}{which}")
+    return await start_execution(
+        client,
+        settings,
+        parse_pipeline(found.config),
+        parameters,
+        trigger,
+        revision=found.revision,
+        idempotency_key=idempotency_key,
+    )
