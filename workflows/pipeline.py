@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.account_calls import failure_reason
+from workflows.artifacts import ArtifactBindings, ArtifactError, resolve_expected_artifacts
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.stages.base import StageConfig, StageFailed
@@ -98,6 +99,9 @@ class PipelineWorkflow(ExecutionHandlers):
     @workflow.run
     async def run(self, input: PipelineRunInput) -> ExecutionResult:
         self._publish_status()
+        refused = self._bind_start_artifacts()
+        if refused is not None:
+            return await self._refuse(refused)
         try:
             if self._spec.limitConcurrent:
                 await self._wait_for_gate()
@@ -127,6 +131,36 @@ class PipelineWorkflow(ExecutionHandlers):
         return ExecutionResult(
             status=self._state.status, outputs={s.refId: s.outputs for s in self._state.stages if s.outputs}
         )
+
+    def _bind_start_artifacts(self) -> str | None:
+        """Bind the pipeline's expectedArtifacts to what the trigger brought (or their defaults), and
+        re-bind what stages kept from an earlier run produced. Pure: no commands, so executions
+        recorded before artifacts existed replay unchanged. Returns why the execution cannot start."""
+        expected = list(self._spec.expectedArtifacts)
+        received = list(self._input.trigger.artifacts)
+        kept = [s for s in self._state.stages if s.restoredFromRun is not None and s.status is StageStatus.SUCCEEDED]
+        if not expected and not received and not kept:
+            return None
+        try:
+            bindings: ArtifactBindings = resolve_expected_artifacts(expected, received, None)
+            for stage in kept:
+                bindings = self._config_of[stage.refId].bind_artifacts(bindings, stage.outputs)
+        except ArtifactError as exc:
+            return f"artifacts: {exc}"
+        except StageFailed as exc:
+            return f"artifacts: {exc.message}"
+        self._state.artifacts = bindings
+        return None
+
+    async def _refuse(self, reason: str) -> ExecutionResult:
+        """End TERMINAL before any stage ran (an expected artifact that cannot be bound)."""
+        self._state.failure = reason
+        workflow.logger.warning(reason)
+        self._finish(ExecutionStatus.TERMINAL)
+        self._notifier.emit("pipeline.failed")
+        await self._notifier.drain()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(reason, type="PipelineFailed", non_retryable=True)
 
     async def _fire_pipeline_triggers(self) -> None:
         """Start pipelines whose `pipeline` trigger waits for this one; never fails this execution."""
@@ -251,6 +285,10 @@ class PipelineWorkflow(ExecutionHandlers):
             self._stage_configs[stage.refId] = resolved
             self._notifier.emit("stage.starting", resolved, state)
             state.outputs = await self._run_with_timeout(resolved, StageContext(self, state))
+            try:
+                self._state.artifacts = resolved.bind_artifacts(self._state.artifacts, state.outputs)
+            except ArtifactError as exc:
+                raise StageFailed(str(exc), details={"kind": "artifact"}) from None
             state.status = StageStatus.SUCCEEDED
             self._notifier.emit("stage.complete", resolved, state)
         except asyncio.CancelledError:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.artifacts import MAX_ARTIFACTS, Artifact, ArtifactBindings
 from workflows.model import PipelineSpec
 
 PIPELINE_WORKFLOW = "PipelineWorkflow"
@@ -50,6 +51,12 @@ class TriggerInfo(BaseModel):
     source: str | None = Field(default=None, description="e.g. the parent execution id or a webhook name")
     payload: dict[str, Any] = Field(default_factory=dict, description="A small summary, not the raw body")
     runAs: str | None = Field(default=None, description="The pipeline's serviceAccount, for triggered runs")
+    artifacts: list[Artifact] = Field(
+        default_factory=list,
+        max_length=MAX_ARTIFACTS,
+        description="Artifacts the trigger brought (a pushed image, a commit, a webhook's `artifacts`), "
+        "matched against the pipeline's expectedArtifacts at start",
+    )
 
 
 class StageError(BaseModel):
@@ -146,6 +153,10 @@ class ExecutionState(BaseModel):
     triggerError: str | None = None
     notificationFailures: list[NotificationFailure] = Field(
         default_factory=list, description="Notifications that could not be delivered (the run went on)"
+    )
+    artifacts: ArtifactBindings = Field(
+        default_factory=ArtifactBindings,
+        description="Expected artifact id -> bound artifact, and every artifact seen (trigger, then stages)",
     )
 
     def stage(self, ref_id: str) -> StageState | None:
