@@ -123,14 +123,24 @@ class ManifestTrafficActivities:
         return [self.set_manifest_traffic, self.version_traffic_manifests, self.list_cluster_versions]
 
     def _selectors(
-        self, namespace: str, services: list[str], owner: str, own_selector: dict[str, str]
+        self,
+        namespace: str,
+        services: list[str],
+        owner: str,
+        own_selector: dict[str, str],
+        deploying: dict[str, dict[str, str]] | None = None,
     ) -> dict[str, str]:
+        """The union of the Services' selectors; a Service being deployed with the workload counts
+        as written, the others are read live."""
         labels: dict[str, str] = {}
         for name in services:
-            service: Any = self.client.call(
-                self.client.core.read_namespaced_service, name, namespace, what=f"read Service {namespace}/{name}"
-            )
-            selector = dict(service.spec.selector or {})
+            if deploying is not None and name in deploying:
+                selector = dict(deploying[name])
+            else:
+                service: Any = self.client.call(
+                    self.client.core.read_namespaced_service, name, namespace, what=f"read Service {namespace}/{name}"
+                )
+                selector = dict(service.spec.selector or {})
             if not selector:
                 raise ApplicationError(
                     f"Service {namespace}/{name} has no selector, so traffic to {owner} cannot be switched by labels",
@@ -276,6 +286,11 @@ class ManifestTrafficActivities:
         made), annotate its load balancers, and add their selector labels if traffic starts enabled.
         Read-only: the workflow records the result once, so a retried apply uses the same names."""
         services = service_names(input.services)
+        deploying = {
+            str(m.get("metadata", {}).get("name")): dict((m.get("spec") or {}).get("selector") or {})
+            for m in input.manifests
+            if m.get("kind") == "Service"
+        }
         out: list[dict[str, Any]] = []
         refs: list[ManifestRef] = []
         clusters: dict[str, str] = {}
@@ -302,7 +317,7 @@ class ManifestTrafficActivities:
             template_meta = spec.setdefault("template", {}).setdefault("metadata", {})
             template_labels = template_meta.setdefault("labels", {})
             template_labels[VERSION_LABEL] = version
-            labels = self._selectors(namespace, services, f"ReplicaSet {namespace}/{name}", dict(selector))
+            labels = self._selectors(namespace, services, f"ReplicaSet {namespace}/{name}", dict(selector), deploying)
             if input.enableTraffic:
                 template_labels.update(labels)
             refs.append(ManifestRef(kind="ReplicaSet", name=name, namespace=namespace))
