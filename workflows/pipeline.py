@@ -28,10 +28,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.account_calls import failure_reason
-from workflows.artifacts import ArtifactBindings, ArtifactError, resolve_expected_artifacts
+from workflows.artifacts import ArtifactError
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.stages.base import StageConfig, StageFailed
+from workflows.start_artifacts import bind_start_artifacts
 from workflows.state import (
     PIPELINE_WORKFLOW,
     ExecutionResult,
@@ -99,7 +100,7 @@ class PipelineWorkflow(ExecutionHandlers):
     @workflow.run
     async def run(self, input: PipelineRunInput) -> ExecutionResult:
         self._publish_status()
-        refused = self._bind_start_artifacts()
+        refused = await self._bind_start_artifacts()
         if refused is not None:
             return await self._refuse(refused)
         try:
@@ -132,24 +133,13 @@ class PipelineWorkflow(ExecutionHandlers):
             status=self._state.status, outputs={s.refId: s.outputs for s in self._state.stages if s.outputs}
         )
 
-    def _bind_start_artifacts(self) -> str | None:
-        """Bind the pipeline's expectedArtifacts to what the trigger brought (or their defaults), and
-        re-bind what stages kept from an earlier run produced. Pure: no commands, so executions
-        recorded before artifacts existed replay unchanged. Returns why the execution cannot start."""
-        expected = list(self._spec.expectedArtifacts)
-        received = list(self._input.trigger.artifacts)
+    async def _bind_start_artifacts(self) -> str | None:
+        """Bind the start artifacts (workflows/start_artifacts.py); returns why the run cannot start."""
         kept = [s for s in self._state.stages if s.restoredFromRun is not None and s.status is StageStatus.SUCCEEDED]
-        if not expected and not received and not kept:
-            return None
-        try:
-            bindings: ArtifactBindings = resolve_expected_artifacts(expected, received, None)
-            for stage in kept:
-                bindings = self._config_of[stage.refId].bind_artifacts(bindings, stage.outputs)
-        except ArtifactError as exc:
-            return f"artifacts: {exc}"
-        except StageFailed as exc:
-            return f"artifacts: {exc.message}"
-        self._state.artifacts = bindings
+        found = await bind_start_artifacts(self._spec, self._input.trigger, self._state.id, kept, self._config_of)
+        if isinstance(found, str):
+            return found
+        self._state.artifacts = found
         return None
 
     async def _refuse(self, reason: str) -> ExecutionResult:

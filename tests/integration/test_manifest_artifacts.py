@@ -12,6 +12,7 @@ once the integrator registers them there.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import subprocess
@@ -40,11 +41,15 @@ from activities.kubernetes.jobs import KubernetesJobActivities
 from activities.kubernetes.manifest_resources import ManifestResourceActivities
 from activities.kubernetes.manifest_traffic import ManifestTrafficActivities
 from activities.kubernetes.manifests import KubernetesManifestActivities
+from activities.prior_artifacts import PriorArtifactActivities
+from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from kubesim.testing import RunningKubesim, start_kubesim
 from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.fake_services import FakeHttp, Reply
+from workers.runner import workflow_runner
 from workflows.artifacts import Artifact
 from workflows.model import PipelineInvalid, parse_pipeline
+from workflows.pipeline import PipelineWorkflow
 from workflows.search import initial_attributes
 from workflows.state import (
     PIPELINE_WORKFLOW,
@@ -197,14 +202,18 @@ async def rig(
 
 
 async def run(
-    client: Client, spec: dict[str, Any], trigger: TriggerInfo | None = None, timeout: float = 60
+    client: Client,
+    spec: dict[str, Any],
+    trigger: TriggerInfo | None = None,
+    timeout: float = 60,
+    queue: str = TEST_TASK_QUEUE,
 ) -> ExecutionState:
     parsed = parse_pipeline(spec)
     handle = await client.start_workflow(
         PIPELINE_WORKFLOW,
         PipelineRunInput(pipeline=parsed, trigger=trigger or TriggerInfo()),
         id=f"test-artifacts-{uuid.uuid4().hex[:8]}",
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=queue,
         result_type=ExecutionResult,
         search_attributes=initial_attributes(parsed.application, parsed.name, trigger.type if trigger else "manual"),
     )
@@ -425,6 +434,49 @@ async def test_an_expected_artifact_that_cannot_be_bound_ends_the_execution_befo
     assert state.failure is not None and "chart-values (values for prod)" in state.failure
     assert "was not found in the trigger's artifacts" in state.failure
     assert [s.status for s in state.stages] == [StageStatus.NOT_STARTED]
+
+
+async def test_use_prior_artifact_binds_the_last_successful_executions_artifact(client: Client) -> None:
+    """On a pipeline worker of its own that serves the prior-artifacts local activity (as
+    workers/runner.py will once the integrator registers it)."""
+    queue = f"prior-{uuid.uuid4().hex[:8]}"
+    name = f"prior-{uuid.uuid4().hex[:6]}"
+    spec = pipeline(
+        {"refId": "note", "type": "evaluateVariables", "variables": [{"key": "image", "value": "x"}]},
+        name=name,
+        expectedArtifacts=[
+            {"id": "api-image", "usePriorArtifact": True, "matchArtifact": {"type": "docker/image", "name": "shop/api"}}
+        ],
+    )
+    pushed = Artifact(type="docker/image", name="shop/api", reference="shop/api:41")
+
+    async def no_pipeline_triggers(finished: PipelineFinished) -> list[str]:
+        return []
+
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[PipelineWorkflow],
+        activities=[
+            *PriorArtifactActivities(client).activities(),
+            PipelineTriggerActivities(no_pipeline_triggers).fire_pipeline_triggers,
+        ],
+        workflow_runner=workflow_runner(),
+    ):
+        first = await run(client, spec, TriggerInfo(type="docker", artifacts=[pushed]), queue=queue)
+        assert first.status is ExecutionStatus.SUCCEEDED, first.model_dump_json(indent=1)
+        query = f"GennakerPipeline = '{name}' AND GennakerStatus = 'SUCCEEDED'"
+        for _ in range(200):  # visibility is eventually consistent: wait for it to list the run
+            if [e async for e in client.list_workflows(query)]:
+                break
+            await asyncio.sleep(0.05)
+        second = await run(client, spec, TriggerInfo(type="manual"), queue=queue)
+        assert second.status is ExecutionStatus.SUCCEEDED, second.model_dump_json(indent=1)
+        assert second.artifacts.bound["api-image"] == pushed
+        lonely = await run(client, {**spec, "name": f"{name}-new"}, TriggerInfo(type="manual"), queue=queue)
+    assert lonely.status is ExecutionStatus.TERMINAL
+    assert lonely.failure is not None and "api-image" in lonely.failure
+    assert "a prior execution (there is none)" in lonely.failure
 
 
 def test_artifact_ids_are_checked_when_the_pipeline_is_submitted() -> None:
