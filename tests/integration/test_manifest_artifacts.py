@@ -60,6 +60,12 @@ from workflows.state import (
     StageStatus,
     TriggerInfo,
 )
+from workflows.trigger_artifacts import (
+    TriggerArtifactsInvalid,
+    docker_image_artifact,
+    git_repo_artifact,
+    payload_artifacts,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_NAME = "registry.local:5000/shop/web"
@@ -500,3 +506,19 @@ def test_artifact_ids_are_checked_when_the_pipeline_is_submitted() -> None:
         parse_pipeline(pipeline(both, expectedArtifacts=[{"id": "img", "matchArtifact": {"type": "docker/image"}}]))
     with pytest.raises(PipelineInvalid, match="source: text needs `manifests`"):
         parse_pipeline(pipeline(stage("deploy", "deployManifest")))
+
+
+def test_trigger_artifacts_in_spinnakers_shapes() -> None:
+    pushed = docker_image_artifact("registry.local:5000", "shop/web", "1.4", None)
+    assert (pushed.name, pushed.reference, pushed.version) == (IMAGE_NAME, f"{IMAGE_NAME}:1.4", "1.4")
+    pinned = docker_image_artifact("registry.local:5000", "shop/web", "1.4", "sha256:" + "c" * 64)
+    assert pinned.reference == f"{IMAGE_NAME}@sha256:{'c' * 64}"
+    commit = git_repo_artifact("https://github.com/shop/deploy.git", "abc123", "main")
+    assert (commit.type, commit.version, commit.metadata) == ("git/repo", "abc123", {"branch": "main"})
+    assert payload_artifacts({"artifacts": [{"type": "docker/image", "reference": "x:1"}]})[0].reference == "x:1"
+    assert payload_artifacts({"other": 1}) == []
+    with pytest.raises(TriggerArtifactsInvalid) as caught:
+        payload_artifacts({"artifacts": [{"type": "docker/image"}, {"type": "http/file", "surprise": True}]})
+    assert caught.value.field == "artifacts[1].surprise"
+    with pytest.raises(TriggerArtifactsInvalid, match=r"artifacts\[0\]\.reference: .*the limit is 98304"):
+        payload_artifacts({"artifacts": [{"type": "embedded/base64", "reference": "A" * 100_000}]})
