@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.artifacts import MAX_ARTIFACTS, Artifact, ArtifactBindings
 from workflows.model import PipelineSpec
@@ -43,6 +43,11 @@ class ExecutionStatus(StrEnum):
     CANCELED = "CANCELED"
 
 
+# What the trigger's artifacts may carry in all (embedded/base64 content, URLs): the execution's
+# input is one Temporal payload (warned at 256 KB).
+MAX_TRIGGER_ARTIFACT_CHARS = 160_000
+
+
 class TriggerInfo(BaseModel):
     """Who or what started the execution; available to expressions as `trigger`."""
 
@@ -57,6 +62,16 @@ class TriggerInfo(BaseModel):
         description="Artifacts the trigger brought (a pushed image, a commit, a webhook's `artifacts`), "
         "matched against the pipeline's expectedArtifacts at start",
     )
+
+    @model_validator(mode="after")
+    def _bounded_artifacts(self) -> TriggerInfo:
+        size = sum(len(a.reference or "") + len(a.name or "") for a in self.artifacts)
+        if size > MAX_TRIGGER_ARTIFACT_CHARS:
+            raise ValueError(
+                f"the trigger's artifacts hold {size} characters; the limit is {MAX_TRIGGER_ARTIFACT_CHARS}: "
+                "pass large content by reference (http/file, git/repo, github/file)"
+            )
+        return self
 
 
 class StageError(BaseModel):

@@ -232,14 +232,16 @@ class ManifestTrafficActivities:
                 if exc.type != NOT_FOUND:  # a pod that went away meanwhile needs no label
                     raise
         names = {p.metadata.name for p in pods}
-        on, off = (names, set()) if input.enabled else (set(), names)
+        # Endpoints list only pods that have an address; a pod still being scheduled joins later.
+        addressed = {p.metadata.name for p in pods if p.status is not None and p.status.pod_ip}
+        on, off = (addressed, set()) if input.enabled else (set(), names)
         for service in services:
             self._wait_endpoints(ref.namespace, service, on, off, input.timeoutSeconds)
         return ManifestTrafficResult(
             ref=ref,
             loadBalancers=[f"service {s}" for s in services],
             labels=labels,
-            enabledPods=sorted(on),
+            enabledPods=sorted(names if input.enabled else set()),
             disabledPods=sorted(off),
         )
 

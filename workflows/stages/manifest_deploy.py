@@ -1,6 +1,6 @@
 """Deploy Manifest (apply inline or artifact manifests, then wait until stable; optionally with
-traffic management) and Delete Manifest (one object, the
-chosen one of a cluster, or everything of some kinds matching a label selector).
+traffic management) and Delete Manifest (one object, the chosen one of a cluster, or everything of
+some kinds matching a label selector).
 """
 
 from __future__ import annotations
