@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from temporalio import workflow
 
 from workflows.account_calls import AccountKind, account_queue
+from workflows.artifacts import ArtifactBindings
 from workflows.expressions import evaluate_value
 from workflows.state import ExecutionState, JudgmentRecord, StageState
 
@@ -52,6 +53,11 @@ class StageContext:
     @property
     def execution_id(self) -> str:
         return self._controls.state.id
+
+    @property
+    def artifacts(self) -> ArtifactBindings:
+        """What the pipeline has bound so far: the trigger's expected artifacts and upstream stages' products."""
+        return self._controls.state.artifacts
 
     def now(self) -> datetime:
         return workflow.now()

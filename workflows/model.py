@@ -22,6 +22,7 @@ from pydantic import (
     create_model,
 )
 
+from workflows.artifacts import MAX_EXPECTED_ARTIFACTS, ExpectedArtifact
 from workflows.expressions import condition_syntax_errors, syntax_errors
 from workflows.stages.base import StageConfig
 from workflows.stages.registry import canonical_stage, registered_stage_types, stage_class
@@ -84,6 +85,11 @@ class PipelineSpec(BaseModel):
     notifications: list[PipelineNotification] = Field(default_factory=list)
     serviceAccount: str | None = Field(
         default=None, description="Identity that trigger-started runs act as (recorded as trigger.runAs)"
+    )
+    expectedArtifacts: list[ExpectedArtifact] = Field(
+        default_factory=list,
+        max_length=MAX_EXPECTED_ARTIFACTS,
+        description="Artifacts the pipeline needs from its trigger (or a prior execution, or a default), by id",
     )
     limitConcurrent: bool = Field(default=False, description="At most one running execution")
     keepWaitingPipelines: bool = False
@@ -218,6 +224,36 @@ def _graph_errors(stages: list[StageConfig]) -> list[FieldError]:
     return errors
 
 
+def _artifact_id_errors(spec: PipelineSpec) -> list[FieldError]:
+    """Expected artifact ids are unique across the pipeline and its stages, and every id a stage
+    reads is declared somewhere (the pipeline, or a stage that produces it)."""
+    errors: list[FieldError] = []
+    declared: dict[str, str] = {}
+    places = [("expectedArtifacts", spec.expectedArtifacts)]
+    places += [(f"stages[{s.refId}].expectedArtifacts", s.expectedArtifacts) for s in spec.stages]
+    for where, expected in places:
+        for item in expected:
+            if item.id in declared:
+                errors.append(
+                    FieldError(
+                        field=f"{where}[{item.id}]",
+                        message=f"duplicate expected artifact id (also in {declared[item.id]})",
+                    )
+                )
+            declared.setdefault(item.id, where)
+    for stage in spec.stages:
+        for path, artifact_id in stage.consumed_artifact_ids():
+            if "${{" not in artifact_id and artifact_id not in declared:
+                known = ", ".join(sorted(declared)) or "none"
+                errors.append(
+                    FieldError(
+                        field=f"stages[{stage.refId}].{path}",
+                        message=f"no expected artifact has id {artifact_id!r} (declared: {known})",
+                    )
+                )
+    return errors
+
+
 def _find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
     """One dependency cycle (each stage followed by the one it waits for), or None."""
     try:
@@ -266,6 +302,7 @@ def parse_pipeline(data: Any) -> PipelineSpec:
     if errors:
         raise PipelineInvalid(errors)
     errors = _graph_errors(spec.stages)
+    errors += _artifact_id_errors(spec)
     names = [p.name for p in spec.parameters]
     errors += [
         FieldError(field=f"parameters[{n}]", message="duplicate parameter name")

@@ -28,9 +28,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.account_calls import failure_reason
+from workflows.artifacts import ArtifactError
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.stages.base import StageConfig, StageFailed
+from workflows.start_artifacts import bind_start_artifacts
 from workflows.state import (
     PIPELINE_WORKFLOW,
     ExecutionResult,
@@ -98,6 +100,9 @@ class PipelineWorkflow(ExecutionHandlers):
     @workflow.run
     async def run(self, input: PipelineRunInput) -> ExecutionResult:
         self._publish_status()
+        refused = await self._bind_start_artifacts()
+        if refused is not None:
+            return await self._refuse(refused)
         try:
             if self._spec.limitConcurrent:
                 await self._wait_for_gate()
@@ -127,6 +132,25 @@ class PipelineWorkflow(ExecutionHandlers):
         return ExecutionResult(
             status=self._state.status, outputs={s.refId: s.outputs for s in self._state.stages if s.outputs}
         )
+
+    async def _bind_start_artifacts(self) -> str | None:
+        """Bind the start artifacts (workflows/start_artifacts.py); returns why the run cannot start."""
+        kept = [s for s in self._state.stages if s.restoredFromRun is not None and s.status is StageStatus.SUCCEEDED]
+        found = await bind_start_artifacts(self._spec, self._input.trigger, self._state.id, kept, self._config_of)
+        if isinstance(found, str):
+            return found
+        self._state.artifacts = found
+        return None
+
+    async def _refuse(self, reason: str) -> ExecutionResult:
+        """End TERMINAL before any stage ran (an expected artifact that cannot be bound)."""
+        self._state.failure = reason
+        workflow.logger.warning(reason)
+        self._finish(ExecutionStatus.TERMINAL)
+        self._notifier.emit("pipeline.failed")
+        await self._notifier.drain()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(reason, type="PipelineFailed", non_retryable=True)
 
     async def _fire_pipeline_triggers(self) -> None:
         """Start pipelines whose `pipeline` trigger waits for this one; never fails this execution."""
@@ -251,6 +275,10 @@ class PipelineWorkflow(ExecutionHandlers):
             self._stage_configs[stage.refId] = resolved
             self._notifier.emit("stage.starting", resolved, state)
             state.outputs = await self._run_with_timeout(resolved, StageContext(self, state))
+            try:
+                self._state.artifacts = resolved.bind_artifacts(self._state.artifacts, state.outputs)
+            except ArtifactError as exc:
+                raise StageFailed(str(exc), details={"kind": "artifact"}) from None
             state.status = StageStatus.SUCCEEDED
             self._notifier.emit("stage.complete", resolved, state)
         except asyncio.CancelledError:

@@ -9,8 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workflows.artifacts import MAX_ARTIFACTS, Artifact, ArtifactBindings
 from workflows.model import PipelineSpec
 
 PIPELINE_WORKFLOW = "PipelineWorkflow"
@@ -43,6 +44,11 @@ class ExecutionStatus(StrEnum):
     TERMINATED = "TERMINATED"  # ended from outside Gennaker (Temporal UI/CLI); set by readers, never by the workflow
 
 
+# What the trigger's artifacts may carry in all (embedded/base64 content, URLs): the execution's
+# input is one Temporal payload (warned at 256 KB).
+MAX_TRIGGER_ARTIFACT_CHARS = 160_000
+
+
 class TriggerInfo(BaseModel):
     """Who or what started the execution; available to expressions as `trigger`."""
 
@@ -51,6 +57,22 @@ class TriggerInfo(BaseModel):
     source: str | None = Field(default=None, description="e.g. the parent execution id or a webhook name")
     payload: dict[str, Any] = Field(default_factory=dict, description="A small summary, not the raw body")
     runAs: str | None = Field(default=None, description="The pipeline's serviceAccount, for triggered runs")
+    artifacts: list[Artifact] = Field(
+        default_factory=list,
+        max_length=MAX_ARTIFACTS,
+        description="Artifacts the trigger brought (a pushed image, a commit, a webhook's `artifacts`), "
+        "matched against the pipeline's expectedArtifacts at start",
+    )
+
+    @model_validator(mode="after")
+    def _bounded_artifacts(self) -> TriggerInfo:
+        size = sum(len(a.reference or "") + len(a.name or "") for a in self.artifacts)
+        if size > MAX_TRIGGER_ARTIFACT_CHARS:
+            raise ValueError(
+                f"the trigger's artifacts hold {size} characters; the limit is {MAX_TRIGGER_ARTIFACT_CHARS}: "
+                "pass large content by reference (http/file, git/repo, github/file)"
+            )
+        return self
 
 
 class StageError(BaseModel):
@@ -147,6 +169,10 @@ class ExecutionState(BaseModel):
     triggerError: str | None = None
     notificationFailures: list[NotificationFailure] = Field(
         default_factory=list, description="Notifications that could not be delivered (the run went on)"
+    )
+    artifacts: ArtifactBindings = Field(
+        default_factory=ArtifactBindings,
+        description="Expected artifact id -> bound artifact, and every artifact seen (trigger, then stages)",
     )
 
     def stage(self, ref_id: str) -> StageState | None:

@@ -15,6 +15,8 @@ from activities.kubernetes.clusters import ClusterActivities
 from activities.kubernetes.firewalls import FirewallActivities
 from activities.kubernetes.health import check_kubernetes_account
 from activities.kubernetes.jobs import KubernetesJobActivities
+from activities.kubernetes.manifest_resources import ManifestResourceActivities
+from activities.kubernetes.manifest_traffic import ManifestTrafficActivities
 from activities.kubernetes.manifests import KubernetesManifestActivities
 from activities.kubernetes.servergroups import ServerGroupActivities
 from activities.kubernetes.traffic import TrafficActivities
@@ -38,6 +40,8 @@ def account_activities(client: KubernetesAccountClient) -> list[Callable[..., An
         clusters.list_application_clusters,
         *KubernetesManifestActivities(client).activities(),
         *KubernetesJobActivities(client).activities(),
+        *ManifestTrafficActivities(client).activities(),
+        *ManifestResourceActivities(client).activities(),
     ]
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from workflows.artifacts import MAX_ARTIFACTS, MAX_EXPECTED_ARTIFACTS, Artifact, ArtifactBindings, ExpectedArtifact
 from workflows.errors import StageFailed
 
 if TYPE_CHECKING:
@@ -79,13 +80,19 @@ class StageConfig(BaseModel):
     sendNotifications: bool = False
     notifications: list[StageNotification] = Field(default_factory=list)
     comments: str | None = None
+    expectedArtifacts: list[ExpectedArtifact] = Field(
+        default_factory=list,
+        max_length=MAX_EXPECTED_ARTIFACTS,
+        description="Artifacts this stage produces, bound by id for the stages after it (Spinnaker's "
+        "produced artifacts: the first produced artifact that matches, else the default)",
+    )
 
     # Fields whose `${{ }}` expressions the stage evaluates itself (at its own time, with its own
     # context) instead of having the runner resolve them before `run`.
     raw_fields: ClassVar[frozenset[str]] = frozenset()
     # Fields that are structure, never templated.
     structural_fields: ClassVar[frozenset[str]] = frozenset(
-        {"type", "refId", "requisiteStageRefIds", "stageEnabled", "notifications"}
+        {"type", "refId", "requisiteStageRefIds", "stageEnabled", "notifications", "expectedArtifacts"}
     )
 
     # ---- what the engine asks a stage type (it never names one) ---------------------------------
@@ -104,6 +111,29 @@ class StageConfig(BaseModel):
     def exported_variables(self, outputs: dict[str, Any]) -> dict[str, Any]:
         """What a SUCCEEDED stage adds to `variables` for the stages after it."""
         return {}
+
+    def consumed_artifact_ids(self) -> list[tuple[str, str]]:
+        """(field path, expected artifact id) of every bound artifact this stage reads, so a pipeline
+        naming an id nobody declares is refused at submission."""
+        return []
+
+    def produced_artifacts(self, outputs: dict[str, Any]) -> list[Artifact]:
+        """The artifacts a SUCCEEDED stage produced: by default its `outputs.artifacts`."""
+        raw = outputs.get("artifacts")
+        if not isinstance(raw, list):
+            return []
+        try:
+            return [Artifact.model_validate(item) for item in raw[:MAX_ARTIFACTS]]
+        except ValidationError as exc:
+            raise StageFailed(f"the stage produced an artifact that is not valid: {exc.errors()[0]['msg']}") from None
+
+    def bind_artifacts(self, bindings: ArtifactBindings, outputs: dict[str, Any]) -> ArtifactBindings:
+        """The pipeline's bindings once this stage SUCCEEDED: its produced artifacts added and bound
+        to its own `expectedArtifacts`. Raises ArtifactError naming an expected artifact left unbound."""
+        produced = self.produced_artifacts(outputs)
+        if not produced and not self.expectedArtifacts:
+            return bindings
+        return bindings.with_produced(produced, list(self.expectedArtifacts), f"stage {self.refId}")
 
     @property
     def display_name(self) -> str:

@@ -119,10 +119,20 @@ class TargetedStage(KubernetesStage):
     location: str = Field(default="default", description="Namespace of the target")
     manifestName: str | None = Field(default=None, description="'<kind> <name>', e.g. 'deployment my-app'")
     mode: Literal["static", "dynamic", "label"] | None = Field(default=None, description="Spinnaker's; inferred")
-    cluster: str | None = Field(default=None, description="Dynamic target: objects named <cluster>-vNNN")
+    cluster: str | None = Field(
+        default=None,
+        description="Dynamic target: Spinnaker's '<kind> <name>' (e.g. 'replicaSet web'), or a name with `kind`; "
+        "members are objects named <name>-vNNN",
+    )
     criteria: Criteria | None = None
     kind: str | None = Field(default=None, description="Kind of a dynamic target; default replicaSet")
     app: str | None = Field(default=None, description="Spinnaker's moniker app (informational)")
+
+    @field_validator("criteria", mode="before")
+    @classmethod
+    def _criteria_spelling(cls, value: object) -> object:
+        # clouddriver's enum is second_newest; people also write second-newest.
+        return value.replace("-", "_") if isinstance(value, str) else value
 
     @field_validator("manifestName")
     @classmethod
@@ -137,10 +147,26 @@ class TargetedStage(KubernetesStage):
             raise ValueError("give `manifestName` ('<kind> <name>') or `cluster` + `criteria`, not both")
         if self.kind is not None:
             known_kind(self.kind)
+        if self.cluster is not None and "${{" not in self.cluster:
+            self.cluster_target()
         return self
 
+    def cluster_target(self) -> tuple[str, str]:
+        """(kind, cluster name) of a dynamic target: `cluster: "replicaSet web"` (Spinnaker's form, as
+        deck writes it) or `cluster: web` with `kind` (default replicaSet)."""
+        text = str(self.cluster).strip()
+        kind, _, name = text.replace("/", " ").partition(" ")
+        if name.strip():
+            if self.kind is not None and known_kind(self.kind) != known_kind(kind):
+                raise ValueError(f"cluster {text!r} names a {kind} but kind is {self.kind}")
+            return known_kind(kind), name.strip()
+        return known_kind(self.kind or "replicaSet"), text
+
     def target_text(self) -> str:
-        return self.manifestName or f"{self.criteria} {self.kind or 'replicaSet'} of cluster {self.cluster}"
+        if self.manifestName:
+            return self.manifestName
+        kind, name = self.cluster_target()
+        return f"{self.criteria} {kind} of cluster {name}"
 
     async def target(self, ctx: StageContext) -> ManifestRef:
         if self.manifestName is not None:
@@ -149,11 +175,12 @@ class TargetedStage(KubernetesStage):
             except ValueError as exc:
                 raise StageFailed(f"{exc}. Nothing was changed.") from None
             return ManifestRef(kind=kind, name=name, namespace=self.location)
+        try:
+            kind, cluster = self.cluster_target()
+        except ValueError as exc:
+            raise StageFailed(f"{exc}. Nothing was changed.") from None
         ask = ResolveTargetInput(
-            kind=self.kind or "replicaSet",
-            namespace=self.location,
-            cluster=str(self.cluster),
-            criteria=self.criteria or "newest",
+            kind=kind, namespace=self.location, cluster=cluster, criteria=self.criteria or "newest"
         )
         return await self.call(
             ctx,

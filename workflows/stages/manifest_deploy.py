@@ -1,5 +1,6 @@
-"""Deploy Manifest (create or replace, then wait until stable) and Delete Manifest (one object, the
-chosen one of a cluster, or everything of some kinds matching a label selector).
+"""Deploy Manifest (apply inline or artifact manifests, then wait until stable; optionally with
+traffic management) and Delete Manifest (one object, the chosen one of a cluster, or everything of
+some kinds matching a label selector).
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from temporalio import workflow
 from workflows.account_calls import BATCH
 from workflows.context import StageContext
 from workflows.stages.manifest_base import KubernetesStage, TargetedStage, known_kind, size_checked
+from workflows.stages.manifest_sources import (
+    ManifestFromArtifact,
+    ManifestSource,
+    consumed_ids,
+    source_problems,
+    stage_manifests,
+)
+from workflows.stages.manifest_traffic import TrafficManagement, shift_traffic, version_for_traffic
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -23,32 +32,27 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-class TrafficManagement(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    enabled: bool = False
-
-
 @register_stage
-class DeployManifestStage(KubernetesStage):
-    """Create or replace the given manifests, then wait until each is stable."""
+class DeployManifestStage(KubernetesStage, ManifestFromArtifact):
+    """Apply the given manifests (inline or from an artifact), then wait until each is stable; with
+    `trafficManagement`, version ReplicaSets and move traffic to the new version (red/black, highlander)."""
 
     type: Literal["deployManifest"] = "deployManifest"
-    manifests: list[dict[str, Any]] = Field(min_length=1, description="Kubernetes objects; ${{ }} resolves inside")
+    manifests: list[dict[str, Any]] = Field(
+        default_factory=list, description="source: text — Kubernetes objects; ${{ }} resolves inside"
+    )
     namespaceOverride: str | None = Field(default=None, description="Deploy every manifest to this namespace")
     moniker: dict[str, Any] = Field(default_factory=dict, description="Spinnaker's moniker, e.g. {app: shop}")
-    skipExpressionEvaluation: bool = Field(default=False, description="Send manifests exactly as written")
-    source: Literal["text"] = Field(default="text", description="Only inline manifests (no artifacts) for now")
+    source: ManifestSource = Field(default="text", description="text (inline `manifests`) or artifact")
     trafficManagement: TrafficManagement | None = None
 
     raw_fields = frozenset({"manifests"})
 
     @model_validator(mode="after")
     def _supported(self) -> DeployManifestStage:
-        if self.trafficManagement is not None and self.trafficManagement.enabled:
-            raise ValueError(
-                "trafficManagement is not supported by deployManifest; use the `deploy` stage's "
-                "strategies (redblack, highlander) for traffic-managed rollouts"
-            )
+        problems = source_problems(self.source, bool(self.manifests), self, "manifests")
+        if problems:
+            raise ValueError("; ".join(problems))
         for index, manifest in enumerate(self.manifests):
             if not isinstance(manifest.get("metadata"), dict) or not manifest["metadata"].get("name"):
                 raise ValueError(f"manifests[{index}] needs metadata.name")
@@ -59,13 +63,23 @@ class DeployManifestStage(KubernetesStage):
                     raise ValueError(f"manifests[{index}]: {exc}") from None
         return self
 
+    def consumed_artifact_ids(self) -> list[tuple[str, str]]:
+        return consumed_ids(self)
+
     def summary(self) -> str:
+        if self.source == "artifact":
+            shown = self.manifestArtifactId or (self.manifestArtifact.describe() if self.manifestArtifact else "")
+            return f"Deploy manifests from artifact {shown}"
         names = ", ".join(f"{m.get('kind')} {m.get('metadata', {}).get('name')}" for m in self.manifests[:3])
         return f"Deploy {names}" + (" …" if len(self.manifests) > 3 else "")
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
-        manifests = self.manifests if self.skipExpressionEvaluation else ctx.evaluate(self.manifests)
+        manifests, about = await stage_manifests(self, self, ctx, self.source, self.manifests)
         size_checked("the manifests", manifests)
+        traffic = self.trafficManagement if self.trafficManagement and self.trafficManagement.enabled else None
+        versioned = None
+        if traffic is not None:
+            manifests, versioned = await version_for_traffic(self, ctx, traffic, manifests)
         ctx.set_details(f"applying {len(manifests)} manifest(s)")
         application = str(self.moniker.get("app") or ctx.execution.application)
         request = ApplyManifestsInput(
@@ -88,12 +102,16 @@ class DeployManifestStage(KubernetesStage):
         by_namespace: dict[str, list[str]] = {}
         for ref in applied.refs:
             by_namespace.setdefault(ref.namespace, []).append(ref.label)
-        return {
+        outputs: dict[str, Any] = {
             "account": self.account_name,
             "manifestNamesByNamespace": by_namespace,
             "deployedManifests": [r.model_dump() for r in applied.refs],
             "stable": states,
+            **about,
         }
+        if traffic is not None and versioned is not None:
+            outputs["trafficManagement"] = await shift_traffic(self, ctx, traffic, versioned)
+        return outputs
 
 
 class SelectorRule(BaseModel):

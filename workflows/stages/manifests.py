@@ -1,4 +1,5 @@
-"""Manifest stages (Spinnaker's Kubernetes V2 provider): Deploy, Delete, Scale, Patch, Undo Rollout.
+"""Manifest stages (Spinnaker's Kubernetes V2 provider): Deploy, Delete, Scale, Patch, Undo Rollout,
+Enable, Disable, Rolling Restart, Find Artifacts From Resource (Bake Manifest: manifest_bake.py).
 
 Field names follow Spinnaker's pipeline JSON so pipelines can be brought over: `account`,
 `manifests`, `moniker`, `namespaceOverride`, `skipExpressionEvaluation`, `trafficManagement`
@@ -31,8 +32,9 @@ from workflows.stages.manifest_deploy import (
     DeployManifestStage,
     LabelSelectors,
     SelectorRule,
-    TrafficManagement,
 )
+from workflows.stages.manifest_resources import FindArtifactsFromResourceStage, RollingRestartManifestStage
+from workflows.stages.manifest_traffic import DisableManifestStage, EnableManifestStage, TrafficManagement
 from workflows.stages.manifest_updates import (
     PatchManifestStage,
     PatchOptions,
@@ -45,10 +47,14 @@ __all__ = [
     "DeleteManifestStage",
     "DeleteOptions",
     "DeployManifestStage",
+    "DisableManifestStage",
+    "EnableManifestStage",
+    "FindArtifactsFromResourceStage",
     "KubernetesStage",
     "LabelSelectors",
     "PatchManifestStage",
     "PatchOptions",
+    "RollingRestartManifestStage",
     "ScaleManifestStage",
     "SelectorRule",
     "TargetedStage",

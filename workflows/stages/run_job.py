@@ -25,6 +25,13 @@ from temporalio import workflow
 from workflows.account_calls import WAIT, WRITE
 from workflows.context import StageContext
 from workflows.stages.base import StageFailed
+from workflows.stages.manifest_sources import (
+    ManifestFromArtifact,
+    ManifestSource,
+    consumed_ids,
+    source_problems,
+    stage_manifests,
+)
 from workflows.stages.manifests import KubernetesStage, size_checked
 from workflows.stages.registry import register_stage
 
@@ -51,7 +58,7 @@ class JobContainer(BaseModel):
 
 
 @register_stage
-class RunJobStage(KubernetesStage):
+class RunJobStage(KubernetesStage, ManifestFromArtifact):
     """Run a Job, wait for it (heartbeating), fail with the last log lines if it fails."""
 
     type: Literal["runJob"] = "runJob"
@@ -65,16 +72,27 @@ class RunJobStage(KubernetesStage):
     backoffLimit: int | None = Field(default=None, ge=0, description="Overrides the Job's (Kubernetes default 6)")
     deleteOnCompletion: bool = Field(default=False, description="Delete the Job (and its pods) once it finished")
     logTailLines: int = Field(default=40, ge=0, le=1000, description="Log lines kept in outputs and errors")
-    source: Literal["text"] = "text"
+    source: ManifestSource = Field(default="text", description="text (`manifest`/`container`) or artifact")
     waitTimeoutSeconds: float = Field(default=3600, gt=0, description="How long the Job may run")
+
+    raw_fields = frozenset({"manifest"})
 
     @model_validator(mode="after")
     def _one_source(self) -> RunJobStage:
-        if (self.manifest is None) == (self.container is None):
+        if self.source == "artifact":
+            problems = source_problems(
+                self.source, self.manifest is not None or self.container is not None, self, "manifest"
+            )
+            if problems:
+                raise ValueError("; ".join(problems).replace("`manifest` is", "`manifest` and `container` are"))
+        elif (self.manifest is None) == (self.container is None):
             raise ValueError("give exactly one of `manifest` (a Job) or `container`")
         if self.manifest is not None and self.manifest.get("kind", "Job") != "Job":
             raise ValueError(f"runJob runs a Job, not a {self.manifest.get('kind')}")
         return self
+
+    def consumed_artifact_ids(self) -> list[tuple[str, str]]:
+        return consumed_ids(self)
 
     def summary(self) -> str:
         return f"Run Job {self._base_name()}"
@@ -119,8 +137,26 @@ class RunJobStage(KubernetesStage):
             return f"{where} could not be deleted ({exc.message}) and is left in place"
         return f"{where} was deleted"
 
+    async def _manifest(self, ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The Job to run: written (evaluated unless skipExpressionEvaluation) or from the artifact,
+        with images bound. An artifact must hold exactly one Job."""
+        if self.source == "text" and self.manifest is None:
+            written = [self._job_manifest()]  # from `container`: no expressions of its own to evaluate
+            manifests, about = await stage_manifests(
+                self, self.model_copy(update={"skipExpressionEvaluation": True}), ctx, "text", written
+            )
+        else:
+            manifests, about = await stage_manifests(
+                self, self, ctx, self.source, [self.manifest] if self.manifest else []
+            )
+        jobs = [m for m in manifests if m.get("kind") == "Job"]
+        if len(manifests) != 1 or len(jobs) != 1:
+            kinds = ", ".join(str(m.get("kind")) for m in manifests[:10])
+            raise StageFailed(f"runJob runs exactly one Job; the manifests hold {len(manifests)} object(s): {kinds}")
+        return jobs[0], about
+
     async def run(self, ctx: StageContext) -> dict[str, Any]:
-        manifest = self._job_manifest()
+        manifest, about = await self._manifest(ctx)
         size_checked("the Job manifest", manifest)
         start = StartJobInput(
             manifest=manifest,
@@ -183,7 +219,7 @@ class RunJobStage(KubernetesStage):
             raise StageFailed(
                 f"{where} succeeded but its outputs could not be read: {outcome.outputsError}; {left}", details=details
             )
-        return {**outcome.outputs, **details}
+        return {**outcome.outputs, **details, **about}
 
     def _outputs(self, job: JobRef, outcome: JobOutcome) -> dict[str, Any]:
         return {
