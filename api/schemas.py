@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.executions import ExecutionList, ExecutionSummary
 from core.launch import ExecutionLinks, ExecutionStarted
+from workflows.artifacts import MAX_ARTIFACTS, Artifact
 
 __all__ = [
     "EXAMPLE_PIPELINE",
@@ -49,11 +50,17 @@ class ExecutionRequest(BaseModel):
     )
     pipeline: dict[str, Any] = Field(description="A pipeline (see GET /schema)")
     parameters: dict[str, Any] = Field(default_factory=dict)
+    artifacts: list[Artifact] = Field(
+        default_factory=list, max_length=MAX_ARTIFACTS, description="Artifacts the run is triggered with"
+    )
 
 
 class SavedExecutionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"parameters": {"tag": "v1.2.3"}}]})
     parameters: dict[str, Any] = Field(default_factory=dict)
+    artifacts: list[Artifact] = Field(
+        default_factory=list, max_length=MAX_ARTIFACTS, description="Artifacts the run is triggered with"
+    )
     revision: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="Run this saved revision; default latest"
     )

@@ -21,6 +21,7 @@ from core.settings import GennakerSettings
 from core.store import PipelineStore
 from workflows.model import PipelineInvalid, PipelineSpec, parse_pipeline
 from workflows.state import TriggerInfo
+from workflows.trigger_artifacts import docker_image_artifact
 from workflows.triggers import DockerTrigger, PipelineFinishedTrigger, Trigger
 
 # A matcher looks at one enabled trigger of the right type: None means "start", a string says why
@@ -139,8 +140,10 @@ async def dispatch_registry_push(
     tag: str,
     digest: str | None,
     delivery_id: str,
+    registry_host: str | None = None,
 ) -> DispatchResult:
-    """A push to a registry account (its notification endpoint verified the sender)."""
+    """A push to a registry account (its notification endpoint verified the sender). The run gets
+    the image as a `docker/image` artifact, as Spinnaker's docker trigger does, for image binding."""
 
     def matcher(spec: PipelineSpec, trigger: Trigger) -> str | None:
         assert isinstance(trigger, DockerTrigger)
@@ -157,6 +160,7 @@ async def dispatch_registry_push(
             type="docker",
             source=f"registry:{account}",
             payload={"account": account, "repository": repository, "tag": tag, "digest": digest},
+            artifacts=[docker_image_artifact(registry_host or "", repository, tag, digest)],
         ),
         matcher=matcher,
     )

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from activities.accounts import KubernetesAccount, RegistryAccount
+from activities.artifacts.settings import ArtifactAccounts
 from activities.jenkins import JenkinsMaster
 from activities.notify import NotificationSettings
 from activities.script import ScriptSettings
@@ -36,6 +37,9 @@ class WorkerConfig(GennakerSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     jenkins: list[JenkinsMaster] = Field(default_factory=list)
     scripts: ScriptSettings = Field(default_factory=ScriptSettings)
+    artifacts: ArtifactAccounts = Field(
+        default_factory=ArtifactAccounts, description="Artifact accounts and the render store"
+    )
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> WorkerConfig:

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from activities.accounts import ProvidedAccount
 from workers.config import WorkerConfig
+
+
+def artifact_activities(config: WorkerConfig) -> list[Callable[..., Any]]:
+    """Artifact fetching and manifest baking, on one content store (bake and deploy must share it)."""
+    from activities.artifacts.activities import ArtifactActivities
+    from activities.artifacts.store import ContentStore, default_store_dir
+    from activities.bake_manifest import BakeManifestActivities
+
+    store = ContentStore(config.artifacts.store_dir or default_store_dir())
+    return [
+        *ArtifactActivities(config.artifacts, store).activities(),
+        *BakeManifestActivities(config.artifacts, store).activities(),
+    ]
 
 
 def provide_accounts(config: WorkerConfig) -> list[ProvidedAccount]:
@@ -13,7 +29,10 @@ def provide_accounts(config: WorkerConfig) -> list[ProvidedAccount]:
     if config.kubernetes:
         from activities.kubernetes import build_kubernetes_account
 
-        provided += [build_kubernetes_account(account) for account in config.kubernetes]
+        # Every Kubernetes account worker also fetches manifest artifacts and renders Helm/Kustomize
+        # for its stages, with the worker's artifact credentials and one shared render store.
+        shared = artifact_activities(config)
+        provided += [build_kubernetes_account(account, extra_activities=shared) for account in config.kubernetes]
     if config.registries:
         from activities.registry import build_registry_account
 

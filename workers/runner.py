@@ -15,12 +15,14 @@ from activities.gate import GateActivities
 from activities.jenkins import JenkinsActivities
 from activities.notify import NotifyActivities
 from activities.pipelines import SavedPipelineActivities
+from activities.prior_artifacts import PriorArtifactActivities
 from activities.script import ScriptActivities
 from activities.triggers import PipelineTriggerActivities
 from activities.webhook import WebhookActivities
 from core.settings import DEFAULT_TASK_QUEUE
 from core.store import PipelineStore
 from workers.config import WorkerConfig
+from workers.providers import artifact_activities
 from workflows.accounts import AccountDirectory
 from workflows.gate import PipelineGate
 from workflows.pipeline import PipelineWorkflow
@@ -83,6 +85,9 @@ def pipeline_worker(
             gate.request_gate,
             triggers.fire_pipeline_triggers,
             *generic_activities(config),
+            # Bakes without an account run here; usePriorArtifact reads the last run through visibility.
+            *artifact_activities(config),
+            *PriorArtifactActivities(client).activities(),
             *extra_activities,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity"),

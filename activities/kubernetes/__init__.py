@@ -6,7 +6,7 @@ built from that account's credentials; only the worker serving `k8s-<account>` h
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from activities.accounts import KubernetesAccount, ProvidedAccount
@@ -45,13 +45,16 @@ def account_activities(client: KubernetesAccountClient) -> list[Callable[..., An
     ]
 
 
-def build_kubernetes_account(account: KubernetesAccount) -> ProvidedAccount:
+def build_kubernetes_account(
+    account: KubernetesAccount, extra_activities: Sequence[Callable[..., Any]] = ()
+) -> ProvidedAccount:
+    """The account's activity set; `extra_activities` (artifact fetch, manifest bake) share its queue."""
     client = KubernetesAccountClient(account)
     return ProvidedAccount(
         name=account.name,
         kind="kubernetes",
         queue=account.queue,
-        activities=account_activities(client),
+        activities=[*account_activities(client), *extra_activities],
         check_health=lambda: check_kubernetes_account(client),
         close=client.close,
     )

@@ -13,6 +13,7 @@ states.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
@@ -233,13 +234,15 @@ class ManifestChangeActivities(ManifestObjects):
 
         by_age = sorted(found, key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
         by_size = sorted(found, key=lambda o: (size(o), o["metadata"]["name"]))
-        chosen = {
-            "newest": by_age[-1],
-            "second_newest": by_age[-2],
-            "oldest": by_age[0],
-            "largest": by_size[-1],
-            "smallest": by_size[0],
-        }[input.criteria]
+        # Pick lazily: with one member, indexing [-2] for every criterion would raise.
+        pickers: dict[str, Callable[[], dict[str, Any]]] = {
+            "newest": lambda: by_age[-1],
+            "second_newest": lambda: by_age[-2],
+            "oldest": lambda: by_age[0],
+            "largest": lambda: by_size[-1],
+            "smallest": lambda: by_size[0],
+        }
+        chosen = pickers[input.criteria]()
         return ManifestRef(
             kind=served.kind, name=chosen["metadata"]["name"], namespace=namespace, apiVersion=served.api_version
         )

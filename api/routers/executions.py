@@ -58,7 +58,7 @@ async def run_inline(
         settings,
         spec,
         body.parameters,
-        TriggerInfo(type="manual", user=caller),
+        TriggerInfo(type="manual", user=caller, artifacts=body.artifacts),
         idempotency_key=idempotency_key,
     )
     response.headers["Location"] = started.links.self

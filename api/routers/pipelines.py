@@ -169,7 +169,7 @@ async def run_saved_pipeline(
         application,
         name,
         body.parameters,
-        TriggerInfo(type="manual", user=access.subject),
+        TriggerInfo(type="manual", user=access.subject, artifacts=body.artifacts),
         revision=body.revision,
         idempotency_key=idempotency_key,
     )

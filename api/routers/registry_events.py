@@ -243,6 +243,7 @@ async def receive_registry_events(
             tag=pushed.tag,
             digest=pushed.digest,
             delivery_id=pushed.eventId,
+            registry_host=pushed.registry,
         )
         answer.started += result.started
         await events.record(pushed)

@@ -28,8 +28,10 @@ from core.triggers import (
     only_authentication_failed,
     payload_value,
 )
+from workflows.artifacts import Artifact
 from workflows.model import PipelineSpec
 from workflows.state import TriggerInfo
+from workflows.trigger_artifacts import TriggerArtifactsInvalid, git_repo_artifact, payload_artifacts
 from workflows.triggers import GitTrigger, JenkinsTrigger, Trigger, WebhookTrigger
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -93,10 +95,29 @@ async def generic_webhook(
     event = TriggerEvent(
         kind="webhook",
         delivery_id=_delivery(x_gennaker_delivery, await request.body()),
-        info=TriggerInfo(type="webhook", source=source, payload=dict(list(summary.items())[:20])),
+        info=TriggerInfo(
+            type="webhook",
+            source=source,
+            payload=dict(list(summary.items())[:20]),
+            artifacts=_artifacts_of(payload),
+        ),
         matcher=matcher,
     )
     return _answer(await dispatch(client, settings, store, event))
+
+
+def _artifacts_of(payload: dict[str, Any]) -> list[Artifact]:
+    """Spinnaker's webhook `artifacts` list, validated; a bad entry is a 422 naming it."""
+    try:
+        return payload_artifacts(payload)
+    except TriggerArtifactsInvalid as exc:
+        raise ApiError(422, "invalid_artifact", exc.message, exc.field) from None
+
+
+def _pushed_repository(payload: dict[str, Any], sha: str, branch: str) -> list[Artifact]:
+    """The pushed commit as a `git/repo` artifact (clone URL + sha), as Spinnaker's git trigger gives."""
+    clone_url = payload_value(payload, "repository.clone_url")
+    return [git_repo_artifact(str(clone_url), sha, branch)] if isinstance(clone_url, str) and clone_url else []
 
 
 def _github_push(payload: dict[str, Any]) -> tuple[str, str, str, str, str]:
@@ -154,6 +175,7 @@ async def github_push(
             user=f"github:{pusher}" if pusher else None,
             source=f"github:{owner}/{repo}",
             payload={"project": owner, "slug": repo, "branch": branch, "ref": ref, "hash": sha},
+            artifacts=_pushed_repository(payload, sha, branch),
         ),
         matcher=matcher,
     )

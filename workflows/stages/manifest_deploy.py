@@ -45,6 +45,11 @@ class DeployManifestStage(KubernetesStage, ManifestFromArtifact):
     moniker: dict[str, Any] = Field(default_factory=dict, description="Spinnaker's moniker, e.g. {app: shop}")
     source: ManifestSource = Field(default="text", description="text (inline `manifests`) or artifact")
     trafficManagement: TrafficManagement | None = None
+    force: bool = Field(
+        default=False,
+        description="Server-side apply takes fields other managers own (kubectl --force-conflicts); "
+        "off by default so a deploy never silently fights an autoscaler or operator",
+    )
 
     raw_fields = frozenset({"manifests"})
 
@@ -88,6 +93,7 @@ class DeployManifestStage(KubernetesStage, ManifestFromArtifact):
             executionId=ctx.execution_id,
             stage=self.refId,
             application=application,
+            force=self.force,
         )
         applied = await self.call(
             ctx,

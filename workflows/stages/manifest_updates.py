@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 
 from workflows.context import StageContext
-from workflows.stages.base import Expression, StageFailed
+from workflows.stages.base import Expression
 from workflows.stages.manifest_base import READ, WRITE, TargetedStage, size_checked
 from workflows.stages.registry import register_stage
 
@@ -18,13 +18,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.manifests import (
         KubernetesManifestActivities,
         PatchManifestInput,
+        ScaleManifestInput,
         UndoRolloutPlanInput,
     )
 
 
 @register_stage
 class ScaleManifestStage(TargetedStage):
-    """Set a Deployment's or ReplicaSet's replicas, then wait for the rollout/ReplicaSet to settle."""
+    """Set the replicas of any kind with a `scale` subresource (Deployment, ReplicaSet, StatefulSet,
+    custom resources that declare one), as `kubectl scale` does, then wait for it to settle."""
 
     type: Literal["scaleManifest"] = "scaleManifest"
     replicas: Annotated[int, Field(ge=0)] | Expression
@@ -34,15 +36,13 @@ class ScaleManifestStage(TargetedStage):
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         ref = await self.target(ctx)
-        if ref.kind not in ("Deployment", "ReplicaSet"):
-            raise StageFailed(f"cannot scale {ref}: only Deployments and ReplicaSets scale. Nothing was changed.")
         replicas = int(self.replicas)
         ctx.set_details(f"scaling {ref} to {replicas}")
-        patch = PatchManifestInput(ref=ref, patchBody={"spec": {"replicas": replicas}}, mergeStrategy="merge")
+        scale = ScaleManifestInput(ref=ref, replicas=replicas, application=ctx.execution.application)
         await self.call(
             ctx,
-            KubernetesManifestActivities.patch_manifest,
-            patch,
+            KubernetesManifestActivities.scale_manifest,
+            scale,
             WRITE,
             summary=self.summary(),
             doing=f"scaling {ref}",
