@@ -22,9 +22,10 @@ from core.observability.settings import TelemetrySettings
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_WORDS = r"(?:authorization|x-api-key|api[_-]?key|access[_-]?token|token|password|passwd|secret|signature)"
 _REDACTIONS = (
+    # `Bearer <token>` first: the key pattern below would otherwise take only the word Bearer
+    (re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=\-]+"), r"\1 ***"),
     # key=value, key: value, "key": "value" (query strings, headers, JSON, reprs)
     (re.compile(rf"(?i)(\b{_SECRET_WORDS}\b[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)([^\s\"'&,;}}\]]+)"), r"\1***"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=\-]+"), r"\1 ***"),
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1***@"),
 )
 # Queues that the worker names after an account (workers/providers.py): k8s-<name>, registry-<name>.
