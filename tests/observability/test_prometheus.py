@@ -1,7 +1,7 @@
 """A real Prometheus (Debian's `prometheus`) scrapes a running stack, and the series are queried
 through its HTTP API: the gateway (uvicorn on a loopback port) and a worker as its own process
 (`python -m workers.main` with GENNAKER_METRICS_ADDRESS, exactly as deployed) on the session's
-Temporal dev server. Prometheus runs as our own process, on a free port, with a temporary TSDB,
+Temporal dev server, serving a kubesim Kubernetes account. Prometheus runs as our own process, on a free port, with a temporary TSDB,
 and is stopped by its PID.
 """
 
@@ -28,9 +28,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from api.app import create_app
 from api.settings import GatewaySettings
 from api.store import PipelineStore
+from tests.support.fake_services import FakeHttp, Reply
+from tests.support.kube_rig import KubeRig, deploy_stage, start_rig, stop_rig
 from workers.devserver import TemporalDevServer, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +46,8 @@ USER = {"X-Gennaker-User": "alice"}
 class Stack:
     gateway: httpx.AsyncClient
     prometheus: httpx.AsyncClient
-    worker_metrics: str
+    kube: KubeRig
+    hooks: FakeHttp
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60) -> Any:
@@ -58,9 +62,16 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: fl
         await asyncio.sleep(0.2)
 
 
-def start_worker(directory: Path, temporal: str, database_url: str, metrics_port: int) -> subprocess.Popen[bytes]:
+def start_worker(
+    directory: Path, temporal: str, database_url: str, metrics_port: int, kube: KubeRig
+) -> subprocess.Popen[bytes]:
     config = directory / "worker.yaml"
-    config.write_text(yaml.safe_dump({"temporal_address": temporal, "task_queue": QUEUE, "database_url": database_url}))
+    account = kube.account.model_dump(mode="json", exclude_none=True)
+    config.write_text(
+        yaml.safe_dump(
+            {"temporal_address": temporal, "task_queue": QUEUE, "database_url": database_url, "kubernetes": [account]}
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENNAKER_")}
     env |= {
         "GENNAKER_CONFIG": str(config),
@@ -119,7 +130,9 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     directory = tmp_path_factory.mktemp("prometheus")
     gateway_port, worker_port, prometheus_port = free_port(), free_port(), free_port()
-    worker = start_worker(directory, temporal_server.address, store.database_url, worker_port)
+    kube = await asyncio.to_thread(start_rig)
+    hooks = FakeHttp().__enter__()
+    worker = start_worker(directory, temporal_server.address, store.database_url, worker_port, kube)
     settings = GatewaySettings(task_queue=QUEUE, database_url=store.database_url, auth_disabled=True)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -158,12 +171,14 @@ async def stack(
                 return {t["labels"]["job"] for t in found if t["health"] == "up"} == {"gateway", "worker"}
 
             await eventually(targets_up, "Prometheus scrapes gateway and worker (up == 1)")
-            yield Stack(gateway, prom, f"http://127.0.0.1:{worker_port}/metrics")
+            yield Stack(gateway, prom, kube, hooks)
     finally:
         stop(prometheus)
         stop(worker)
         server.should_exit = True
         await serving
+        hooks.__exit__(None, None, None)
+        await asyncio.to_thread(stop_rig, kube)
 
 
 async def value(prom: httpx.AsyncClient, query: str) -> float | None:
@@ -176,12 +191,15 @@ async def value(prom: httpx.AsyncClient, query: str) -> float | None:
 
 async def test_prometheus_scrapes_gateway_sdk_and_pipeline_series(stack: Stack) -> None:
     name = f"release-{uuid.uuid4().hex[:6]}"
+    hook = stack.hooks.route("POST", "/deploys", Reply(200, {"ok": True}))
     spec = {
         "application": APPLICATION,
         "name": name,
+        "notifications": [{"type": "webhook", "address": hook, "when": ["pipeline.complete"]}],
         "stages": [
             {"refId": "wait", "type": "wait", "waitTime": 0},
-            {"refId": "approve", "type": "manualJudgment", "requisiteStageRefIds": ["wait"]},
+            deploy_stage(stack.kube, requisiteStageRefIds=["wait"], stack="p" + uuid.uuid4().hex[:5]),
+            {"refId": "approve", "type": "manualJudgment", "requisiteStageRefIds": ["deploy"]},
         ],
     }
     started = await stack.gateway.post("/executions", json={"pipeline": spec}, headers=USER)
@@ -214,6 +232,9 @@ async def test_prometheus_scrapes_gateway_sdk_and_pipeline_series(stack: Stack) 
         f'sum(gennaker_executions_finished_total{{job="worker",{labels},status="SUCCEEDED"}})': 1,
         'sum(gennaker_stage_duration_seconds_count{job="worker",stage_type="wait",status="SUCCEEDED"})': 1,
         'sum(gennaker_judgment_wait_seconds_count{job="worker",outcome="continue",via="update"})': 1,
+        'sum(gennaker_deploys_total{job="worker",strategy="none",outcome="succeeded",rollback_reason="none"})': 1,
+        'sum(gennaker_notifications_total{job="worker",channel="webhook",outcome="delivered"})': 1,
+        f'min(gennaker_account_healthy{{job="worker",account="{stack.kube.account.name}",kind="kubernetes"}})': 1,
         'sum(temporal_workflow_completed_total{job="worker",workflow_type="PipelineWorkflow"})': 1,
         'sum(temporal_worker_task_slots_available{job="worker"})': 1,
     }
