@@ -34,12 +34,21 @@ def tracer_provider(settings: TelemetrySettings) -> TracerProvider | None:
     return provider
 
 
+_installed: list[TracerProvider | None] = []
+
+
 def install_tracing(settings: TelemetrySettings | None = None) -> TracerProvider | None:
-    """The process's provider from settings, also made the global one (libraries that trace find it)."""
-    provider = tracer_provider(settings or TelemetrySettings())
-    if provider is not None:
-        trace.set_tracer_provider(provider)
-    return provider
+    """The process's provider from settings, also made the global one (libraries that trace find it).
+
+    Once per process: OpenTelemetry allows one global provider, and every app a process builds
+    (tests, the dev stack) shares it.
+    """
+    if not _installed:
+        provider = tracer_provider(settings or TelemetrySettings())
+        if provider is not None:
+            trace.set_tracer_provider(provider)
+        _installed.append(provider)
+    return _installed[0]
 
 
 def tracer_of(provider: TracerProvider | None) -> Tracer | None:
