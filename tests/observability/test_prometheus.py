@@ -8,7 +8,9 @@ and is stopped by its PID.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,6 +39,10 @@ from tests.support.kube_rig import KubeRig, deploy_stage, start_rig, stop_rig
 from workers.devserver import TemporalDevServer, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = PROJECT_ROOT / "docs" / "grafana-dashboard.json"
+# Series that exist only once something failed (the SDK creates a counter at its first increment;
+# time to restore is undefined until a failed change was restored); this test's pipeline succeeds.
+ONLY_AFTER_A_FAILURE = {"temporal_workflow_failed_total", "gennaker_dora_time_to_restore_seconds"}
 QUEUE = f"prom-{uuid.uuid4().hex[:8]}"
 APPLICATION = "obs"
 USER = {"X-Gennaker-User": "alice"}
@@ -253,6 +259,20 @@ async def test_prometheus_scrapes_gateway_sdk_and_pipeline_series(stack: Stack) 
         'histogram_quantile(0.5, sum by (le) (gennaker_stage_duration_seconds_bucket{job="worker",stage_type="wait"}))',
     )
     assert p50 is not None and p50 >= 0
+
+    # Every series the shipped Grafana dashboard queries exists (DORA gauges once a report was made).
+    dora = await stack.gateway.get(f"/applications/{APPLICATION}/dora", params={"since": "1d"}, headers=USER)
+    assert dora.status_code == 200 and dora.json()["overall"]["deployments"] == 1, dora.text
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    used = {
+        m for p in panels for t in p["targets"] for m in re.findall(r"\b((?:gennaker|temporal)_[a-z_]+)", t["expr"])
+    }
+    for series in sorted(used - ONLY_AFTER_A_FAILURE):
+
+        async def present(series: str = series) -> bool:
+            return bool(await value(stack.prometheus, f"count({series})"))
+
+        await eventually(present, f"the dashboard's series {series} is in Prometheus", timeout=30)
 
     # Low cardinality: no series of either job carries the execution id in any label.
     body = (await stack.prometheus.get("/api/v1/series", params={"match[]": '{job=~"gateway|worker"}'})).json()
