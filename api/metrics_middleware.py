@@ -20,8 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError
-from core.observability.metrics import REGISTRY, http_duration, http_requests
-from core.observability.settings import TelemetrySettings
+from core.observability.metrics import REGISTRY, http_duration, http_requests, set_label_limit
+from core.observability.settings import TelemetrySettings, load_telemetry_settings
 from core.observability.tracing import TRACER_NAME
 
 UNMATCHED = "<unmatched>"
@@ -91,5 +91,7 @@ def metrics_router(settings: TelemetrySettings) -> APIRouter:
 
 def install_http_metrics(app: FastAPI, settings: TelemetrySettings | None = None, tracer: Tracer | None = None) -> None:
     """Add the middleware and GET /metrics (call in create_app, before the app starts)."""
+    settings = settings or load_telemetry_settings()
+    set_label_limit(settings)
     app.add_middleware(HttpMetricsMiddleware, tracer=tracer)
-    app.include_router(metrics_router(settings or TelemetrySettings()))
+    app.include_router(metrics_router(settings))

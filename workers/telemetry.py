@@ -27,8 +27,9 @@ from activities.accounts import AccountHealth
 from activities.notify import NotificationRequest
 from core.observability import names
 from core.observability.logs import configure_logging
-from core.observability.settings import TelemetrySettings
+from core.observability.settings import TelemetrySettings, load_telemetry_settings
 from core.observability.tracing import tracer_of, tracer_provider, with_interceptors
+from workflows.telemetry import label_budget
 
 
 @dataclass
@@ -54,7 +55,8 @@ def worker_runtime(metrics_address: str | None) -> Runtime:
 
 def install_worker_telemetry(settings: TelemetrySettings | None = None, *, logging: bool = True) -> WorkerTelemetry:
     """Logging format, default runtime (metrics) and tracer provider for this worker process."""
-    settings = settings or TelemetrySettings()
+    settings = settings or load_telemetry_settings()
+    label_budget().limit = settings.max_label_values
     if logging:
         configure_logging(settings)
     runtime = worker_runtime(settings.metrics_address)

@@ -31,6 +31,11 @@ with workflow.unsafe.imports_passed_through():
 _budget = LabelBudget()
 
 
+def label_budget() -> LabelBudget:
+    """The workers' budget; its limit is set from GENNAKER_MAX_LABEL_VALUES by workers/telemetry.py."""
+    return _budget
+
+
 def stage_started(state: StageState) -> None:
     """Tag this stage's asyncio task, so log lines from it carry the stage refId."""
     STAGE_REF.set(state.refId)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.observability.context import ACCOUNT, STAGE_REF
-from core.observability.settings import TelemetrySettings
+from core.observability.settings import TelemetrySettings, load_telemetry_settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_WORDS = r"(?:authorization|x-api-key|api[_-]?key|access[_-]?token|token|password|passwd|secret|signature)"
@@ -97,7 +97,7 @@ def _account_of(queue: str | None) -> str | None:
 
 def configure_logging(settings: TelemetrySettings | None = None) -> None:
     """Set the root handler once per process (replacing `logging.basicConfig` in entry points)."""
-    settings = settings or TelemetrySettings()
+    settings = settings or load_telemetry_settings()
     handler = logging.StreamHandler()
     if settings.log_format == "json":
         handler.setFormatter(JsonLinesFormatter())

@@ -14,7 +14,7 @@ from core.observability.labels import LabelBudget
 from core.observability.settings import TelemetrySettings
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-_budget = LabelBudget(TelemetrySettings().max_label_values)
+_budget = LabelBudget()  # its limit comes from settings in set_label_limit (read once the app is built)
 
 http_requests = Counter(
     names.HTTP_REQUESTS,
@@ -64,6 +64,10 @@ def record_execution_started(application: str, pipeline: str, trigger: str) -> N
     """Call once per execution the gateway (or a trigger it dispatches) started."""
     app, pipe = _budget.admit(application, pipeline)
     executions_started.labels(app, pipe, trigger[:_TRIGGER_MAX_LEN]).inc()
+
+
+def set_label_limit(settings: TelemetrySettings) -> None:
+    _budget.limit = settings.max_label_values
 
 
 def publish_dora(report: DoraReport) -> None:

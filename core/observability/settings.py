@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,3 +37,18 @@ class TelemetrySettings(BaseSettings):
         le=100_000,
         description="Distinct application/pipeline label combinations per metric before the rest count as `_other`",
     )
+
+
+class TelemetryConfigError(ValueError):
+    """A GENNAKER_* telemetry variable that cannot be used; the message names it."""
+
+
+def load_telemetry_settings() -> TelemetrySettings:
+    """Settings from the environment, or TelemetryConfigError naming each bad variable."""
+    try:
+        return TelemetrySettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GENNAKER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise TelemetryConfigError(problems) from None

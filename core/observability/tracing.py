@@ -18,7 +18,7 @@ from opentelemetry.trace import Tracer
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
-from core.observability.settings import TelemetrySettings
+from core.observability.settings import TelemetrySettings, load_telemetry_settings
 
 TRACER_NAME = "gennaker"
 
@@ -44,7 +44,7 @@ def install_tracing(settings: TelemetrySettings | None = None) -> TracerProvider
     (tests, the dev stack) shares it.
     """
     if not _installed:
-        provider = tracer_provider(settings or TelemetrySettings())
+        provider = tracer_provider(settings or load_telemetry_settings())
         if provider is not None:
             trace.set_tracer_provider(provider)
         _installed.append(provider)

@@ -17,13 +17,16 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
+from typer.testing import CliRunner
 
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
 from api.app import create_app
 from api.settings import GatewaySettings
 from api.store import PipelineStore
-from core.observability.tracing import traced_client
+from core.observability.settings import TelemetrySettings
+from core.observability.tracing import traced_client, tracer_provider
 from tests.support.fake_services import FakeHttp, Reply
+from workers.cli import app as cli
 from workers.runner import pipeline_worker
 from workers.telemetry import observe_worker_client
 from workflows.state import ExecutionState
@@ -101,3 +104,28 @@ async def test_a_submission_is_one_trace_through_workflow_stages_and_activities(
     assert root.parent is None
     assert all(s.parent is not None for s in ours if s is not root)
     assert root.attributes is not None and root.attributes["http.route"] == "/executions"
+
+
+def test_otlp_export_is_off_by_default_and_posts_spans_to_the_configured_endpoint(http: FakeHttp) -> None:
+    assert tracer_provider(TelemetrySettings(otlp_endpoint=None)) is None
+    endpoint = http.route("POST", "/v1/traces", Reply(200, {}))
+    provider = tracer_provider(TelemetrySettings(otlp_endpoint=endpoint, service_name="gennaker-test"))
+    assert provider is not None
+    try:
+        with provider.get_tracer("test").start_as_current_span("probe-span"):
+            pass
+        assert provider.force_flush(10_000)
+    finally:
+        provider.shutdown()
+    (request,) = [r for r in http.requests if r.path == "/v1/traces"]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["content-type"] == "application/x-protobuf"
+    assert b"probe-span" in request.body and b"gennaker-test" in request.body
+
+
+def test_a_bad_telemetry_variable_is_exit_2_naming_it() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["worker"], env={"GENNAKER_METRICS_ADDRESS": "not an address"})
+    assert result.exit_code == 2 and "GENNAKER_METRICS_ADDRESS" in result.output, result.output
+    result = runner.invoke(cli, ["api"], env={"GENNAKER_LOG_FORMAT": "xml"})
+    assert result.exit_code == 2 and "GENNAKER_LOG_FORMAT" in result.output, result.output
