@@ -11,25 +11,39 @@ built from that client inherits them (the SDK takes worker interceptors from the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import temporalio.client
 from opentelemetry.sdk.trace import TracerProvider
-from temporalio import activity
+from temporalio import activity, workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.converter import PayloadConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    StartActivityInput,
+    StartLocalActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
 from activities.accounts import AccountHealth
 from activities.notify import NotificationRequest
 from core.observability import names
+from core.observability.context import STAGE_REF
 from core.observability.logs import configure_logging
 from core.observability.settings import TelemetrySettings, load_telemetry_settings
 from core.observability.tracing import tracer_of, tracer_provider, with_interceptors
 from workflows.telemetry import label_budget
+
+STAGE_HEADER = "gennaker-stage"
 
 
 @dataclass
@@ -65,14 +79,16 @@ def install_worker_telemetry(settings: TelemetrySettings | None = None, *, loggi
     return WorkerTelemetry(settings, runtime, tracer_provider(settings))
 
 
-def worker_interceptors(provider: TracerProvider | None) -> list[TracingInterceptor | NotificationMetricsInterceptor]:
+def worker_interceptors(
+    provider: TracerProvider | None,
+) -> list[TracingInterceptor | NotificationMetricsInterceptor | StageLogContextInterceptor]:
     tracer = tracer_of(provider)
     tracing = [TracingInterceptor(tracer)] if tracer is not None else []
-    return [*tracing, NotificationMetricsInterceptor()]
+    return [*tracing, NotificationMetricsInterceptor(), StageLogContextInterceptor()]
 
 
 def observe_worker_client(client: Client, tracer_provider: TracerProvider | None) -> Client:
-    """`client` with the tracing (when on) and notification-metrics interceptors."""
+    """`client` with the tracing (when on), notification-metrics and stage-log-context interceptors."""
     return with_interceptors(client, *worker_interceptors(tracer_provider))
 
 
@@ -102,6 +118,56 @@ class _NotificationMetrics(ActivityInboundInterceptor):
             raise
         counter.add(1, {**labels, "outcome": "delivered"})
         return result
+
+
+class StageLogContextInterceptor(temporalio.client.Interceptor, Interceptor):
+    """Carries the stage refId from the workflow to its activities, for their log lines.
+
+    The runner tags each stage's task (workflows/telemetry.py `stage_started`); activities started
+    from it get a `gennaker-stage` header, and the activity side sets the same context variable, which
+    the SDK copies into the thread a sync activity runs on. Headers skip the payload codec: a refId
+    is not secret, so it shows in history as the header's plain value.
+    """
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _StageHeaderInbound
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _StageFromHeader(next)
+
+
+def _with_stage(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+    ref = STAGE_REF.get()
+    return {**headers, STAGE_HEADER: PayloadConverter.default.to_payload(ref)} if ref else headers
+
+
+class _StageHeaderInbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_StageHeaderOutbound(outbound))
+
+
+class _StageHeaderOutbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        input.headers = _with_stage(input.headers)
+        return super().start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
+        input.headers = _with_stage(input.headers)
+        return super().start_local_activity(input)
+
+
+class _StageFromHeader(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        payload = input.headers.get(STAGE_HEADER)
+        if payload is None:
+            return await super().execute_activity(input)
+        token = STAGE_REF.set(PayloadConverter.default.from_payload(payload, str))
+        try:
+            return await super().execute_activity(input)
+        finally:
+            STAGE_REF.reset(token)
 
 
 def record_account_health(health: Iterable[AccountHealth], runtime: Runtime | None = None) -> None:

@@ -17,6 +17,7 @@ from core.observability.logs import JsonLinesFormatter, redact
 from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
 from workers.runner import pipeline_worker
+from workers.telemetry import observe_worker_client
 from workflows.state import StageStatus
 
 SECRET = "s3cr3t-T0ken-value-42"
@@ -75,7 +76,8 @@ def http() -> Iterator[FakeHttp]:
 
 @pytest.fixture(scope="module")
 async def logs_worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
-    async with pipeline_worker(client, store, task_queue=QUEUE):
+    # With the worker's interceptors, as `gennaker worker` runs: activities learn their stage.
+    async with pipeline_worker(observe_worker_client(client, None), store, task_queue=QUEUE):
         yield
 
 
@@ -94,6 +96,7 @@ async def test_a_webhook_token_passed_as_parameter_never_reaches_a_log_line(
 ) -> None:
     ok = http.route("POST", "/deploy-hook", Reply(200, {"ok": True}))
     failing = http.route("POST", "/broken-hook", Reply(500, {"error": "down"}))
+    notify = http.route("POST", "/notify", Reply(200, {"ok": True}))
     stages = [
         {
             "refId": "hook",
@@ -101,6 +104,8 @@ async def test_a_webhook_token_passed_as_parameter_never_reaches_a_log_line(
             "url": ok + "?token=${{ parameters.token }}",
             "customHeaders": {"Authorization": "Bearer ${{ parameters.token }}"},
             "payload": {"token": "${{ parameters.token }}"},
+            "sendNotifications": True,
+            "notifications": [{"type": "webhook", "address": notify, "when": ["stage.complete"]}],
         },
         {
             # A failing call: its error (with the URL) goes through workflow.logger and the stage error.
@@ -127,11 +132,16 @@ async def test_a_webhook_token_passed_as_parameter_never_reaches_a_log_line(
         root.removeHandler(captured)
         root.setLevel(previous_level)
     assert state.stage("hook") is not None and state.stage("hook").status is StageStatus.SUCCEEDED  # type: ignore[union-attr]
-    assert http.requests[0].query["token"] == [SECRET]  # the secret was really used
+    (called,) = [r for r in http.requests if r.path == "/deploy-hook"]
+    assert called.query["token"] == [SECRET]  # the secret was really used
     ours = [json.loads(line) for line in captured.lines if handle.id in line]
     assert ours, "no log line names the execution: the test would prove nothing"
     assert any(entry.get("stage") == "broken" for entry in ours), ours
     leaked = [line for line in captured.lines if SECRET in line]
     assert not leaked, leaked
-    # The leak path is real: a library logged the URL with the token, and redaction blanked it.
-    assert any("token=***" in line for line in captured.lines), captured.lines
+    # A line logged inside an activity carries the stage that started it (header set by the worker's
+    # interceptor from the stage's task).
+    notified = [e for e in ours if e["message"].startswith("notified webhook")]
+    assert notified and notified[0]["stage"] == "hook" and notified[0]["activity_type"], notified
+    # The leak path is real: the failed call's message (with the URL) was logged, and redaction blanked it.
+    assert any("broken-hook?token=***" in line for line in captured.lines), captured.lines
