@@ -21,6 +21,8 @@ PACKAGES=(
     # Console browser tests (tests/e2e/): Playwright for Python drives Debian's Chromium through
     # executable_path=/usr/bin/chromium; Playwright never downloads a browser of its own here.
     chromium
+    # Metrics tests (tests/observability/test_prometheus.py) scrape the stack with a real Prometheus.
+    prometheus
 )
 
 export DEBIAN_FRONTEND=noninteractive

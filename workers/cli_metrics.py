@@ -1,0 +1,80 @@
+"""`gennaker metrics dora --app A [--since 30d] [--json]`: DORA figures through the gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from core.observability.dora import SinceInvalid, parse_since
+from workers.gateway_client import EXIT_BAD_INPUT, CliError, GatewayClient
+
+console = Console()
+errors = Console(stderr=True)
+
+metrics_app = typer.Typer(help="Delivery metrics computed from execution history.", no_args_is_help=True)
+
+
+@metrics_app.command("dora")
+def dora(
+    application: Annotated[str, typer.Option("--app", help="Application")],
+    since: Annotated[str, typer.Option("--since", help="Window: 30d, 12h, 4w (1h..366d)")] = "30d",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    api: Annotated[str, typer.Option("--api", envvar="GENNAKER_API_URL", help="Gateway URL")] = "http://127.0.0.1:8084",
+    user: Annotated[str | None, typer.Option("--user", envvar="GENNAKER_USER")] = None,
+) -> None:
+    """Deployment frequency, lead time for changes, change failure rate and time to restore."""
+    try:
+        parse_since(since)  # answer a typo at once, without a round trip
+    except SinceInvalid as exc:
+        errors.print(f"[red]error:[/red] --since: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    gateway = GatewayClient(api, user or os.environ.get("USER"), token=os.environ.get("GENNAKER_TOKEN"))
+    try:
+        report = gateway.request("GET", f"/applications/{application}/dora", params={"since": since})
+    except CliError as error:
+        errors.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)
+        raise typer.Exit(error.exit_code) from None
+    finally:
+        gateway.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    console.print(dora_table(report))
+    if report.get("truncated"):
+        errors.print(f"[yellow]only the newest {report['executionsScanned']} executions were scanned[/yellow]")
+
+
+def dora_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"DORA {report['application']} (last {report['since']})")
+    for column in ("account", "deploys/day", "deploys", "lead time (median)", "change failure", "time to restore"):
+        table.add_column(column)
+    for row in [report["overall"], *report["accounts"]]:
+        rate = row["changeFailureRate"]
+        table.add_row(
+            "all" if row["account"] == "*" else row["account"],
+            f"{row['deploymentsPerDay']:.2f}",
+            str(row["deployments"]),
+            _duration(row["leadTimeSeconds"]),
+            "-" if rate is None else f"{rate:.0%} ({row['failedChanges']}/{row['attempts']})",
+            _duration(row["timeToRestoreSeconds"]) + (f" ({row['unrestored']} open)" if row["unrestored"] else ""),
+        )
+    return table
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
