@@ -11,12 +11,14 @@ from temporalio.client import Client
 from api.auth import authenticate
 from api.console import console_router, docs_router
 from api.errors import install_error_handlers
+from api.metrics_middleware import install_http_metrics
 from api.policy import Policy
 from api.routers import (
     accounts,
     applications,
     clusters,
     codec,
+    dora,
     executions,
     imports,
     meta,
@@ -25,6 +27,7 @@ from api.routers import (
     webhooks,
 )
 from api.settings import GatewaySettings
+from core.observability.tracing import install_tracing, traced_client
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
 from core.temporal import connect_with
@@ -40,7 +43,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         app.state.settings = settings
-        app.state.temporal = client or await connect_with(settings)
+        app.state.temporal = traced_client(client or await connect_with(settings), app.state.tracer_provider)
         app.state.store = store or PipelineStore(settings.database_url)
         app.state.tokens = TokenStore(settings.database_url if store is None else store.database_url)
         yield
@@ -58,6 +61,8 @@ def create_app(
     )
     # Loaded now so a broken policy stops the gateway at start, not at the first request.
     app.state.policy = Policy.load(settings.auth_policy_file)
+    app.state.tracer_provider = install_tracing()
+    install_http_metrics(app)
     install_error_handlers(app)
     codec.install_cors(app, settings)
     authenticated = [Depends(authenticate)]
@@ -68,6 +73,7 @@ def create_app(
         accounts.router,
         clusters.router,
         imports.router,
+        dora.router,
     ):
         app.include_router(router, dependencies=authenticated)
     app.include_router(codec.router, dependencies=authenticated)

@@ -15,6 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.directory import AccountDirectoryView, read_directory
 from core.errors import ServiceError
+from core.observability.metrics import record_execution_started
 from core.settings import GennakerSettings
 from workflows.model import PipelineSpec, resolve_parameters
 from workflows.pipeline import PipelineWorkflow
@@ -119,6 +120,7 @@ async def start_execution(
             static_details=spec.description,
         )
         run_id = handle.result_run_id or ""
+        record_execution_started(spec.application, spec.name, trigger.type)
     except WorkflowAlreadyStartedError:
         if not idempotency_key:
             raise
@@ -179,6 +181,7 @@ async def restart_stage(
     except WorkflowAlreadyStartedError:
         # Someone else restarted it between our check and our start.
         raise ServiceError(409, "still_running", f"execution {workflow_id} was restarted by someone else") from None
+    record_execution_started(spec.application, spec.name, "restart")
     run_id = new.result_run_id or ""
     return ExecutionStarted(
         id=workflow_id,

@@ -23,13 +23,17 @@ def serve_api(
 
     from api.app import create_app
     from api.settings import GatewaySettings
+    from core.observability.logs import configure_logging
+    from core.observability.settings import TelemetryConfigError
     from core.settings import ConfigError
 
     try:
+        configure_logging()  # log_config=None below: uvicorn's loggers go through this format too
         settings = GatewaySettings.load(config)
-    except ConfigError as exc:
+        gateway = create_app(settings)
+    except (ConfigError, TelemetryConfigError) as exc:
         raise CliError(str(exc)) from None
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+    uvicorn.run(gateway, host=host or settings.api_host, port=port or settings.api_port, log_config=None)
 
 
 @app.command()

@@ -31,6 +31,7 @@ from workers.devserver import TemporalDevServer
 from workers.gateway_client import EXIT_UNAVAILABLE, CliError
 from workers.main import run_worker
 from workers.runner import DEFAULT_TASK_QUEUE
+from workers.telemetry import install_worker_telemetry, observe_worker_client
 
 T = TypeVar("T")
 
@@ -133,6 +134,7 @@ async def run_dev_stack(
         await guard.run(
             asyncio.to_thread(start_dev_accounts, data_dir, port_offset, ports.api, kubeconfig, kube_context, accounts)
         )
+        telemetry = install_worker_telemetry(logging=False)  # GENNAKER_METRICS_ADDRESS: before the connection
         client = await guard.run(connect(server.address, codec_keys_file=keys_file))
         settings = GatewaySettings(
             temporal_address=server.address,
@@ -158,7 +160,8 @@ async def run_dev_stack(
             )
         )
         # The pipeline worker plus one worker per account, reporting account health to the gateway.
-        worker_task = asyncio.create_task(run_worker(worker_config, stop=stop, store=store, client=client))
+        worker_client = observe_worker_client(client, telemetry.tracer_provider)
+        worker_task = asyncio.create_task(run_worker(worker_config, stop=stop, store=store, client=worker_client))
         api_task = asyncio.create_task(api.serve())
         try:
             await guard.run(_started(api, api_task))

@@ -20,6 +20,7 @@ from rich.markup import escape
 from workers.cli_follow import exit_code_for, follow_execution, print_execution
 from workers.cli_help import typeless_help
 from workers.cli_import import import_app
+from workers.cli_metrics import metrics_app
 from workers.cli_pipelines import list_accounts, list_applications, pipelines_app
 from workers.cli_servergroups import servergroup_app
 from workers.cli_tokens import token_app
@@ -270,21 +271,22 @@ def worker(
     temporal_address: Annotated[str | None, typer.Option(help="Override the Temporal address")] = None,
 ) -> None:
     """Run a worker for the task queues in gennaker.yaml until SIGTERM (graceful)."""
-    import logging
-
+    from core.observability.logs import configure_logging
+    from core.observability.settings import TelemetryConfigError
     from workers.config import ConfigError, load_worker_config
     from workers.main import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        configure_logging()
         settings = load_worker_config(config, task_queue=task_queue, temporal_address=temporal_address)
-    except ConfigError as exc:
+    except (ConfigError, TelemetryConfigError) as exc:
         raise CliError(str(exc)) from None
     asyncio.run(run_worker(settings))
 
 
 app.add_typer(token_app, name="token")
 app.add_typer(import_app, name="import")
+app.add_typer(metrics_app, name="metrics")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(servergroup_app, name="servergroup")
 app.command("applications")(list_applications)

@@ -15,12 +15,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.accounts import ProvidedAccount
+from core.observability.logs import configure_logging
 from core.store import PipelineStore
 from core.temporal import connect_with
 from workers.config import WorkerConfig
 from workers.providers import provide_accounts
 from workers.reporting import report_forever
 from workers.runner import pipeline_worker
+from workers.telemetry import install_worker_telemetry, observe_worker_client
 
 log = logging.getLogger("gennaker.worker")
 
@@ -46,7 +48,10 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    client = client or await connect_with(config)
+    if client is None:
+        # Before the connection: the SDK's metrics come from the runtime a client is created on.
+        telemetry = install_worker_telemetry(logging=False)
+        client = observe_worker_client(await connect_with(config), telemetry.tracer_provider)
     own_store = store is None and config.serve_pipelines
     if own_store:
         store = PipelineStore(config.database_url)
@@ -89,7 +94,7 @@ def main() -> None:
     """Entry for `python -m workers.main`: configuration from $GENNAKER_CONFIG / GENNAKER_* env."""
     from workers.config import load_worker_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     asyncio.run(run_worker(load_worker_config()))
     os._exit(0)  # temporalio can abort during interpreter teardown; the work is done
 

@@ -12,6 +12,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.accounts import AccountHealth, ProvidedAccount
+from workers.telemetry import record_account_health
 from workflows.accounts import ACCOUNT_DIRECTORY_ID, ACCOUNT_DIRECTORY_WORKFLOW, DirectoryState, WorkerReport
 
 log = logging.getLogger("gennaker.accounts")
@@ -35,6 +36,7 @@ def check(account: ProvidedAccount) -> AccountHealth:
 
 async def report_once(client: Client, worker_id: str, accounts: list[ProvidedAccount], directory_queue: str) -> None:
     health = [await asyncio.to_thread(check, account) for account in accounts]
+    record_account_health(health)
     for item in health:
         if not item.healthy:
             log.warning("account %s (%s): %s", item.name, item.kind, item.lastError)

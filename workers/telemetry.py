@@ -74,7 +74,7 @@ def install_worker_telemetry(settings: TelemetrySettings | None = None, *, loggi
     if logging:
         configure_logging(settings)
     runtime = worker_runtime(settings.metrics_address)
-    # Clients made afterwards (api.temporal.connect) use it; ones made before keep the old runtime.
+    # Clients made afterwards (core.temporal.connect) use it; ones made before keep the old runtime.
     Runtime.set_default(runtime, error_if_already_set=False)
     return WorkerTelemetry(settings, runtime, tracer_provider(settings))
 

@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TemporalError
 
 import workflows.stages.builtin  # noqa: F401  (load every stage type with the workflow, not inside its first task)
+from workflows import telemetry
 from workflows.context import StageContext
 from workflows.dag import DagScheduler
 from workflows.handlers import ExecutionHandlers
@@ -264,6 +265,8 @@ class PipelineWorkflow(ExecutionHandlers):
         state.status = StageStatus.RUNNING
         state.startTime = workflow.now()
         state.error = None
+        telemetry.stage_started(state)
+        evicted = False
         try:
             if stage.stageEnabled is not None and not evaluate_condition(
                 stage.stageEnabled.expression, self.expression_context()
@@ -290,12 +293,19 @@ class PipelineWorkflow(ExecutionHandlers):
                 self._mark_canceled(state, cleanup=exc.message if isinstance(exc, StageFailed) else None)
             else:
                 self._fail_from(stage, state, exc)
+        except GeneratorExit:
+            # The worker is evicting this run from its cache (shutdown, cache pressure): no workflow
+            # API may be called any more, and the run resumes elsewhere by replay.
+            evicted = True
+            raise
         finally:
-            state.endTime = workflow.now()
-            state.waitingForJudgment = False
-            if state.status is not StageStatus.SKIPPED:
-                state.details = None
-            self._tick += 1
+            if not evicted:
+                state.endTime = workflow.now()
+                state.waitingForJudgment = False
+                if state.status is not StageStatus.SKIPPED:
+                    state.details = None
+                telemetry.stage_finished(self._stage_configs.get(stage.refId, stage), state)
+                self._tick += 1
 
     def _being_canceled(self, state: StageState) -> bool:
         """The runner marks a stage before canceling it; the task also knows it is being canceled."""
@@ -382,4 +392,5 @@ class PipelineWorkflow(ExecutionHandlers):
         self._state.status = status
         self._state.paused = False
         self._state.endTime = workflow.now()
+        telemetry.execution_finished(self._state)
         self._publish_status()

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from api.app import create_app
 from api.settings import GatewaySettings
-from api.store import PipelineStore
-from api.store.tokens import TokenStore
+from core.store import PipelineStore
+from core.store.tokens import TokenStore
 from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
 from workers.cli import app as cli

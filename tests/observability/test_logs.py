@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import Client
 
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
-from api.store import PipelineStore
 from core.observability.context import STAGE_REF
 from core.observability.logs import JsonLinesFormatter, redact
+from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
 from workers.runner import pipeline_worker

@@ -33,7 +33,7 @@ from temporalio.client import Client
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from api.app import create_app
 from api.settings import GatewaySettings
-from api.store import PipelineStore
+from core.store import PipelineStore
 from tests.support.fake_services import FakeHttp, Reply
 from tests.support.kube_rig import KubeRig, deploy_stage, start_rig, stop_rig
 from workers.devserver import TemporalDevServer, free_port

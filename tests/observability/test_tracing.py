@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
 from api.app import create_app
 from api.settings import GatewaySettings
-from api.store import PipelineStore
 from core.observability.settings import TelemetrySettings
 from core.observability.tracing import traced_client, tracer_provider
+from core.store import PipelineStore
 from tests.support.fake_services import FakeHttp, Reply
 from workers.cli import app as cli
 from workers.runner import pipeline_worker
