@@ -74,6 +74,9 @@ else
     cat <<YAML
 kind: KwokctlConfiguration
 apiVersion: config.kwok.x-k8s.io/v1alpha1
+options:
+  bindAddress: 127.0.0.1
+  kubectlBinary: $kubectl
 componentsPatches:
 - name: kube-apiserver
   extraArgs:
@@ -96,9 +99,7 @@ YAML
     --kube-scheduler-binary "$bin/kube-scheduler" \
     --etcd-binary "$bin/etcd" \
     --kwok-controller-binary "$bin/kwok" \
-    --kubectl-binary "$kubectl" \
     --kube-authorization --kube-admission \
-    --bind-address 127.0.0.1 \
     --kubeconfig "$state/kwokctl.kubeconfig" \
     --quiet-pull --wait 120s >&2
 

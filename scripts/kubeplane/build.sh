@@ -35,6 +35,7 @@ go build -trimpath -ldflags="$ldflags" -o "$staging/" \
 # `go build -o dir/` names a /vN module's main package after the element before the suffix.
 mv "$staging/server" "$staging/etcd"
 rm -rf "$KUBEPLANE_BIN"
+chmod 755 "$staging"
 mv "$staging" "$KUBEPLANE_BIN"
 trap - EXIT
 seconds=$(( $(date +%s) - start ))

@@ -41,6 +41,7 @@ def stage_of(state: ExecutionState, ref: str) -> Any:
 
 
 async def test_outputs_are_parsed_from_the_log_and_flow_downstream(runner: Runner, kube: KubeRig) -> None:
+    kube.needs_containers()  # the outputs are what the container prints
     script = "echo migrating; echo 'GENNAKER_OUTPUTS {\"version\": \"1.2.3\", \"rows\": 42}'; echo SPINNAKER_PROPERTY_REGION=eu; echo done"
     state = await run_stages(
         runner,
@@ -63,6 +64,7 @@ async def test_outputs_are_parsed_from_the_log_and_flow_downstream(runner: Runne
 
 
 async def test_failure_after_backoff_limit_carries_the_log_tail(runner: Runner, kube: KubeRig) -> None:
+    kube.needs_containers()  # the log tail is what the container printed
     script = "echo step one; echo 'error: table locked'; exit 3"
     state = await run_stages(
         runner,
