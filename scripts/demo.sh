@@ -27,9 +27,12 @@ while [ $# -gt 0 ]; do
 done
 started_cluster=false
 if $real_cluster && [ -z "$kubeconfig" ]; then
-  bash scripts/kube-up.sh
   kubeconfig="$(pwd)/.data/kubeplane/admin.kubeconfig"
-  started_cluster=true
+  # Stop it at the end only if this demo started it.
+  if ! { [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; }; then
+    started_cluster=true
+  fi
+  bash scripts/kube-up.sh
 fi
 account=local-sim
 dev_args=()
