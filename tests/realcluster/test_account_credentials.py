@@ -177,3 +177,29 @@ async def test_fixing_the_kubeconfig_heals_the_account_without_a_worker_restart(
         await report()
         listed = await reported(gateway, account.name)
         assert listed["healthy"] is True and listed["lastError"] is None, listed
+
+
+async def test_a_stage_on_a_token_rbac_refuses_fails_at_once_naming_verb_and_resource(
+    cluster: Cluster, tmp_path: Path, runner: Runner, client: Client
+) -> None:
+    if cluster.limited is None:
+        assert cluster.sim is not None
+        account = account_with(cluster, cluster.good, tmp_path)
+        cluster.sim.inject(forbid=[{"verb": "list", "resource": "replicasets"}])
+    else:
+        account = account_with(cluster, cluster.limited, tmp_path)
+    rig = KubeRig(account=account, namespace=cluster.namespace, sim=cluster.sim, api_client=None)
+    try:
+        async with serve_account(client, account):
+            started = time.monotonic()
+            spec = deploy_stage(rig, stack="rbac", capacity={"min": 1, "max": 1, "desired": 1})
+            state = await runner.finish(await runner.start(pipeline(spec)), timeout=30)
+    finally:
+        if cluster.sim is not None:
+            cluster.sim.reset_faults()
+    stage = state.stage("deploy")
+    assert stage is not None and stage.status is StageStatus.TERMINAL and stage.error is not None
+    message = stage.error.message
+    assert f"account {account.name}: 403 Forbidden" in message, message
+    assert 'cannot list resource "replicasets" in API group "apps"' in message, message
+    assert time.monotonic() - started < 10
