@@ -203,3 +203,19 @@ async def test_a_stage_on_a_token_rbac_refuses_fails_at_once_naming_verb_and_res
     assert f"account {account.name}: 403 Forbidden" in message, message
     assert 'cannot list resource "replicasets" in API group "apps"' in message, message
     assert time.monotonic() - started < 10
+
+
+def test_a_kubeconfig_that_does_not_load_is_reported_and_picked_up_once_fixed(cluster: Cluster, tmp_path: Path) -> None:
+    account = account_with(cluster, cluster.good, tmp_path)
+    kubeconfig = Path(str(account.kubeconfig))
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    client = KubernetesAccountClient(account)  # a worker starts even so
+    try:
+        broken = check_kubernetes_account(client)
+        assert not broken.healthy and not broken.reachable and broken.lastError is not None
+        assert f"account {account.name}: cannot load the kubeconfig at {kubeconfig}" in broken.lastError, broken
+        replace_file(kubeconfig, cluster.good)
+        healed = check_kubernetes_account(client)
+        assert healed.healthy, healed.lastError
+    finally:
+        client.close()
