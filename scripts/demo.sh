@@ -4,10 +4,43 @@
 # release the demo app twice — v1, then v2 — each time: bake, deploy red/black (v2 takes the
 # traffic from v1), a manual judgment approved from the CLI, and a child smoke-test pipeline.
 # `--keep` leaves the stack running afterwards to explore the Temporal UI.
+# On a real API server instead of kubesim (docs/real-cluster.md):
+#   --kubeconfig PATH (or GENNAKER_DEMO_KUBECONFIG=PATH)  deploy to that cluster (account `local`,
+#                                                         namespace `default`)
+#   --real-cluster                                        start scripts/kube-up.sh's control plane
+#                                                         and deploy to it (stopped at the end
+#                                                         unless --keep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=false
-[ "${1:-}" = "--keep" ] && keep=true
+kubeconfig="${GENNAKER_DEMO_KUBECONFIG:-}"
+real_cluster=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) keep=true ;;
+    --kubeconfig) kubeconfig="${2:?--kubeconfig needs a path}"; shift ;;
+    --kubeconfig=*) kubeconfig="${1#--kubeconfig=}" ;;
+    --real-cluster) real_cluster=true ;;
+    *) echo "demo: unknown argument $1 (use --keep, --kubeconfig PATH, --real-cluster)" >&2; exit 2 ;;
+  esac
+  shift
+done
+started_cluster=false
+if $real_cluster && [ -z "$kubeconfig" ]; then
+  kubeconfig="$(pwd)/.data/kubeplane/admin.kubeconfig"
+  # Stop it at the end only if this demo started it.
+  if ! { [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; }; then
+    started_cluster=true
+  fi
+  bash scripts/kube-up.sh
+fi
+account=local-sim
+dev_args=()
+if [ -n "$kubeconfig" ]; then
+  [ -r "$kubeconfig" ] || { echo "demo: cannot read the kubeconfig $kubeconfig" >&2; exit 2; }
+  account=local
+  dev_args=(--kubeconfig "$kubeconfig")
+fi
 
 # As root, also install Docker and the registry (Debian packages) so the demo can bake.
 if [ "$(id -u)" = 0 ]; then bash scripts/setup-system.sh >/dev/null; fi
@@ -25,11 +58,12 @@ else
   echo "demo: no Docker engine here, so the demo deploys without baking"
 fi
 
-"$gennaker" dev --data-dir .data/demo --port-offset "$offset" > .data/demo-stack.log 2>&1 &
+"$gennaker" dev --data-dir .data/demo --port-offset "$offset" "${dev_args[@]}" > .data/demo-stack.log 2>&1 &
 stack=$!
 stop_all() {
   kill -INT "$stack" 2>/dev/null && wait "$stack" 2>/dev/null || true
   if $started_dockerd; then kill "$(cat .data/dockerd/dockerd.pid)" 2>/dev/null || true; fi
+  if $started_cluster; then bash scripts/kube-down.sh || true; fi
 }
 $keep || trap stop_all EXIT
 
@@ -53,7 +87,7 @@ done
 
 "$gennaker" save examples/smoke-test.yaml
 for tag in v1 v2; do
-  id=$("$gennaker" run examples/release-demo.yaml -p tag=$tag -p bake=$bake | sed -n 's/^started //p')
+  id=$("$gennaker" run examples/release-demo.yaml -p tag=$tag -p bake=$bake -p account=$account | sed -n 's/^started //p')
   echo "== release $tag: $id (bake=$bake); waiting for the manual judgment…"
   for _ in $(seq 1 240); do
     state=$("$gennaker" status "$id" --json || true)
@@ -71,4 +105,5 @@ echo
 echo "Temporal UI: http://127.0.0.1:$((8233 + offset))/namespaces/default/workflows?query=GennakerApplication%3D%22shop%22"
 if $keep; then
   echo "The stack keeps running (PID $stack); stop it with: kill -INT $stack"
+  if $started_cluster; then echo "The control plane keeps running too; stop it with: scripts/kube-down.sh"; fi
 fi

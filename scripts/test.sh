@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: setup, lint, types, then pytest against real services it starts itself.
+# The whole test suite: setup, lint, types, then pytest against real services it starts itself —
+# once with kubesim as the Kubernetes rig, then the provider modules again against a real control
+# plane (scripts/kube-up.sh; docs/real-cluster.md). GENNAKER_SKIP_REAL_CLUSTER=1 skips the second pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
@@ -10,6 +12,40 @@ echo "== ruff"
 .venv/bin/ruff format --check core workflows activities api workers stack
 echo "== mypy --strict"
 .venv/bin/mypy --strict core workflows activities api workers stack
-echo "== pytest"
+
+# Kubernetes runs twice: kubesim (the embedded default), then a real API server — the one
+# GENNAKER_TEST_KUBECONFIG names (kind, minikube, GKE...), else scripts/kube-up.sh's control plane,
+# which builds (first time only: minutes) and starts here while nothing else runs, and is stopped on
+# every way out of this script.
+real_kubeconfig="${GENNAKER_TEST_KUBECONFIG:-}"
+if [ -z "$real_kubeconfig" ] && [ "${GENNAKER_SKIP_REAL_CLUSTER:-0}" != 1 ]; then
+  echo "== kube-up (a real Kubernetes control plane on loopback)"
+  trap 'bash scripts/kube-down.sh >/dev/null 2>&1 || true' EXIT
+  trap 'exit 130' INT TERM
+  bash scripts/kube-up.sh
+  set -a
+  # shellcheck disable=SC1091
+  source .data/kubeplane/env
+  set +a
+  real_kubeconfig="$GENNAKER_TEST_KUBECONFIG"
+fi
+
+echo "== helm and kustomize (bakeManifest; built from their Go modules once, then cached)"
+bash scripts/tools-up.sh
+
+echo "== pytest (Kubernetes: kubesim)"
 # tests/conftest.py ends the process with pytest's own exit status (see there why).
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+status=0
+env -u GENNAKER_TEST_KUBECONFIG .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@" || status=$?
+
+if [ -n "$real_kubeconfig" ]; then
+  echo "== pytest (Kubernetes: the real API server of $real_kubeconfig)"
+  # The provider modules, plus the reliability faults that need no kubesim fault injection.
+  GENNAKER_TEST_KUBECONFIG="$real_kubeconfig" .venv/bin/python -m pytest -q -p no:cacheprovider \
+    tests/integration/test_deploy.py tests/integration/test_servergroup_stages.py \
+    tests/integration/test_manifest_stages.py tests/integration/test_manifest_any_kind.py \
+    tests/integration/test_run_job.py \
+    tests/integration/test_clusters_api.py tests/realcluster \
+    tests/reliability/test_server_restart.py || status=$?
+fi
+exit "$status"

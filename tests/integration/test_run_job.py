@@ -41,6 +41,7 @@ def stage_of(state: ExecutionState, ref: str) -> Any:
 
 
 async def test_outputs_are_parsed_from_the_log_and_flow_downstream(runner: Runner, kube: KubeRig) -> None:
+    kube.needs_containers()  # the outputs are what the container prints
     script = "echo migrating; echo 'GENNAKER_OUTPUTS {\"version\": \"1.2.3\", \"rows\": 42}'; echo SPINNAKER_PROPERTY_REGION=eu; echo done"
     state = await run_stages(
         runner,
@@ -63,6 +64,7 @@ async def test_outputs_are_parsed_from_the_log_and_flow_downstream(runner: Runne
 
 
 async def test_failure_after_backoff_limit_carries_the_log_tail(runner: Runner, kube: KubeRig) -> None:
+    kube.needs_containers()  # the log tail is what the container printed
     script = "echo step one; echo 'error: table locked'; exit 3"
     state = await run_stages(
         runner,
@@ -117,7 +119,9 @@ async def test_a_retried_start_reattaches_to_the_same_job(kube: KubeRig) -> None
     jobs = kube.batch.list_namespaced_job(kube.namespace, label_selector="app.kubernetes.io/managed-by=gennaker")
     assert [j.metadata.name for j in jobs.items].count(first.name) == 1
     outcome = env.run(kube.jobs.wait_for_job, WaitForJobInput(job=second, timeoutSeconds=30))
-    assert outcome.succeeded and outcome.outputs == {"ok": True}
+    assert outcome.succeeded
+    if kube.runs_containers():  # on kwok no container prints the outputs
+        assert outcome.outputs == {"ok": True}
     # A restarted stage is a new run: it gets its own Job rather than the finished one.
     assert env.run(kube.jobs.start_job, start.model_copy(update={"runId": "run-2"})).name != first.name
     # Someone else's Job under our name is not adopted.

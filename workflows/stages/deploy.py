@@ -127,6 +127,9 @@ class StepJudgment(BaseModel):
     timeoutMs: int | None = Field(default=None, gt=0, description="A step not approved in this long fails")
 
 
+MAX_LABEL_VALUE = 63
+
+
 @register_stage
 class DeployStage(StageConfig):
     type: Literal["deploy"] = "deploy"
@@ -184,6 +187,14 @@ class DeployStage(StageConfig):
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         application = self.application or ctx.execution.application
         cluster = self.cluster(ctx.execution.application)
+        # A server group's name is also its `gennaker.io/server-group` label value, which a real API
+        # server caps at 63 characters (kubesim did not): refuse before anything is written.
+        longest = f"{cluster}-v000"
+        if len(longest) > MAX_LABEL_VALUE and workflow.patched("deploy-server-group-name-length"):
+            raise StageFailed(
+                f"server group names of cluster {cluster} would be {len(longest)} characters ({longest}); "
+                f"they are label values, at most {MAX_LABEL_VALUE}: shorten the application, stack or freeFormDetails"
+            )
         ops = ServerGroupOps(ctx, self.account, self.namespace)
         groups: list[str] = []
         for group in self.securityGroups:
