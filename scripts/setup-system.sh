@@ -21,6 +21,9 @@ PACKAGES=(
     # Console browser tests (tests/e2e/): Playwright for Python drives Debian's Chromium through
     # executable_path=/usr/bin/chromium; Playwright never downloads a browser of its own here.
     chromium
+    # The store's tests against a real PostgreSQL 15 (tests/support/postgres.py runs initdb/postgres
+    # from /usr/lib/postgresql/15/bin in a temp dir; the packaged cluster service is not used).
+    postgresql
 )
 
 export DEBIAN_FRONTEND=noninteractive
