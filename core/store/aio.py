@@ -60,7 +60,7 @@ class AsyncTokenLookup:
 
     def __init__(self, tokens: TokenStore, cache: TokenCache | None = None) -> None:
         self.tokens = tokens
-        self.cache = cache or TokenCache()
+        self.cache = cache if cache is not None else TokenCache()  # an empty cache is falsy (__len__)
 
     async def lookup(self, token: str) -> TokenInfo | None:
         digest = token_digest(token)

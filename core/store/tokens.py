@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -109,9 +110,12 @@ class TokenCache:
     their entry expires). Unknown and revoked tokens are not cached: a token created a moment ago
     works at once, and guessing floods cannot push live entries out."""
 
-    def __init__(self, max_entries: int = 4096, ttl_seconds: float = 10.0) -> None:
+    def __init__(
+        self, max_entries: int = 4096, ttl_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
+        self._clock = clock
         self._entries: OrderedDict[str, tuple[float, TokenInfo]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -121,7 +125,7 @@ class TokenCache:
             if found is None:
                 return None
             expires, info = found
-            if expires <= time.monotonic():
+            if expires <= self._clock():
                 del self._entries[digest]
                 return None
             self._entries.move_to_end(digest)
@@ -129,7 +133,7 @@ class TokenCache:
 
     def put(self, digest: str, info: TokenInfo) -> None:
         with self._lock:
-            self._entries[digest] = (time.monotonic() + self.ttl_seconds, info)
+            self._entries[digest] = (self._clock() + self.ttl_seconds, info)
             self._entries.move_to_end(digest)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
