@@ -144,24 +144,6 @@ class PipelineStore:
             latest = self._latest_row(session, application, name)
             return (latest.revision if latest else 0) + 1
 
-    def live_pipelines(self) -> list[PipelineRevision]:
-        """The live revision of every pipeline of every application, in one query (for exports and
-        tools; trigger dispatch uses `trigger_candidates`)."""
-        with Session(self._engine) as session:
-            latest = _live_revisions()
-            rows = session.scalars(
-                select(RevisionRow)
-                .join(
-                    latest,
-                    (RevisionRow.application == latest.c.application)
-                    & (RevisionRow.name == latest.c.name)
-                    & (RevisionRow.revision == latest.c.rev),
-                )
-                .where(RevisionRow.deleted.is_(False))
-                .order_by(RevisionRow.application, RevisionRow.name)
-            ).all()
-            return [_to_revision(r) for r in rows]
-
     def trigger_candidates(self, kind: str, key: str) -> list[PipelineRevision]:
         """The live revision of each pipeline with an enabled `kind` trigger filed under `key`."""
         with Session(self._engine) as session:
