@@ -41,7 +41,7 @@ class PipelineTriggerActivities:
         result = await dispatch_pipeline_finished(
             self._client,
             self._settings,
-            self._store,
+            self._store.aio,
             application=event.application,
             pipeline=event.pipeline,
             execution_id=event.executionId,

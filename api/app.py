@@ -1,7 +1,9 @@
-"""`create_app(settings)`: the gateway. The lifespan opens the Temporal client and the store once."""
+"""`create_app(settings)`: the gateway. The lifespan opens the Temporal client and the store once
+(on a thread: opening migrates the schema first, core/store/migrate.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,7 +30,7 @@ from api.routers import (
 )
 from api.settings import GatewaySettings
 from core.observability.tracing import install_tracing, traced_client
-from core.store import PipelineStore
+from core.store import AsyncTokenLookup, PipelineStore
 from core.store.tokens import TokenStore
 from core.temporal import connect_with
 
@@ -44,12 +46,15 @@ def create_app(
         own_store = store is None
         app.state.settings = settings
         app.state.temporal = traced_client(client or await connect_with(settings), app.state.tracer_provider)
-        app.state.store = store or PipelineStore(settings.database_url)
-        app.state.tokens = TokenStore(settings.database_url if store is None else store.database_url)
+        opened = store if store is not None else await asyncio.to_thread(PipelineStore, settings.database_url)
+        # Same URL, so the same engine (core/store/database.py): one pool for pipelines and tokens.
+        tokens = await asyncio.to_thread(TokenStore, opened.database_url)
+        app.state.store = opened
+        app.state.tokens = AsyncTokenLookup(tokens)
         yield
-        app.state.tokens.close()
+        tokens.close()
         if own_store:
-            app.state.store.close()
+            opened.close()
 
     app = FastAPI(
         title="Gennaker",

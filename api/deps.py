@@ -1,4 +1,7 @@
-"""Dependencies shared by the routers: the Temporal client, the store, settings, and access checks."""
+"""Dependencies shared by the routers: the Temporal client, the store, settings, and access checks.
+
+All `async def`: they only read app state, and a plain `def` dependency costs a thread-pool hop per
+request. The store they hand out is the async one (core/store/aio.py): its calls run off the loop."""
 
 from __future__ import annotations
 
@@ -12,26 +15,26 @@ from api.auth import IdentityDep, PolicyDep, require, require_admin
 from api.errors import ApiError
 from api.policy import Identity, Permission, Policy
 from api.settings import GatewaySettings
-from core.store import PipelineStore
+from core.store import AsyncPipelineStore, PipelineStore
 
 
-def _client(request: Request) -> Client:
+async def _client(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
 
 
-def _store(request: Request) -> PipelineStore:
+async def _store(request: Request) -> AsyncPipelineStore:
     store: PipelineStore = request.app.state.store
-    return store
+    return store.aio
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
 TemporalClientDep = Annotated[Client, Depends(_client)]
-StoreDep = Annotated[PipelineStore, Depends(_store)]
+StoreDep = Annotated[AsyncPipelineStore, Depends(_store)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 
 
@@ -65,14 +68,14 @@ class Access:
         require_admin(self.identity, self.policy, self.settings, what)
 
 
-def _access(identity: IdentityDep, policy: PolicyDep, settings: SettingsDep) -> Access:
+async def _access(identity: IdentityDep, policy: PolicyDep, settings: SettingsDep) -> Access:
     return Access(identity, policy, settings)
 
 
 AccessDep = Annotated[Access, Depends(_access)]
 
 
-def _caller(access: AccessDep) -> str:
+async def _caller(access: AccessDep) -> str:
     return access.subject
 
 

@@ -1,5 +1,6 @@
 """Saved pipelines (Spinnaker's front50) as a service: saving keeps cron schedules in step, deleting
-removes them, running starts the saved revision. Callers have authorised the caller already."""
+removes them, running starts the saved revision. Callers have authorised the caller already.
+The store is read and written off the event loop (core/store/aio.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from core.errors import ServiceError, not_found
 from core.launch import ExecutionStarted, start_execution
 from core.schedules import delete_pipeline_schedules, sync_schedules
 from core.settings import GennakerSettings
-from core.store import PipelineStore
+from core.store import AsyncPipelineStore
 from workflows.model import parse_pipeline
 from workflows.spel_lint import reject_spel
 from workflows.state import TriggerInfo
@@ -20,7 +21,7 @@ from workflows.state import TriggerInfo
 async def save_pipeline(
     client: Client,
     settings: GennakerSettings,
-    store: PipelineStore,
+    store: AsyncPipelineStore,
     application: str,
     name: str,
     data: dict[str, Any],
@@ -35,26 +36,26 @@ async def save_pipeline(
             )
     reject_spel(data)  # a leftover SpEL `${ }` is an error, not literal text (DESIGN.md §3)
     spec = parse_pipeline(data)
-    previous_revision = store.get(application, name)
+    previous_revision = await store.get(application, name)
     previous = parse_pipeline(previous_revision.config) if previous_revision else None
     # Schedules first: if the server refuses one, the save fails whole and nothing was stored.
-    next_revision = store.next_revision(application, name)
+    next_revision = await store.next_revision(application, name)
     await sync_schedules(client, settings, spec, next_revision, previous)
     # Store what the person wrote (validated), not a re-serialisation: it reads back the same, and
     # fields with defaults stay implicit so later default changes apply.
-    revision = store.save(application, name, data, author=author)
+    revision = await store.save(application, name, data, author=author)
     if revision != next_revision:  # a concurrent save won the race for that revision
         await sync_schedules(client, settings, spec, revision, spec)
     return revision, previous_revision is None
 
 
-async def delete_pipeline(client: Client, store: PipelineStore, application: str, name: str, author: str) -> int:
+async def delete_pipeline(client: Client, store: AsyncPipelineStore, application: str, name: str, author: str) -> int:
     """Write the tombstone revision (history stays) after removing the pipeline's schedules."""
-    live = store.get(application, name)
+    live = await store.get(application, name)
     if live is None:
         raise not_found(f"pipeline {application}/{name}")
     await delete_pipeline_schedules(client, parse_pipeline(live.config))
-    revision = store.delete(application, name, author=author)
+    revision = await store.delete(application, name, author=author)
     if revision is None:
         raise not_found(f"pipeline {application}/{name}")
     return revision
@@ -63,7 +64,7 @@ async def delete_pipeline(client: Client, store: PipelineStore, application: str
 async def run_saved_pipeline(
     client: Client,
     settings: GennakerSettings,
-    store: PipelineStore,
+    store: AsyncPipelineStore,
     application: str,
     name: str,
     parameters: dict[str, Any],
@@ -72,7 +73,7 @@ async def run_saved_pipeline(
     revision: int | None = None,
     idempotency_key: str | None = None,
 ) -> ExecutionStarted:
-    found = store.get(application, name, revision)
+    found = await store.get(application, name, revision)
     if found is None:
         which = f" revision {revision}" if revision else ""
         raise not_found(f"pipeline {application}/{name}{which}")

@@ -18,7 +18,8 @@ from temporalio.client import Client
 from core.errors import ServiceError
 from core.launch import start_execution
 from core.settings import GennakerSettings
-from core.store import PipelineStore
+from core.store import AsyncPipelineStore
+from core.store.trigger_index import delivery_key
 from workflows.model import PipelineInvalid, PipelineSpec, parse_pipeline
 from workflows.state import TriggerInfo
 from workflows.trigger_artifacts import docker_image_artifact
@@ -73,10 +74,14 @@ def payload_value(payload: Any, dotted: str) -> Any:
 
 
 async def dispatch(
-    client: Client, settings: GennakerSettings, store: PipelineStore, event: TriggerEvent
+    client: Client, settings: GennakerSettings, store: AsyncPipelineStore, event: TriggerEvent
 ) -> DispatchResult:
     result = DispatchResult(message="")
-    for saved in store.live_pipelines():
+    # Only the pipelines whose triggers are filed under this delivery's source are read and parsed:
+    # a delivery costs O(matching triggers), whatever else is saved (core/store/trigger_index.py).
+    key = delivery_key(event.kind, event.info)
+    candidates = [] if key is None else await store.trigger_candidates(event.kind, key)
+    for saved in candidates:
         try:
             spec = parse_pipeline(saved.config)
         except PipelineInvalid:
@@ -133,7 +138,7 @@ def only_authentication_failed(result: DispatchResult) -> bool:
 async def dispatch_registry_push(
     client: Client,
     settings: GennakerSettings,
-    store: PipelineStore,
+    store: AsyncPipelineStore,
     *,
     account: str,
     repository: str,
@@ -170,7 +175,7 @@ async def dispatch_registry_push(
 async def dispatch_pipeline_finished(
     client: Client,
     settings: GennakerSettings,
-    store: PipelineStore,
+    store: AsyncPipelineStore,
     *,
     application: str,
     pipeline: str,

@@ -23,6 +23,9 @@ PACKAGES=(
     chromium
     # Metrics tests (tests/observability/test_prometheus.py) scrape the stack with a real Prometheus.
     prometheus
+    # The store's tests against a real PostgreSQL 15 (tests/support/postgres.py runs initdb/postgres
+    # from /usr/lib/postgresql/15/bin in a temp dir; the packaged cluster service is not used).
+    postgresql
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -120,11 +120,12 @@ async def run_dev_stack(
         db_file=data_dir / "temporal.db", port=ports.temporal, ui_port=ports.ui, log_file=data_dir / "temporal.log"
     )
     store_url = f"sqlite:///{(data_dir / 'gennaker.db').resolve()}"
-    policy_file = _dev_access(data_dir, store_url)
+    # Opening the store migrates its schema (core/store/migrate.py): blocking work, so on a thread.
+    policy_file = await asyncio.to_thread(_dev_access, data_dir, store_url)
     keys_file = data_dir / "codec-keys.yaml"
     if not keys_file.exists():
         CodecKeys.write_new(keys_file)
-    store = PipelineStore(store_url)
+    store = await asyncio.to_thread(PipelineStore, store_url)
     accounts = DevAccounts()
     server.launch()
     died = asyncio.create_task(_exited(server))

@@ -54,7 +54,8 @@ async def run_worker(
         client = observe_worker_client(await connect_with(config), telemetry.tracer_provider)
     own_store = store is None and config.serve_pipelines
     if own_store:
-        store = PipelineStore(config.database_url)
+        # Opening migrates the schema first (core/store/migrate.py): a blocking call, so on a thread.
+        store = await asyncio.to_thread(PipelineStore, config.database_url)
     accounts = provide_accounts(config)
     workers: list[Worker] = []
     if config.serve_pipelines and store is not None:

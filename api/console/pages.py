@@ -45,12 +45,12 @@ def pages_router() -> APIRouter:
 
     @router.get("/")
     async def applications(request: Request, who: CallerDep) -> Response:
-        return render(request, who, "applications.html", {"applications": who.gateway.readable_applications()})
+        return render(request, who, "applications.html", {"applications": await who.gateway.readable_applications()})
 
     @router.get("/applications/{application}")
     async def application(request: Request, application: AppName, who: CallerDep) -> Response:
         gateway = who.gateway
-        pipelines = gateway.pipelines(application)  # checks READ
+        pipelines = await gateway.pipelines(application)  # checks READ
         context = {
             "application": application,
             "pipelines": pipelines,

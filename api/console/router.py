@@ -70,7 +70,7 @@ def console_router() -> APIRouter:
         if not token or len(token) > session.MAX_CREDENTIAL:
             return _login_failed(request, target, "enter an API token")
         try:
-            identify(request, token)
+            await identify(request, token)
         except ApiError as exc:
             if exc.status != 401:
                 raise

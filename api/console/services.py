@@ -30,7 +30,7 @@ from api.schemas import (
 )
 from api.settings import GatewaySettings
 from core.directory import reported_accounts
-from core.store import PipelineRevision, PipelineStore
+from core.store import AsyncPipelineStore, PipelineRevision
 from workflows.accounts import AccountView
 from workflows.model import PipelineSpec, parse_pipeline
 from workflows.state import ExecutionState, PipelineRunInput
@@ -54,7 +54,7 @@ class Gateway:
     def __init__(self, request: Request, identity: Identity) -> None:
         self.request = request
         self.client: Client = request.app.state.temporal
-        self.store: PipelineStore = request.app.state.store
+        self.store: AsyncPipelineStore = request.app.state.store.aio
         self.settings: GatewaySettings = request.app.state.settings
         self.policy: Policy = request.app.state.policy
         self.access = Access(identity, self.policy, self.settings)
@@ -71,14 +71,14 @@ class Gateway:
 
     # ---- applications and saved pipelines ------------------------------------------------------
 
-    def readable_applications(self) -> list[str]:
-        return [app for app in self.store.list_applications() if self.can(app, Permission.READ)]
+    async def readable_applications(self) -> list[str]:
+        return [app for app in await self.store.list_applications() if self.can(app, Permission.READ)]
 
-    def pipelines(self, application: str) -> list[tuple[PipelineRevision, PipelineSpec | None]]:
+    async def pipelines(self, application: str) -> list[tuple[PipelineRevision, PipelineSpec | None]]:
         """Live pipelines with their parsed spec (None if a stored config no longer validates)."""
         self.access.require(application, Permission.READ)
         found: list[tuple[PipelineRevision, PipelineSpec | None]] = []
-        for revision in self.store.list_pipelines(application):
+        for revision in await self.store.list_pipelines(application):
             try:
                 spec: PipelineSpec | None = parse_pipeline(revision.config)
             except ValueError:
@@ -155,10 +155,10 @@ SPEC_CACHE_SIZE = 256
 _SPECS: OrderedDict[str, PipelineSpec] = OrderedDict()
 
 
-def identify(request: Request, credential: str | None) -> Identity:
+async def identify(request: Request, credential: str | None) -> Identity:
     """The caller behind a console credential, checked exactly as an `Authorization: Bearer` header
     (API token or OIDC JWT); raises the API's 401 ApiError when it is missing or invalid."""
-    return authenticate(request, authorization=f"Bearer {credential}" if credential else None)
+    return await authenticate(request, authorization=f"Bearer {credential}" if credential else None)
 
 
 def auth_disabled(request: Request) -> bool:

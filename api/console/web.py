@@ -95,17 +95,17 @@ class NotSignedIn(Exception):
     pass
 
 
-def caller(request: Request) -> Caller:
+async def caller(request: Request) -> Caller:
     """Dependency: the console's caller, from its cookie, authenticated as the API authenticates."""
     cookie = request.cookies.get(session.COOKIE)
     if auth_disabled(request):
         fresh = cookie is None or not cookie.startswith(session.ANONYMOUS_PREFIX)
         cookie = session.new_anonymous_session() if fresh or cookie is None else cookie
-        return Caller(Gateway(request, identify(request, None)), cookie, fresh_cookie=fresh)
+        return Caller(Gateway(request, await identify(request, None)), cookie, fresh_cookie=fresh)
     if not cookie or len(cookie) > session.MAX_CREDENTIAL or cookie.startswith(session.ANONYMOUS_PREFIX):
         raise NotSignedIn
     try:
-        identity = identify(request, cookie)
+        identity = await identify(request, cookie)
     except ApiError as exc:
         if exc.status == 401:
             raise NotSignedIn from None

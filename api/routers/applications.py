@@ -16,8 +16,8 @@ router = APIRouter(prefix="/applications", tags=["applications"])
 async def list_applications(store: StoreDep, access: AccessDep) -> list[Application]:
     """Only the applications the caller may read."""
     return [
-        Application(name=app, pipelines=[p.name for p in store.list_pipelines(app)])
-        for app in store.list_applications()
+        Application(name=app, pipelines=[p.name for p in await store.list_pipelines(app)])
+        for app in await store.list_applications()
         if access.can(app, Permission.READ)
     ]
 
@@ -29,5 +29,5 @@ async def list_pipelines(application: AppName, store: StoreDep, access: AccessDe
         SavedPipelineRef(
             application=p.application, name=p.name, revision=p.revision, author=p.author, createdAt=p.created_at
         )
-        for p in store.list_pipelines(application)
+        for p in await store.list_pipelines(application)
     ]

@@ -28,7 +28,7 @@ from core.spinnaker import (
     pipelines_in,
 )
 from core.spinnaker.sources import parse_json
-from core.store import PipelineStore
+from core.store import AsyncPipelineStore
 from workflows.model import FieldError, PipelineInvalid
 
 router = APIRouter(tags=["import"])
@@ -139,7 +139,7 @@ async def import_spinnaker(
 
 
 async def _save(
-    pipeline: dict[str, Any], store: PipelineStore, client: Client, settings: GennakerSettings, author: str
+    pipeline: dict[str, Any], store: AsyncPipelineStore, client: Client, settings: GennakerSettings, author: str
 ) -> SavedPipelineRef:
     """As PUT /applications/{app}/pipelines/{name} does (the same core service)."""
     application, name = str(pipeline["application"]), str(pipeline["name"])

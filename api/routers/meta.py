@@ -33,7 +33,7 @@ async def readyz(client: TemporalClientDep, store: StoreDep) -> JSONResponse:
         log.warning("readyz: Temporal unreachable: %s", exc)
         checks["temporal"] = "unreachable"  # no details: this endpoint needs no token
     try:
-        await asyncio.to_thread(store.ping)
+        await store.ping()
         checks["store"] = "ok"
     except Exception as exc:
         log.warning("readyz: store unreachable: %s", exc)

@@ -96,7 +96,7 @@ async def get_pipeline(
     revision: Annotated[int | None, Query(ge=1, le=MAX_REVISION, description="Default: latest")] = None,
 ) -> SavedPipeline:
     access.require(application, Permission.READ)
-    found = store.get(application, name, revision)
+    found = await store.get(application, name, revision)
     if found is None:
         which = f" revision {revision}" if revision else ""
         raise not_found(f"pipeline {application}/{name}{which}")
@@ -112,7 +112,7 @@ async def pipeline_revisions(
     application: AppName, name: PipelineName, store: StoreDep, access: AccessDep
 ) -> list[SavedPipelineRef]:
     access.require(application, Permission.READ)
-    revisions = store.revisions(application, name)
+    revisions = await store.revisions(application, name)
     if not revisions:
         raise not_found(f"pipeline {application}/{name}")
     return [

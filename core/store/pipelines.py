@@ -1,8 +1,13 @@
 """SQL store of pipeline configurations.
 
 One table of revisions: saving writes revision N+1, deleting writes a tombstone revision, nothing is
-ever updated in place, so the table is the configuration's full history. SQLite by default (WAL, so
-the worker can read while the gateway writes); PostgreSQL when gateways are replicated.
+ever updated in place, so the table is the configuration's full history. Beside it, the trigger
+index (core/store/trigger_index.py) lists the event triggers of each live revision, rewritten in the
+same transaction as the revision, so a delivery reads only the pipelines that watch its source.
+SQLite by default; PostgreSQL when gateways are replicated.
+
+This class is synchronous: the CLI, the worker's thread-pool activities and the tests call it as it
+is; code on an event loop uses `store.aio` (core/store/aio.py), which runs the same calls on a thread.
 """
 
 from __future__ import annotations
@@ -10,41 +15,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Boolean,
-    DateTime,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
+from core.store.database import acquire_engine, release_engine
+from core.store.schema import RevisionRow, TriggerIndexRow
+from core.store.trigger_index import index_entries
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class _RevisionRow(_Base):
-    __tablename__ = "pipeline_revisions"
-    __table_args__ = (UniqueConstraint("application", "name", "revision"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    application: Mapped[str] = mapped_column(String(63), index=True)
-    name: Mapped[str] = mapped_column(String(63))
-    revision: Mapped[int] = mapped_column(Integer)
-    config: Mapped[str] = mapped_column(Text)
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    author: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+if TYPE_CHECKING:
+    from core.store.aio import AsyncPipelineStore
 
 
 @dataclass(frozen=True)
@@ -58,7 +42,7 @@ class PipelineRevision:
     created_at: datetime
 
 
-def _to_revision(row: _RevisionRow) -> PipelineRevision:
+def _to_revision(row: RevisionRow) -> PipelineRevision:
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return PipelineRevision(
         application=row.application,
@@ -71,44 +55,59 @@ def _to_revision(row: _RevisionRow) -> PipelineRevision:
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _live_revisions() -> Any:
+    """Subquery: the newest revision number of each pipeline."""
+    return (
+        select(RevisionRow.application, RevisionRow.name, func.max(RevisionRow.revision).label("rev"))
+        .group_by(RevisionRow.application, RevisionRow.name)
+        .subquery()
+    )
 
 
 class PipelineStore:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, migrate: bool = True) -> None:
+        """Opens (and on first use in this process, migrates) the database; see core/store/database.py."""
         self.database_url = database_url
-        self._engine: Engine = create_engine(database_url, pool_pre_ping=True)
-        if self._engine.dialect.name == "sqlite":
-            event.listen(self._engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self._engine)
+        self._engine: Engine = acquire_engine(database_url, migrate=migrate)
+        self._closed = False
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @cached_property
+    def aio(self) -> AsyncPipelineStore:
+        """The same store for code on an event loop: every call runs on a thread."""
+        from core.store.aio import AsyncPipelineStore
+
+        return AsyncPipelineStore(self)
 
     def close(self) -> None:
-        self._engine.dispose()
+        if not self._closed:
+            self._closed = True
+            release_engine(self.database_url)
 
     def ping(self) -> None:
         with self._engine.connect() as conn:
             conn.execute(select(1))
 
-    def _latest_row(self, session: Session, application: str, name: str) -> _RevisionRow | None:
+    def _latest_row(self, session: Session, application: str, name: str) -> RevisionRow | None:
         return session.scalars(
-            select(_RevisionRow)
-            .where(_RevisionRow.application == application, _RevisionRow.name == name)
-            .order_by(_RevisionRow.revision.desc())
+            select(RevisionRow)
+            .where(RevisionRow.application == application, RevisionRow.name == name)
+            .order_by(RevisionRow.revision.desc())
             .limit(1)
         ).first()
 
     def _append(self, application: str, name: str, config: dict[str, Any], deleted: bool, author: str | None) -> int:
+        entries = [] if deleted else index_entries(config)
         # Two writers may race for revision N+1; the unique constraint picks one, the other retries.
         for _ in range(5):
             with Session(self._engine) as session:
                 latest = self._latest_row(session, application, name)
                 revision = (latest.revision if latest else 0) + 1
                 session.add(
-                    _RevisionRow(
+                    RevisionRow(
                         application=application,
                         name=name,
                         revision=revision,
@@ -117,6 +116,20 @@ class PipelineStore:
                         author=author,
                         created_at=datetime.now(UTC),
                     )
+                )
+                # The index follows the newest revision. Only older entries are removed: if a save of
+                # a newer revision committed meanwhile, its entries stay, and ours (now stale) cost a
+                # delivery at most one extra candidate, which dispatch reads at its live revision.
+                session.execute(
+                    delete(TriggerIndexRow).where(
+                        TriggerIndexRow.application == application,
+                        TriggerIndexRow.name == name,
+                        TriggerIndexRow.revision < revision,
+                    )
+                )
+                session.add_all(
+                    TriggerIndexRow(kind=kind, key=key, application=application, name=name, revision=revision)
+                    for kind, key in entries
                 )
                 try:
                     session.commit()
@@ -131,24 +144,30 @@ class PipelineStore:
             latest = self._latest_row(session, application, name)
             return (latest.revision if latest else 0) + 1
 
-    def live_pipelines(self) -> list[PipelineRevision]:
-        """The live revision of every pipeline of every application (for trigger matching), in one query."""
+    def trigger_candidates(self, kind: str, key: str) -> list[PipelineRevision]:
+        """The live revision of each pipeline with an enabled `kind` trigger filed under `key`."""
         with Session(self._engine) as session:
-            latest = (
-                select(_RevisionRow.application, _RevisionRow.name, func.max(_RevisionRow.revision).label("rev"))
-                .group_by(_RevisionRow.application, _RevisionRow.name)
+            latest = _live_revisions()
+            watching = (
+                select(TriggerIndexRow.application, TriggerIndexRow.name)
+                .where(TriggerIndexRow.key == key, TriggerIndexRow.kind == kind)
+                .distinct()
                 .subquery()
             )
             rows = session.scalars(
-                select(_RevisionRow)
+                select(RevisionRow)
+                .join(
+                    watching,
+                    (RevisionRow.application == watching.c.application) & (RevisionRow.name == watching.c.name),
+                )
                 .join(
                     latest,
-                    (_RevisionRow.application == latest.c.application)
-                    & (_RevisionRow.name == latest.c.name)
-                    & (_RevisionRow.revision == latest.c.rev),
+                    (RevisionRow.application == latest.c.application)
+                    & (RevisionRow.name == latest.c.name)
+                    & (RevisionRow.revision == latest.c.rev),
                 )
-                .where(_RevisionRow.deleted.is_(False))
-                .order_by(_RevisionRow.application, _RevisionRow.name)
+                .where(RevisionRow.deleted.is_(False))
+                .order_by(RevisionRow.application, RevisionRow.name)
             ).all()
             return [_to_revision(r) for r in rows]
 
@@ -167,10 +186,10 @@ class PipelineStore:
                 row = self._latest_row(session, application, name)
                 return None if row is None or row.deleted else _to_revision(row)
             row = session.scalars(
-                select(_RevisionRow).where(
-                    _RevisionRow.application == application,
-                    _RevisionRow.name == name,
-                    _RevisionRow.revision == revision,
+                select(RevisionRow).where(
+                    RevisionRow.application == application,
+                    RevisionRow.name == name,
+                    RevisionRow.revision == revision,
                 )
             ).first()
             return None if row is None or row.deleted else _to_revision(row)
@@ -178,9 +197,9 @@ class PipelineStore:
     def revisions(self, application: str, name: str) -> list[PipelineRevision]:
         with Session(self._engine) as session:
             rows = session.scalars(
-                select(_RevisionRow)
-                .where(_RevisionRow.application == application, _RevisionRow.name == name)
-                .order_by(_RevisionRow.revision)
+                select(RevisionRow)
+                .where(RevisionRow.application == application, RevisionRow.name == name)
+                .order_by(RevisionRow.revision)
             ).all()
             return [_to_revision(r) for r in rows]
 
@@ -188,24 +207,24 @@ class PipelineStore:
         """The live (latest, not deleted) revision of each pipeline of an application."""
         with Session(self._engine) as session:
             latest = (
-                select(_RevisionRow.name, func.max(_RevisionRow.revision).label("rev"))
-                .where(_RevisionRow.application == application)
-                .group_by(_RevisionRow.name)
+                select(RevisionRow.name, func.max(RevisionRow.revision).label("rev"))
+                .where(RevisionRow.application == application)
+                .group_by(RevisionRow.name)
                 .subquery()
             )
             rows = session.scalars(
-                select(_RevisionRow)
-                .join(latest, (_RevisionRow.name == latest.c.name) & (_RevisionRow.revision == latest.c.rev))
-                .where(_RevisionRow.application == application, _RevisionRow.deleted.is_(False))
-                .order_by(_RevisionRow.name)
+                select(RevisionRow)
+                .join(latest, (RevisionRow.name == latest.c.name) & (RevisionRow.revision == latest.c.rev))
+                .where(RevisionRow.application == application, RevisionRow.deleted.is_(False))
+                .order_by(RevisionRow.name)
             ).all()
             return [_to_revision(r) for r in rows]
 
     def list_applications(self) -> list[str]:
         with Session(self._engine) as session:
-            return list(session.scalars(select(_RevisionRow.application).distinct().order_by(_RevisionRow.application)))
+            return list(session.scalars(select(RevisionRow.application).distinct().order_by(RevisionRow.application)))
 
-    # SavedPipelineLookup, for the child-pipeline activity.
+    # SavedPipelineLookup, for the child-pipeline activity (a sync activity: it runs on a thread).
     def get_pipeline_config(
         self, application: str, name: str, revision: int | None = None
     ) -> tuple[int, dict[str, Any]] | None:

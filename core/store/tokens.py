@@ -5,33 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, create_engine, event, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from core.store.pipelines import _sqlite_pragmas
+from core.store.database import acquire_engine, release_engine
+from core.store.schema import TokenRow
 
 TOKEN_PREFIX = "gnk_"
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class _TokenRow(_Base):
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(255))
-    subject: Mapped[str] = mapped_column(String(255), index=True)
-    groups: Mapped[str] = mapped_column(Text, default="[]")
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 @dataclass(frozen=True)
@@ -49,7 +37,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _info(row: _TokenRow) -> TokenInfo:
+def _info(row: TokenRow) -> TokenInfo:
     return TokenInfo(
         id=row.id,
         name=row.name,
@@ -62,14 +50,17 @@ def _info(row: _TokenRow) -> TokenInfo:
 
 
 class TokenStore:
-    def __init__(self, database_url: str) -> None:
-        self._engine: Engine = create_engine(database_url, pool_pre_ping=True)
-        if self._engine.dialect.name == "sqlite":
-            event.listen(self._engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self._engine)
+    """Synchronous (the CLI, tests); the gateway reads through core/store/aio.py's cached lookup."""
+
+    def __init__(self, database_url: str, *, migrate: bool = True) -> None:
+        self.database_url = database_url
+        self._engine: Engine = acquire_engine(database_url, migrate=migrate)
+        self._closed = False
 
     def close(self) -> None:
-        self._engine.dispose()
+        if not self._closed:
+            self._closed = True
+            release_engine(self.database_url)
 
     def create(
         self, subject: str, groups: list[str], name: str, created_by: str | None = None
@@ -77,7 +68,7 @@ class TokenStore:
         """Returns the token (shown once) and what is stored about it."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with Session(self._engine) as session:
-            row = _TokenRow(
+            row = TokenRow(
                 name=name,
                 subject=subject,
                 groups=json.dumps(sorted(set(groups))),
@@ -91,19 +82,65 @@ class TokenStore:
 
     def lookup(self, token: str) -> TokenInfo | None:
         """The live token matching `token`; the comparison is on digests held by the database index."""
+        return self.lookup_digest(token_digest(token))
+
+    def lookup_digest(self, digest: str) -> TokenInfo | None:
         with Session(self._engine) as session:
-            row = session.scalars(select(_TokenRow).where(_TokenRow.token_sha256 == token_digest(token))).first()
+            row = session.scalars(select(TokenRow).where(TokenRow.token_sha256 == digest)).first()
             return None if row is None or row.revoked_at is not None else _info(row)
 
     def list(self) -> list[TokenInfo]:
         with Session(self._engine) as session:
-            return [_info(r) for r in session.scalars(select(_TokenRow).order_by(_TokenRow.id))]
+            return [_info(r) for r in session.scalars(select(TokenRow).order_by(TokenRow.id))]
 
     def revoke(self, token_id: int) -> bool:
         with Session(self._engine) as session:
-            row = session.get(_TokenRow, token_id)
+            row = session.get(TokenRow, token_id)
             if row is None or row.revoked_at is not None:
                 return False
             row.revoked_at = datetime.now(UTC)
             session.commit()
             return True
+
+
+class TokenCache:
+    """Live tokens recently looked up, by digest: bounded (least recently used goes first) and
+    short-lived. A revoked token therefore keeps working on a gateway that cached it for at most
+    `ttl_seconds` (every replica has its own cache; revocation is a database write they all see once
+    their entry expires). Unknown and revoked tokens are not cached: a token created a moment ago
+    works at once, and guessing floods cannot push live entries out."""
+
+    def __init__(
+        self, max_entries: int = 4096, ttl_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, TokenInfo]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> TokenInfo | None:
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is None:
+                return None
+            expires, info = found
+            if expires <= self._clock():
+                del self._entries[digest]
+                return None
+            self._entries.move_to_end(digest)
+            return info
+
+    def put(self, digest: str, info: TokenInfo) -> None:
+        with self._lock:
+            self._entries[digest] = (self._clock() + self.ttl_seconds, info)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

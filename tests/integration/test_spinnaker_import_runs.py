@@ -28,7 +28,8 @@ from tests.support.kube_rig import KubeRig as ServerGroupRig
 from tests.support.kube_rig import kube_fixture  # noqa: F401
 from workers.devserver import TemporalDevServer
 from workflows.model import parse_pipeline, resolve_parameters
-from workflows.state import ExecutionState, ExecutionStatus, JudgmentRecord, JudgmentRequest, StageStatus
+from workflows.pipeline import PipelineWorkflow
+from workflows.state import ExecutionState, ExecutionStatus, JudgmentRequest, StageStatus
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "spinnaker"
 
@@ -85,7 +86,10 @@ async def test_imported_judgment_gate_waits_for_a_person(runner: Runner, pure: d
     handle = await start(runner, pure["03-judgment-gate"], {"version": "1.4.0"})
     waiting = await runner.wait_until(handle, lambda s: s.stage("1") is not None and s.stage("1").waitingForJudgment)
     assert waiting.stage("3").status is StageStatus.NOT_STARTED  # type: ignore[union-attr]
-    await handle.execute_update("judge", JudgmentRequest(refId="1", input="ship", user="ana", groups=["release-managers"]), result_type=JudgmentRecord)
+    ack = await handle.execute_update(
+        PipelineWorkflow.judge, JudgmentRequest(refId="1", input="ship", user="ana", groups=["release-managers"])
+    )
+    assert ack.judgment is not None and ack.judgment.judgedBy == "ana"
     state = await runner.finish(handle)
     succeeded(state)
     assert state.stage("3").status is StageStatus.SUCCEEDED  # type: ignore[union-attr]  # stageEnabled held

@@ -275,9 +275,9 @@ async def test_registry_push_triggers_docker_pipelines(
     repo, name = unique("shop/frontend"), unique("docker")
     await save(api, saved(name, [{"type": "docker", "account": "local", "repository": repo, "tag": r"v\d+\.\d+\.\d+"}]))
     kwargs = {"account": "local", "repository": repo, "digest": "sha256:abc"}
-    result = await dispatch_registry_push(client, settings, store, tag="v1.2.3", delivery_id="evt-1", **kwargs)
+    result = await dispatch_registry_push(client, settings, store.aio, tag="v1.2.3", delivery_id="evt-1", **kwargs)
     assert [s.pipeline for s in result.started] == [name]
-    skipped = await dispatch_registry_push(client, settings, store, tag="latest", delivery_id="evt-2", **kwargs)
+    skipped = await dispatch_registry_push(client, settings, store.aio, tag="latest", delivery_id="evt-2", **kwargs)
     assert not skipped.started and "latest" in skipped.notStarted[0].reason
 
 

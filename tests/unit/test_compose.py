@@ -225,3 +225,21 @@ def test_search_attribute_registration_matches_code(services: dict[str, dict[str
         assert condition == "service_completed_successfully", (
             f"{name} must wait for the search attributes (starting a workflow with unknown ones fails)"
         )
+
+
+def test_replicas_migrate_the_store_at_start_under_the_database_lock(services: dict[str, dict[str, Any]]) -> None:
+    """Gateways and workers migrate when they start (core/store/migrate.py); on PostgreSQL the
+    replicas take turns on an advisory lock (tests/integration/test_store.py races two processes),
+    so no one-shot table-creating job has to run before them, and none may be needed."""
+    from core.store.database import make_engine
+
+    for name, svc in {**gateways(services), **workers(services)}.items():
+        url = environment(svc).get("GENNAKER_DATABASE_URL", "")
+        engine = make_engine(url)
+        try:
+            assert engine.dialect.name == "postgresql", f"{name}: replicas need the shared PostgreSQL store, not {url}"
+        finally:
+            engine.dispose()
+        needs = svc.get("depends_on") or {}
+        jobs = [dep for dep in needs if services.get(dep, {}).get("restart", "").startswith("on-failure")]
+        assert all(dep == "temporal-search-attributes" for dep in jobs), f"{name} waits for one-shot jobs {jobs}"
