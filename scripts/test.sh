@@ -44,6 +44,7 @@ if [ -n "$real_kubeconfig" ]; then
   GENNAKER_TEST_KUBECONFIG="$real_kubeconfig" .venv/bin/python -m pytest -q -p no:cacheprovider \
     tests/integration/test_deploy.py tests/integration/test_servergroup_stages.py \
     tests/integration/test_manifest_stages.py tests/integration/test_manifest_any_kind.py \
+    tests/integration/test_manifest_traffic.py tests/integration/test_manifest_artifacts.py \
     tests/integration/test_run_job.py \
     tests/integration/test_clusters_api.py tests/realcluster \
     tests/reliability/test_server_restart.py || status=$?

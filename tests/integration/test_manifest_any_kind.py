@@ -78,6 +78,12 @@ def custom(rig: KubeRig) -> k8s.CustomObjectsApi:
     return k8s.CustomObjectsApi(rig.api_client)
 
 
+def web_replica_sets(kube: KubeRig, namespace: str) -> list[str]:
+    """The Deployment's ReplicaSets by name: a changed pod template makes a new one."""
+    found = kube.apps.list_namespaced_replica_set(namespace, label_selector=f"{LABEL}=shop").items
+    return sorted(rs.metadata.name for rs in found)
+
+
 def web_pods(rig: KubeRig) -> dict[str, str]:
     """Running web pods: name → uid."""
     pods = rig.core.list_namespaced_pod(rig.namespace, label_selector=f"{LABEL}=shop")
@@ -114,11 +120,13 @@ async def test_the_corpus_app_deploys_reapplies_changes_rolls_back_and_deletes(r
     assert kube.core.read_namespace(ns).metadata.labels[LABEL] == "shop"
 
     # Re-applied unchanged (another execution): nothing rolls, no pod restarts.
-    generation, pods = web.metadata.generation, web_pods(kube)
+    # (Not `generation`: a real API server bumps a Deployment's generation on an annotation change,
+    # since annotations are copied to its ReplicaSets; the new execution id is such a change.)
+    replica_sets, pods = web_replica_sets(kube, ns), web_pods(kube)
     again = await run(runner, deploy(kube, manifests))
     succeeded(again, "deploy")
     web = kube.apps.read_namespaced_deployment("web", ns)
-    assert web.metadata.generation == generation and web_pods(kube) == pods
+    assert web_replica_sets(kube, ns) == replica_sets and web_pods(kube) == pods
     assert web.metadata.annotations[EXECUTION_ANNOTATION] == again.id
 
     # Changed: a new pod template rolls out; then rolled back to the first one.
@@ -133,7 +141,8 @@ async def test_the_corpus_app_deploys_reapplies_changes_rolls_back_and_deletes(r
     undo = succeeded(state, "undo")
     assert (undo["fromRevision"], undo["toRevision"]) == (2, 1)
     web = kube.apps.read_namespaced_deployment("web", ns)
-    assert web.spec.template.metadata.annotations[RELEASE] == "1" and web.metadata.generation == generation + 2
+    assert web.spec.template.metadata.annotations[RELEASE] == "1"
+    assert len(web_replica_sets(kube, ns)) == len(replica_sets) + 1  # v2's, then back to the first one
 
     # The next deploy of the manifest takes back what the undo (Gennaker's own update) wrote.
     state = await run(runner, deploy(kube, changed))
@@ -251,8 +260,13 @@ async def test_scale_goes_through_the_scale_subresource(runner: Runner, kube: Ku
         stage(kube, "scale", "scaleManifest", "deploy", location=ns, manifestName=f"deploy {name}", replicas=2),
     )
     assert succeeded(state, "scale")["stable"] == {f"Deployment {ns}/{name}": "rolled out: 2/2 available"}
-    fields = kube.apps.read_namespaced_deployment(name, ns).metadata.managed_fields
-    assert [(f.manager, f.operation) for f in fields if f.subresource == "scale"] == [("gennaker", "Update")]
+    live = kube.apps.read_namespaced_deployment(name, ns)
+    assert live.spec.replicas == 2
+    if kube.sim is not None:
+        # kubesim records the scale request as its own managedFields entry; a real API server folds it
+        # into the manager's existing entry (docs/kubesim.md, differences), so only kubesim shows it.
+        fields = live.metadata.managed_fields
+        assert [(f.manager, f.operation) for f in fields if f.subresource == "scale"] == [("gennaker", "Update")]
 
 
 async def test_a_rollout_that_cannot_finish_reports_every_object(runner: Runner, kube: KubeRig) -> None:
