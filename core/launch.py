@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -31,6 +32,7 @@ from workflows.state import (
 class ExecutionLinks(BaseModel):
     self: str
     ui: str
+    console: str = Field(description="The execution's page in the Gennaker console, on this gateway")
 
 
 class ExecutionStarted(BaseModel):
@@ -58,6 +60,7 @@ def links(settings: GennakerSettings, namespace: str, workflow_id: str, run_id: 
     ui = settings.temporal_ui_url.rstrip("/")
     return ExecutionLinks(
         self=f"/executions/{workflow_id}",
+        console=f"/console/executions/{quote(workflow_id, safe='')}",
         ui=f"{ui}/namespaces/{namespace}/workflows/{workflow_id}/{run_id}/history",
     )
 
