@@ -25,6 +25,10 @@ else
   echo "demo: no Docker engine here, so the demo deploys without baking"
 fi
 
+if curl -fsS -o /dev/null "$GENNAKER_API_URL/readyz" 2>/dev/null; then
+  echo "demo: a gateway already answers on $GENNAKER_API_URL (another gennaker dev?): stop it, or run with GENNAKER_PORT_OFFSET=N" >&2
+  exit 3
+fi
 "$gennaker" dev --data-dir .data/demo --port-offset "$offset" > .data/demo-stack.log 2>&1 &
 stack=$!
 stop_all() {
