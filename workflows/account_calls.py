@@ -187,8 +187,9 @@ async def call_activity(
     details: dict[str, Any] | None = None,
 ) -> R:
     """Run one activity method; its errors become the stage's failure (see `stage_failure`)."""
-    if options.get("summary"):
-        options = ActivityConfig(**{**options, "summary": stage_summary(options["summary"])})
+    summary = options.get("summary")
+    if summary:
+        options = ActivityConfig(**{**options, "summary": stage_summary(summary)})
     try:
         return await workflow.execute_activity_method(method, arg, **options)
     except ActivityError as exc:

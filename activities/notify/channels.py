@@ -65,7 +65,7 @@ class NotifyActivities:
         """The second link: the execution's history in the Temporal Web UI."""
         if self._ui is None:
             return None
-        namespace = quote(activity.info().workflow_namespace, safe="")
+        namespace = quote(activity.info().workflow_namespace or "default", safe="")
         run = f"/{quote(req.runId, safe='')}" if req.runId else ""
         return f"{self._ui}/namespaces/{namespace}/workflows/{quote(req.executionId, safe='')}{run}/history"
 
