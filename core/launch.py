@@ -16,6 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.directory import AccountDirectoryView, read_directory
 from core.errors import ServiceError
+from core.readable import ReadableText
 from core.settings import GennakerSettings
 from workflows.model import PipelineSpec, resolve_parameters
 from workflows.pipeline import PipelineWorkflow
@@ -118,7 +119,7 @@ async def start_execution(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=initial_attributes(spec.application, spec.name, trigger.type),
-            static_summary=f"{spec.application}/{spec.name}" + (f" r{revision}" if revision else ""),
+            static_summary=ReadableText(f"{spec.application}/{spec.name}" + (f" r{revision}" if revision else "")),
             static_details=spec.description,
         )
         run_id = handle.result_run_id or ""
@@ -177,7 +178,7 @@ async def restart_stage(
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=initial_attributes(spec.application, spec.name, "restart"),
-            static_summary=f"{spec.application}/{spec.name} restarted from {ref_id}",
+            static_summary=ReadableText(f"{spec.application}/{spec.name} restarted from {ref_id}"),
         )
     except WorkflowAlreadyStartedError:
         # Someone else restarted it between our check and our start.

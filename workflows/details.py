@@ -35,6 +35,7 @@ def current_details(state: ExecutionState, declared: Mapping[str, StageConfig]) 
     running = [s for s in state.stages if s.status is StageStatus.RUNNING]
     if not running:
         lines.append("No stage is running." if state.status is not ExecutionStatus.WAITING else "Waiting to start.")
+    judgments: list[str] = []
     for stage in running:
         line = f"- **{stage.name}** ({stage.type})"
         if stage.details:
@@ -42,18 +43,20 @@ def current_details(state: ExecutionState, declared: Mapping[str, StageConfig]) 
         lines.append(line)
         gate = declared[stage.refId].judgment_gate() if stage.refId in declared else None
         if stage.waitingForJudgment and gate is not None:
-            lines += _judgment_lines(state.id, stage.refId, gate.instructions, gate.options)
+            judgments += ["", f"**{stage.name}** waits for a judgment", ""]
+            judgments += _judgment_lines(state.id, stage.refId, gate.instructions, gate.options)
+    lines += judgments
     text = "\n".join(lines)
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
 
 
 def _judgment_lines(execution_id: str, ref_id: str, instructions: str | None, options: list[str]) -> list[str]:
-    lines = ["  - waits for a judgment"]
+    lines = []
     if instructions:
-        lines.append(f"  - instructions: {instructions}")
+        lines.append(f"- instructions: {instructions}")
     option = f" --option {options[0]}" if options else ""
     if options:
-        lines.append(f"  - options: {', '.join(options)}")
-    lines.append(f"  - approve: `gennaker approve {execution_id} {ref_id}{option}`")
-    lines.append(f"  - or in the Gennaker console: `{console_path(execution_id)}` on the gateway")
+        lines.append(f"- options: {', '.join(options)}")
+    lines.append(f"- approve: `gennaker approve {execution_id} {ref_id}{option}`")
+    lines.append(f"- or in the Gennaker console: `{console_path(execution_id)}` on the gateway")
     return lines

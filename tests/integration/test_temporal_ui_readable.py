@@ -53,7 +53,7 @@ async def test_summaries_and_details_are_readable_and_name_the_stage(
         raise AssertionError("the current details never showed the waiting judgment")
 
     details = await waiting_details()
-    assert "**approve** (manualJudgment)" in details
+    assert "**approve** (manualJudgment)" in details and "**approve** waits for a judgment" in details
     assert "instructions: Check the canary dashboard" in details
     assert "options: ship, hold" in details
     assert f"gennaker approve {handle.id} approve --option ship" in details
