@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import uvicorn
+import yaml
+from pydantic import ValidationError
 
 from api.app import create_app
 from api.settings import GatewaySettings
@@ -33,7 +35,7 @@ from core.settings import ConfigError
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
 from core.temporal import connect
-from workers.config import WorkerConfig, load_worker_config
+from workers.config import WorkerConfig
 from workers.dev_accounts import DevAccounts, start_dev_accounts
 from workers.devserver import TemporalDevServer
 from workers.gateway_client import EXIT_UNAVAILABLE, CliError
@@ -110,8 +112,7 @@ async def run_dev_stack(
     config: Path | None = None,
 ) -> None:
     try:  # before anything starts: a bad file is exit 2 with the file's problem
-        file_worker = load_worker_config(config) if config is not None else None
-        file_gateway = GatewaySettings.load(config) if config is not None else None
+        file_worker, file_gateway = read_dev_config(config) if config is not None else (None, None)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     ports = DevPorts.with_offset(port_offset)
@@ -211,6 +212,29 @@ async def run_dev_stack(
         server.stop(timeout=3)
     if died.done() and not died.cancelled() and died.exception() is not None:
         raise died.exception()  # type: ignore[misc]
+
+
+def read_dev_config(path: Path) -> tuple[WorkerConfig, GatewaySettings]:
+    """One file for the embedded worker and gateway: each takes its own keys (`gennaker worker`
+    refuses gateway keys, so a worker's file is read as it is); a key neither knows is an error."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping")
+    data = {str(key).replace("-", "_"): value for key, value in data.items()}
+    worker_keys, gateway_keys = set(WorkerConfig.model_fields), set(GatewaySettings.model_fields)
+    unknown = sorted(set(data) - worker_keys - gateway_keys)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    try:
+        worker = WorkerConfig(**{k: v for k, v in data.items() if k in worker_keys})
+        gateway = GatewaySettings(**{k: v for k, v in data.items() if k in gateway_keys})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    return worker, gateway
 
 
 def dev_gateway_settings(from_file: GatewaySettings | None, **stack: object) -> GatewaySettings:
