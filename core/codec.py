@@ -36,7 +36,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import EncodingPayloadConverter, JSONProtoPayloadConverter, PayloadCodec
 
-from core.readable import ReadableText
+from workflows.readable import ReadableText
 
 __all__ = ["READABLE", "EncryptionCodec", "GennakerPayloadConverter", "ReadableText", "codec_from_file"]
 

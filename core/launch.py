@@ -16,10 +16,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.directory import AccountDirectoryView, read_directory
 from core.errors import ServiceError
-from core.readable import ReadableText
 from core.settings import GennakerSettings
 from workflows.model import PipelineSpec, resolve_parameters
 from workflows.pipeline import PipelineWorkflow
+from workflows.readable import ReadableText
 from workflows.search import initial_attributes
 from workflows.state import (
     PARENT_DONE_OK,

@@ -29,9 +29,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TemporalError, TimeoutError, TimeoutType, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
-from core.readable import ReadableText
 from workflows.account_model import kubernetes_task_queue, registry_task_queue
 from workflows.errors import StageFailed
+from workflows.readable import ReadableText
 
 if TYPE_CHECKING:
     from workflows.context import StageContext

@@ -27,11 +27,11 @@ from workflows.notifications import Notifier
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
-from core.readable import ReadableText
 from workflows.account_calls import CURRENT_STAGE, NO_WORKER_LIMIT, failure_reason
 from workflows.details import current_details
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
+from workflows.readable import ReadableText
 from workflows.search import STATUS, SUPERSEDED
 from workflows.stages.base import StageConfig, StageFailed
 from workflows.state import (
