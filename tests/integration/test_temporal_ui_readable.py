@@ -6,12 +6,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
+from api.app import create_app
+from api.settings import GatewaySettings
 from core.codec import READABLE
+from core.store import PipelineStore
 from tests.conftest import Runner, pipeline
 from workers.devserver import TemporalDevServer
 from workflows.state import StageStatus
@@ -92,3 +104,82 @@ async def test_a_stage_whose_account_has_no_worker_fails_after_its_own_limit(run
     assert stage.error is not None and stage.error.kind == "noWorker"
     assert "no worker for kubernetes account nowhere" in stage.error.message
     assert " in 1 s" in stage.error.message
+
+
+UI_ORIGIN = "https://temporal-ui.example.test"
+ISSUER, AUDIENCE = "https://login.example.test", "temporal-ui"
+
+
+@pytest.fixture
+async def oidc_gateway(
+    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, codec_keys: Path, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, rsa.RSAPrivateKey]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "ui", "use": "sig", "alg": "RS256"}]}))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("admins: []\napplications:\n  '*': {READ: [group:operators]}\n  shop: {READ: [group:shop]}\n")
+    settings = GatewaySettings(
+        temporal_address=temporal_server.address,
+        database_url=store.database_url,
+        codec_keys_file=codec_keys,
+        temporal_ui_url=UI_ORIGIN,
+        auth_policy_file=policy,
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_file=jwks,
+    )
+    app = create_app(settings, client=client, store=store)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        yield http, key
+
+
+def access_token(key: rsa.RSAPrivateKey, *groups: str) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "ola", "groups": list(groups), "iat": now, "exp": now + 300}
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "ui"})
+
+
+async def test_the_ui_passes_its_oidc_access_token_to_the_codec_endpoint(
+    oidc_gateway: tuple[httpx.AsyncClient, rsa.RSAPrivateKey], client: Client
+) -> None:
+    http, key = oidc_gateway
+    # The browser's preflight for the UI's POST with Authorization and X-Namespace.
+    preflight = await http.options(
+        "/codec/decode",
+        headers={
+            "Origin": UI_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == UI_ORIGIN
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed and "x-namespace" in allowed
+    other = await http.options(
+        "/codec/decode", headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "POST"}
+    )
+    assert other.headers.get("access-control-allow-origin") != "https://evil.test"
+
+    codec = client.data_converter.payload_codec
+    assert codec is not None
+    [sealed] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')])
+    assert sealed.metadata["encoding"] == b"binary/encrypted"
+    body = {"payloads": [json_format.MessageToDict(sealed)]}
+    headers = {"Origin": UI_ORIGIN, "X-Namespace": "default"}
+    decoded = await http.post(
+        "/codec/decode", json=body, headers={**headers, "Authorization": f"Bearer {access_token(key, 'operators')}"}
+    )
+    assert decoded.status_code == 200, decoded.text
+    assert base64.b64decode(decoded.json()["payloads"][0]["data"]) == b'"x"'
+    # Reading one application is not enough: a payload does not say whose it is.
+    narrow = await http.post(
+        "/codec/decode", json=body, headers={**headers, "Authorization": f"Bearer {access_token(key, 'shop')}"}
+    )
+    assert narrow.status_code == 403, narrow.text
+    assert (await http.post("/codec/decode", json=body, headers=headers)).status_code == 401
+    # The dev stack's keyed endpoint does not exist on a gateway that `gennaker dev` did not start.
+    assert (await http.post("/codec/dev/guess/decode", json=body, headers=headers)).status_code == 404
