@@ -18,15 +18,17 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.app import create_app
 from api.settings import GatewaySettings
 from core.codec import READABLE
+from core.executions import visibility_query
 from core.store import PipelineStore
 from tests.conftest import Runner, pipeline
 from workers.devserver import TemporalDevServer
-from workflows.state import StageStatus
+from workflows.search import STATUS
+from workflows.state import ExecutionStatus, StageStatus
 
 SECRET_PARAMETER = "hunter2-never-in-a-summary"
 
@@ -183,3 +185,32 @@ async def test_the_ui_passes_its_oidc_access_token_to_the_codec_endpoint(
     assert (await http.post("/codec/decode", json=body, headers=headers)).status_code == 401
     # The dev stack's keyed endpoint does not exist on a gateway that `gennaker dev` did not start.
     assert (await http.post("/codec/dev/guess/decode", json=body, headers=headers)).status_code == 404
+
+
+async def test_a_superseded_run_reads_superseded_in_the_list(runner: Runner, client: Client) -> None:
+    spec = pipeline(
+        {"refId": "work", "type": "wait", "waitTime": 30},
+        name="ui-supersede",
+        limitConcurrent=True,
+        keepWaitingPipelines=False,
+    )
+    first = await runner.start(spec)
+    await runner.wait_until(first, lambda s: s.status is ExecutionStatus.RUNNING)
+    second = await runner.start(spec)
+    await runner.wait_until(second, lambda s: s.status is ExecutionStatus.WAITING)
+    third = await runner.start(spec)
+    state = await runner.finish(second)
+    assert state.status is ExecutionStatus.CANCELED and "superseded by" in (state.cancelReason or "")
+    described = await client.get_workflow_handle(second.id).describe()
+    assert described.status == WorkflowExecutionStatus.COMPLETED  # what Temporal's own column says
+    assert described.typed_search_attributes.get(STATUS) == "SUPERSEDED"  # what GennakerStatus says
+    # The console's and API's CANCELED filter still finds it (visibility is eventually consistent).
+    query = visibility_query(spec["application"], "ui-supersede", ExecutionStatus.CANCELED)
+    for _ in range(100):
+        if second.id in [wf.id async for wf in client.list_workflows(query)]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"{second.id} not listed by {query}")
+    for handle in (first, third):
+        await handle.cancel()
