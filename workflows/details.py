@@ -3,7 +3,8 @@
 Markdown (the UI renders it), stored in clear (core/codec.py marks the UI's metadata query answer):
 it names stages, their types and what their own `ctx.set_details` said; a waiting judgment adds its
 instructions and options as declared in the pipeline (expressions unevaluated, so no parameter
-value reaches it) and how to answer it, from the CLI or the console.
+value reaches it) and how to answer it, from the CLI or the console. A finished execution shows its
+failure message, which the history already holds in clear as the workflow's failure.
 """
 
 from __future__ import annotations
