@@ -82,6 +82,7 @@ def create_app(
     ):
         app.include_router(router, dependencies=authenticated)
     app.include_router(codec.router, dependencies=authenticated)
+    app.include_router(codec.dev_router)  # only answers when `gennaker dev` set its per-run key
     # These authenticate per route: probes need none, webhooks prove themselves by secret/signature.
     for router in (meta.router, webhooks.router, registry_events.router):
         app.include_router(router)

@@ -6,26 +6,81 @@ encoding (histories from before encryption was switched on) pass through untouch
 rights read payloads in the Temporal UI through the gateway's codec endpoint (/codec/decode).
 
 Key file (GENNAKER_CODEC_KEYS_FILE), YAML:  {current: k2, keys: {k1: <base64 32 bytes>, k2: ...}}
+
+What stays in clear, on purpose: text written for people in the Temporal UI. The SDK runs the codec
+over every payload of a command, user metadata included (temporalio `bridge/_visitor.py` visits
+`UserMetadata.summary`/`.details`), and over the `__temporal_workflow_metadata` query answer that
+carries the current details. Encrypted, the UI shows them as blobs unless a codec endpoint is set.
+So a summary built as `ReadableText` (stage names, types, accounts, object names; never parameters,
+trigger payloads or credentials) and the workflow-metadata answer are marked by the payload converter
+(`READABLE` in the payload's metadata) and `EncryptionCodec.encode` leaves marked payloads alone.
+Inputs, results, signals, queries, failures' details and every unmarked payload stay encrypted.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import PayloadCodec
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import EncodingPayloadConverter, JSONProtoPayloadConverter, PayloadCodec
+
+from workflows.readable import ReadableText
+
+__all__ = ["READABLE", "EncryptionCodec", "GennakerPayloadConverter", "ReadableText", "codec_from_file"]
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
+READABLE = "gennaker-readable"
+
+
+def is_readable(value: object) -> bool:
+    return bool(getattr(type(value), "gennaker_readable", False)) or isinstance(value, WorkflowMetadata)
+
+
+class ReadableTextConverter(EncodingPayloadConverter):
+    """Encodes marked text (and the UI's workflow-metadata answer) as usual JSON, plus the mark.
+    Its own encoding name is never written, so decoding stays with the standard converters."""
+
+    _proto = JSONProtoPayloadConverter()
+
+    @property
+    def encoding(self) -> str:
+        return "gennaker/readable-mark"
+
+    def to_payload(self, value: Any) -> Payload | None:
+        if isinstance(value, WorkflowMetadata):
+            payload = self._proto.to_payload(value)
+        elif is_readable(value):
+            payload = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(str(value)).encode())
+        else:
+            return None
+        if payload is not None:
+            payload.metadata[READABLE] = b"1"
+        return payload
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        raise RuntimeError("readable payloads are decoded by their json/plain or json/protobuf converter")
+
+
+class GennakerPayloadConverter(PydanticPayloadConverter):
+    """The pydantic converter with `ReadableTextConverter` tried first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._set_converters(ReadableTextConverter(), *self.converters.values())
 
 
 class CodecKeyError(ValueError):
@@ -79,6 +134,9 @@ class EncryptionCodec(PayloadCodec):
         cipher = self._ciphers[key_id]
         out = []
         for payload in payloads:
+            if payload.metadata.get(READABLE) == b"1":
+                out.append(payload)  # text for people, see the module docstring
+                continue
             nonce = os.urandom(NONCE_BYTES)
             sealed = cipher.encrypt(nonce, payload.SerializeToString(), key_id.encode())
             out.append(Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode()}, data=nonce + sealed))

@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.errors import ServiceError
 from workflows.pipeline import PipelineWorkflow
-from workflows.search import APPLICATION, PIPELINE, STATUS, TRIGGER
+from workflows.search import APPLICATION, PIPELINE, STATUS, SUPERSEDED, TRIGGER
 from workflows.state import (
     PIPELINE_WORKFLOW,
     ControlRequest,
@@ -140,7 +140,7 @@ def summary_status(wf: WorkflowExecution) -> str | None:
 # upserted (RUNNING), so Temporal's ExecutionStatus decides for those.
 _STATUS_CLAUSES = {
     ExecutionStatus.TERMINATED: "ExecutionStatus = 'Terminated'",
-    ExecutionStatus.CANCELED: f"({STATUS.name} = 'CANCELED' OR ExecutionStatus = 'Canceled')",
+    ExecutionStatus.CANCELED: (f"({STATUS.name} IN ('CANCELED', '{SUPERSEDED}') OR ExecutionStatus = 'Canceled')"),
     ExecutionStatus.TERMINAL: (
         f"({STATUS.name} = 'TERMINAL' OR ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut')"
     ),

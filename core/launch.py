@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -19,6 +20,7 @@ from core.observability.metrics import record_execution_started
 from core.settings import GennakerSettings
 from workflows.model import PipelineSpec, resolve_parameters
 from workflows.pipeline import PipelineWorkflow
+from workflows.readable import ReadableText
 from workflows.search import initial_attributes
 from workflows.state import (
     PARENT_DONE_OK,
@@ -32,6 +34,7 @@ from workflows.state import (
 class ExecutionLinks(BaseModel):
     self: str
     ui: str
+    console: str = Field(description="The execution's page in the Gennaker console, on this gateway")
 
 
 class ExecutionStarted(BaseModel):
@@ -59,6 +62,7 @@ def links(settings: GennakerSettings, namespace: str, workflow_id: str, run_id: 
     ui = settings.temporal_ui_url.rstrip("/")
     return ExecutionLinks(
         self=f"/executions/{workflow_id}",
+        console=f"/console/executions/{quote(workflow_id, safe='')}",
         ui=f"{ui}/namespaces/{namespace}/workflows/{workflow_id}/{run_id}/history",
     )
 
@@ -116,7 +120,7 @@ async def start_execution(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=initial_attributes(spec.application, spec.name, trigger.type),
-            static_summary=f"{spec.application}/{spec.name}" + (f" r{revision}" if revision else ""),
+            static_summary=ReadableText(f"{spec.application}/{spec.name}" + (f" r{revision}" if revision else "")),
             static_details=spec.description,
         )
         run_id = handle.result_run_id or ""
@@ -176,7 +180,7 @@ async def restart_stage(
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=initial_attributes(spec.application, spec.name, "restart"),
-            static_summary=f"{spec.application}/{spec.name} restarted from {ref_id}",
+            static_summary=ReadableText(f"{spec.application}/{spec.name} restarted from {ref_id}"),
         )
     except WorkflowAlreadyStartedError:
         # Someone else restarted it between our check and our start.

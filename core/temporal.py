@@ -22,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
-from core.codec import codec_from_file
+from core.codec import GennakerPayloadConverter, codec_from_file
 from core.settings import GennakerSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -37,7 +37,10 @@ def data_converter(codec_keys_file: Path | None = None) -> DataConverter:
     codec = codec_from_file(codec_keys_file)
     if codec is None:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    # With encryption on, text for people stays readable in the Temporal UI (core/codec.py).
+    return dataclasses.replace(
+        pydantic_data_converter, payload_converter_class=GennakerPayloadConverter, payload_codec=codec
+    )
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ else
   echo "demo: no Docker engine here, so the demo deploys without baking"
 fi
 
+if curl -fsS -o /dev/null "$GENNAKER_API_URL/readyz" 2>/dev/null; then
+  echo "demo: a gateway already answers on $GENNAKER_API_URL (another gennaker dev?): stop it, or run with GENNAKER_PORT_OFFSET=N" >&2
+  exit 3
+fi
 "$gennaker" dev --data-dir .data/demo --port-offset "$offset" "${dev_args[@]}" > .data/demo-stack.log 2>&1 &
 stack=$!
 stop_all() {
@@ -67,11 +71,22 @@ stop_all() {
 }
 $keep || trap stop_all EXIT
 
+# Our stack must be the one answering: another stack on the same ports answers /readyz too, while
+# ours has already exited saying why (e.g. "port(s) 8084 already in use").
+not_started() {
+  sed 's/^/  /' .data/demo-stack.log >&2
+  echo "demo: the dev stack did not start ($1); see .data/demo-stack.log" >&2
+  echo "demo: another stack on these ports? stop it, or run with GENNAKER_PORT_OFFSET=N" >&2
+  exit 3
+}
+ready=false
 for _ in $(seq 1 120); do
-  curl -fsS "$GENNAKER_API_URL/readyz" >/dev/null 2>&1 && break
-  kill -0 "$stack" 2>/dev/null || { cat .data/demo-stack.log; echo "demo: the dev stack did not start" >&2; exit 3; }
+  kill -0 "$stack" 2>/dev/null || not_started "gennaker dev exited"
+  curl -fsS "$GENNAKER_API_URL/readyz" >/dev/null 2>&1 && [ -s .data/demo/admin-token ] && { ready=true; break; }
   sleep 0.5
 done
+$ready || not_started "not ready after 60 s"
+kill -0 "$stack" 2>/dev/null || not_started "gennaker dev exited"
 sed -n '1,12p' .data/demo-stack.log
 GENNAKER_TOKEN=$(cat .data/demo/admin-token)
 export GENNAKER_TOKEN

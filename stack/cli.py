@@ -83,11 +83,19 @@ def dev(
         Path | None, typer.Option(help="A real cluster as account `local`; default: kubesim as `local-sim`")
     ] = None,
     kube_context: Annotated[str | None, typer.Option(help="Context in --kubeconfig")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="gennaker.yaml: accounts, registries, Jenkins, notifications, trigger secrets (docs/dev-stack.md)",
+        ),
+    ] = None,
 ) -> None:
     """Start the embedded stack: Temporal dev server + UI, a worker and the gateway. Ctrl-C stops it."""
     from stack.dev import run_dev_stack
 
-    asyncio.run(run_dev_stack(data_dir, port_offset, kubeconfig, kube_context))
+    asyncio.run(run_dev_stack(data_dir, port_offset, kubeconfig, kube_context, config=config))
 
 
 def main() -> None:

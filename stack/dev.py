@@ -2,7 +2,13 @@
 
 A Temporal dev server (SQLite under the data dir, Web UI), the pipeline worker and the gateway.
 Ctrl-C stops all three; the next run on the same data dir finds its executions and pipelines again.
-Kubernetes accounts, Docker and notification channels join the worker as their issues land.
+With `--config gennaker.yaml` (the file `gennaker worker` takes) its accounts, registries, Jenkins
+masters, notification channels and script settings join the embedded worker, and its gateway keys
+(trigger secrets, OIDC, policy) the embedded gateway; see docs/dev-stack.md.
+
+The Temporal UI is started with the gateway's codec endpoint under a per-run random key
+(`/codec/dev/<key>`), so it shows decrypted inputs and results with nothing to type; see
+docs/temporal-ui.md for what that key protects and what it does not.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,10 +25,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import uvicorn
+import yaml
+from pydantic import ValidationError
 
 from api.app import create_app
 from api.settings import GatewaySettings
 from core.codec import CodecKeys
+from core.settings import ConfigError
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
 from core.temporal import connect
@@ -100,7 +110,12 @@ async def run_dev_stack(
     host: str = "127.0.0.1",
     announce: Callable[[str], None] = functools.partial(print, flush=True),
     stop: asyncio.Event | None = None,
+    config: Path | None = None,
 ) -> None:
+    try:  # before anything starts: a bad file is exit 2 with the file's problem
+        file_worker, file_gateway = read_dev_config(config) if config is not None else (None, None)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     ports = DevPorts.with_offset(port_offset)
     busy = [p for p in ports if _port_in_use(p)]
     if busy:
@@ -116,8 +131,15 @@ async def run_dev_stack(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    # A fresh key per run: the UI's codec endpoint. It stops working when the stack stops.
+    codec_key = secrets.token_urlsafe(24)
+    codec_endpoint = f"http://{host}:{ports.api}/codec/dev/{codec_key}"
     server = TemporalDevServer(
-        db_file=data_dir / "temporal.db", port=ports.temporal, ui_port=ports.ui, log_file=data_dir / "temporal.log"
+        db_file=data_dir / "temporal.db",
+        port=ports.temporal,
+        ui_port=ports.ui,
+        log_file=data_dir / "temporal.log",
+        ui_codec_endpoint=codec_endpoint,
     )
     store_url = f"sqlite:///{(data_dir / 'gennaker.db').resolve()}"
     # Opening the store migrates its schema (core/store/migrate.py): blocking work, so on a thread.
@@ -137,7 +159,8 @@ async def run_dev_stack(
         )
         telemetry = install_worker_telemetry(logging=False)  # GENNAKER_METRICS_ADDRESS: before the connection
         client = await guard.run(connect(server.address, codec_keys_file=keys_file))
-        settings = GatewaySettings(
+        settings = dev_gateway_settings(
+            file_gateway,
             temporal_address=server.address,
             task_queue=DEFAULT_TASK_QUEUE,
             database_url=store.database_url,
@@ -147,19 +170,17 @@ async def run_dev_stack(
             codec_keys_file=keys_file,
             auth_policy_file=policy_file,
         )
-        worker_config = WorkerConfig(
+        worker_config = dev_worker_config(
+            file_worker,
+            accounts,
             task_queue=DEFAULT_TASK_QUEUE,
             database_url=store.database_url,
-            kubernetes=accounts.kubernetes,
-            registries=accounts.registries,
             temporal_ui_url=settings.temporal_ui_url,
-            health_interval_seconds=15,
+            gateway_url=f"http://{host}:{ports.api}",
         )
-        api = _QuietServer(
-            uvicorn.Config(
-                create_app(settings, client=client, store=store), host=host, port=ports.api, log_level="warning"
-            )
-        )
+        app = create_app(settings, client=client, store=store)
+        app.state.codec_path_key = codec_key  # enables /codec/dev/<key> (api/routers/codec.py)
+        api = _QuietServer(uvicorn.Config(app, host=host, port=ports.api, log_level="warning"))
         # The pipeline worker plus one worker per account, reporting account health to the gateway.
         worker_client = observe_worker_client(client, telemetry.tracer_provider)
         worker_task = asyncio.create_task(run_worker(worker_config, stop=stop, store=store, client=worker_client))
@@ -169,10 +190,11 @@ async def run_dev_stack(
             announce(
                 f"Gennaker dev stack is up (data in {data_dir}):\n"
                 f"  gateway      http://{host}:{ports.api}   (OpenAPI docs at /docs)\n"
-                f"  Temporal UI  http://{host}:{ports.ui}   (payloads are encrypted: in the UI's Data Encoder\n"
-                f"               settings, set http://{host}:{ports.api}/codec to read them)\n"
+                f"  Temporal UI  http://{host}:{ports.ui}   (decrypts through the gateway's codec endpoint\n"
+                f"               for this run; summaries and current details are stored in clear)\n"
                 f"  Temporal     {server.address}  (temporal --address {server.address} workflow list)\n"
                 f"  admin token  export GENNAKER_TOKEN=$(cat {data_dir / 'admin-token'})   (policy: {policy_file})\n"
+                + (f"  config       {config}\n" if config is not None else "")
                 + "".join(f"  {note}\n" for note in accounts.notes)
                 + "Press Ctrl-C to stop."
             )
@@ -194,6 +216,62 @@ async def run_dev_stack(
         server.stop(timeout=3)
     if died.done() and not died.cancelled() and died.exception() is not None:
         raise died.exception()  # type: ignore[misc]
+
+
+def read_dev_config(path: Path) -> tuple[WorkerConfig, GatewaySettings]:
+    """One file for the embedded worker and gateway: each takes its own keys (`gennaker worker`
+    refuses gateway keys, so a worker's file is read as it is); a key neither knows is an error."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping")
+    data = {str(key).replace("-", "_"): value for key, value in data.items()}
+    worker_keys, gateway_keys = set(WorkerConfig.model_fields), set(GatewaySettings.model_fields)
+    unknown = sorted(set(data) - worker_keys - gateway_keys)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    try:
+        worker = WorkerConfig(**{k: v for k, v in data.items() if k in worker_keys})
+        gateway = GatewaySettings(**{k: v for k, v in data.items() if k in gateway_keys})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    return worker, gateway
+
+
+def dev_gateway_settings(from_file: GatewaySettings | None, **stack: object) -> GatewaySettings:
+    """The embedded gateway: the dev stack's own addresses and store over what the file says
+    (trigger secrets, OIDC, CORS); the file's `auth_policy_file` wins over the dev policy."""
+    if from_file is None:
+        return GatewaySettings(**stack)  # type: ignore[arg-type]
+    if from_file.auth_policy_file is not None:
+        stack["auth_policy_file"] = from_file.auth_policy_file
+    return from_file.model_copy(update=stack)
+
+
+def dev_worker_config(
+    from_file: WorkerConfig | None, accounts: DevAccounts, gateway_url: str, **stack: object
+) -> WorkerConfig:
+    """The embedded worker: the file's accounts, registries, Jenkins, notifications and scripts
+    beside the dev stack's own accounts (kubesim or --kubeconfig, the local registry)."""
+    base = from_file or WorkerConfig()
+    taken = {a.name for a in accounts.kubernetes} & {a.name for a in base.kubernetes}
+    taken |= {a.name for a in accounts.registries} & {a.name for a in base.registries}
+    if taken:
+        raise CliError(
+            f"account name(s) {', '.join(sorted(taken))} in the config file are the dev stack's own; rename them"
+        )
+    update: dict[str, object] = {
+        **stack,
+        "kubernetes": [*accounts.kubernetes, *base.kubernetes],
+        "registries": [*accounts.registries, *base.registries],
+        "health_interval_seconds": 15,
+    }
+    if base.gateway_url is None:
+        update["gateway_url"] = gateway_url
+    return base.model_copy(update=update)
 
 
 # Ctrl-C must end the stack within 10 s in every state: the workers' and gateway's share of that.

@@ -32,6 +32,11 @@ class WorkerConfig(GennakerSettings):
     )
     serve_pipelines: bool = Field(default=True, description="Poll the pipeline task queue (workflows)")
     health_interval_seconds: float = Field(default=30, gt=0, description="How often accounts are checked")
+    gateway_url: str | None = Field(
+        default=None,
+        description="The gateway's base URL as people reach it (https://gennaker.example.com): notifications "
+        "link to its console page of the execution; without it they link to the Temporal UI",
+    )
     kubernetes: list[KubernetesAccount] = Field(default_factory=list)
     registries: list[RegistryAccount] = Field(default_factory=list)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)

@@ -71,6 +71,7 @@ class TemporalDevServer:
     ui_port: int | None = 8233
     host: str = "127.0.0.1"
     log_file: Path | None = None
+    ui_codec_endpoint: str | None = None  # the Web UI decodes payloads through it (gennaker dev)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -86,6 +87,8 @@ class TemporalDevServer:
             "--log-level", "warn",
         ]  # fmt: skip
         cmd += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.ui_port and self.ui_codec_endpoint:
+            cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         for key in ALL_KEYS:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
         for name, value in DYNAMIC_CONFIG.items():

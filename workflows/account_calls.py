@@ -17,7 +17,9 @@ reasons only, never credentials.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -29,6 +31,7 @@ from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
 from workflows.account_model import kubernetes_task_queue, registry_task_queue
 from workflows.errors import StageFailed
+from workflows.readable import ReadableText
 
 if TYPE_CHECKING:
     from workflows.context import StageContext
@@ -40,6 +43,25 @@ R = TypeVar("R")
 # A worker that serves the account picks a task up within milliseconds; after this long nobody
 # will (a misspelt account, or no worker for it is running): the stage fails instead of waiting.
 NO_WORKER_AFTER = timedelta(minutes=5)
+
+# The display name of the stage whose task is running. The runner sets it at the start of each
+# stage's task; asyncio tasks copy the context they are created in, so the helpers a stage calls
+# (and the tasks it starts) see their stage without being told.
+CURRENT_STAGE: ContextVar[str | None] = ContextVar("gennaker_current_stage", default=None)
+# The running stage's `noWorkerTimeoutMs`, set by the runner the same way; None: NO_WORKER_AFTER.
+NO_WORKER_LIMIT: ContextVar[timedelta | None] = ContextVar("gennaker_no_worker_limit", default=None)
+# Userinfo and query strings of URLs (a webhook's status URL may carry a token) never reach the UI.
+_URL_SECRETS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s@]*@|\?[^\s)]*", re.IGNORECASE)
+
+
+def stage_summary(summary: str) -> ReadableText:
+    """The summary an activity or timer shows in the Temporal UI: `<stage> · <what it does>`.
+
+    Stored in clear (core/codec.py): the words come from stage names, types and target objects,
+    written by stage code; URLs lose their userinfo and query string."""
+    text = _URL_SECRETS.sub(lambda m: m.group("scheme") or "?…", summary)
+    stage = CURRENT_STAGE.get()
+    return ReadableText(f"{stage} · {text}" if stage and not text.startswith(f"{stage} · ") else text)
 
 
 @dataclass(frozen=True)
@@ -165,6 +187,9 @@ async def call_activity(
     details: dict[str, Any] | None = None,
 ) -> R:
     """Run one activity method; its errors become the stage's failure (see `stage_failure`)."""
+    summary = options.get("summary")
+    if summary:
+        options = ActivityConfig(**{**options, "summary": stage_summary(summary)})
     try:
         return await workflow.execute_activity_method(method, arg, **options)
     except ActivityError as exc:
@@ -212,7 +237,7 @@ class AccountCalls:
             non_retryable=self.non_retryable,
             wait=wait,
             task_queue=self.queue,
-            no_worker_after=NO_WORKER_AFTER,
+            no_worker_after=NO_WORKER_LIMIT.get() or NO_WORKER_AFTER,
             wait_cancellation=wait_cancellation,
         )
         return await call_activity(method, arg, options, doing=doing, account=self.label, left=left, details=details)

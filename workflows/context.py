@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 
-from workflows.account_calls import AccountKind, account_queue
+from workflows.account_calls import AccountKind, account_queue, stage_summary
 from workflows.artifacts import ArtifactBindings
 from workflows.expressions import evaluate_value
 from workflows.state import ExecutionState, JudgmentRecord, StageState
@@ -39,6 +39,8 @@ class ExecutionControls(Protocol):
     def account_queues(self) -> dict[str, str]: ...
 
     def notify(self, event: str, ref_id: str, sequence: int = 0) -> None: ...
+
+    def publish_details(self) -> None: ...
 
 
 class StageContext:
@@ -81,7 +83,7 @@ class StageContext:
 
     def set_details(self, text: str) -> None:
         self.stage.details = text
-        workflow.set_current_details(f"{self.stage.name}: {text}")
+        self._controls.publish_details()
 
     async def sleep(self, duration: timedelta, summary: str) -> bool:
         """Sleep for `duration` of un-paused time. Returns True if someone skipped the wait.
@@ -102,7 +104,7 @@ class StageContext:
                 await workflow.wait_condition(
                     lambda: self._controls.paused or self._controls.skip_requested(ref),
                     timeout=remaining,
-                    timeout_summary=summary,
+                    timeout_summary=stage_summary(summary),
                 )
             except TimeoutError:
                 return False
@@ -120,9 +122,12 @@ class StageContext:
         """
         ref = self.stage.refId
         self.stage.waitingForJudgment = True
+        self._controls.publish_details()
         try:
             await workflow.wait_condition(
-                lambda: self._controls.judgment_for(ref) is not None, timeout=limit, timeout_summary=summary
+                lambda: self._controls.judgment_for(ref) is not None,
+                timeout=limit,
+                timeout_summary=stage_summary(summary),
             )
         except TimeoutError:
             return None

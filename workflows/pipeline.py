@@ -28,10 +28,13 @@ from workflows.notifications import Notifier
 with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
-from workflows.account_calls import failure_reason
+from workflows.account_calls import CURRENT_STAGE, NO_WORKER_LIMIT, failure_reason
 from workflows.artifacts import ArtifactError
+from workflows.details import current_details
 from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
+from workflows.readable import ReadableText
+from workflows.search import STATUS, SUPERSEDED
 from workflows.stages.base import StageConfig, StageFailed
 from workflows.start_artifacts import bind_start_artifacts
 from workflows.state import (
@@ -221,6 +224,10 @@ class PipelineWorkflow(ExecutionHandlers):
             f"superseded by {self._superseded_by} while waiting (limitConcurrent, keepWaitingPipelines: false)"
         )
         self._finish(ExecutionStatus.CANCELED)
+        # The list in the Temporal UI shows Temporal's COMPLETED for this run: say what happened.
+        if workflow.patched("gennaker-status-superseded"):
+            workflow.upsert_search_attributes([STATUS.value_set(SUPERSEDED)])
+        workflow.set_current_details(f"{current_details(self._state, self._config_of)}\n\n{self._state.cancelReason}")
         return ExecutionResult(status=ExecutionStatus.CANCELED)
 
     @workflow.signal(name=GATE_OPEN_SIGNAL)
@@ -267,6 +274,8 @@ class PipelineWorkflow(ExecutionHandlers):
         state.error = None
         telemetry.stage_started(state)
         evicted = False
+        CURRENT_STAGE.set(state.name)  # this task's summaries name their stage (account_calls.py)
+        self.publish_details()
         try:
             if stage.stageEnabled is not None and not evaluate_condition(
                 stage.stageEnabled.expression, self.expression_context()
@@ -276,6 +285,8 @@ class PipelineWorkflow(ExecutionHandlers):
                 return
             resolved = self._resolve(stage)
             self._stage_configs[stage.refId] = resolved
+            if resolved.noWorkerTimeoutMs is not None:
+                NO_WORKER_LIMIT.set(timedelta(milliseconds=resolved.noWorkerTimeoutMs))
             self._notifier.emit("stage.starting", resolved, state)
             state.outputs = await self._run_with_timeout(resolved, StageContext(self, state))
             try:
@@ -306,6 +317,7 @@ class PipelineWorkflow(ExecutionHandlers):
                     state.details = None
                 telemetry.stage_finished(self._stage_configs.get(stage.refId, stage), state)
                 self._tick += 1
+                self.publish_details()
 
     def _being_canceled(self, state: StageState) -> bool:
         """The runner marks a stage before canceling it; the task also knows it is being canceled."""
@@ -350,7 +362,8 @@ class PipelineWorkflow(ExecutionHandlers):
             return await stage.run(ctx)
         limit = timedelta(milliseconds=stage.stageTimeoutMs)
         body = asyncio.create_task(stage.run(ctx))
-        timer = asyncio.create_task(workflow.sleep(limit, summary=f"Timeout of {stage.display_name} ({limit})"))
+        summary = ReadableText(f"{stage.display_name} · timeout ({limit})")
+        timer = asyncio.create_task(workflow.sleep(limit, summary=summary))
         try:
             await workflow.wait([body, timer], return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -394,3 +407,8 @@ class PipelineWorkflow(ExecutionHandlers):
         self._state.endTime = workflow.now()
         telemetry.execution_finished(self._state)
         self._publish_status()
+        self.publish_details()
+
+    def publish_details(self) -> None:
+        """The Temporal UI's current details: running stages and what each waits for (details.py)."""
+        workflow.set_current_details(current_details(self._state, self._config_of))

@@ -13,6 +13,10 @@ STATUS = SearchAttributeKey.for_keyword("GennakerStatus")
 
 ALL_KEYS = (APPLICATION, PIPELINE, TRIGGER, STATUS)
 
+# GennakerStatus of a run that a newer one superseded while it waited (limitConcurrent): its state
+# says CANCELED, Temporal's list says COMPLETED; the list should say what happened.
+SUPERSEDED = "SUPERSEDED"
+
 
 def initial_attributes(application: str, pipeline: str, trigger: str) -> TypedSearchAttributes:
     return TypedSearchAttributes(

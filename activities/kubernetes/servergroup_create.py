@@ -1,5 +1,6 @@
-"""Bringing a server group up: create its ReplicaSet (once per deploy, whatever the retries) and wait
-until every desired replica is ready, saying why pods are not when they are not.
+"""Bringing a server group up: create its ReplicaSet (once per deploy, whatever the retries) and, with a
+scaling policy, its HorizontalPodAutoscaler; then wait until every desired replica is ready, saying
+why pods are not when they are not.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import json
 from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -37,6 +38,19 @@ from activities.kubernetes.servergroup_versions import (
 from activities.kubernetes.waiting import Verdict, wait_for_object
 
 
+class CpuUtilization(BaseModel):
+    target: int = Field(ge=1, le=1000, description="Average CPU utilization, % of the pods' CPU requests")
+
+
+class ScalingPolicy(BaseModel):
+    """Spinnaker's Kubernetes server-group `scalingPolicy` (`{cpuUtilization: {target: 70}}`): the new
+    group gets an HPA (autoscaling/v2) between `capacity.min` and `capacity.max`, named like it and
+    owned by it, which `modifyScalingProcess` suspends and resumes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cpuUtilization: CpuUtilization
+
+
 class CreateRequest(BaseModel):
     namespace: str
     application: str
@@ -51,6 +65,7 @@ class CreateRequest(BaseModel):
     loadBalancers: list[str] = Field(default_factory=list)
     securityGroups: list[str] = Field(default_factory=list)
     enabled: bool = Field(description="Start with the load balancers' selector labels on the pods")
+    scalingPolicy: ScalingPolicy | None = None
 
 
 class ServerGroupCreated(BaseModel):
@@ -59,6 +74,7 @@ class ServerGroupCreated(BaseModel):
     version: int
     images: list[str]
     created: bool = Field(description="False when an earlier attempt had already created it")
+    autoscaler: str | None = Field(default=None, description="The HPA made for it (scalingPolicy)")
 
 
 class WaitRequest(ServerGroupRef):
@@ -147,7 +163,7 @@ class ServerGroupCreation:
             },
         }
         try:
-            self.client.apps.create_namespaced_replica_set(req.namespace, cast(Any, body))
+            made = self.client.apps.create_namespaced_replica_set(req.namespace, cast(Any, body))
         except ApiException as exc:
             if exc.status != 409:
                 raise self.client.translate(exc, f"create ReplicaSet {req.name}") from None
@@ -166,9 +182,62 @@ class ServerGroupCreation:
                     non_retryable=True,
                 ) from None
             return ServerGroupCreated(
-                name=req.name, namespace=req.namespace, version=version, images=images, created=False
+                name=req.name,
+                namespace=req.namespace,
+                version=version,
+                images=images,
+                created=False,
+                autoscaler=self._autoscaler(req, theirs.metadata.uid),
             )
-        return ServerGroupCreated(name=req.name, namespace=req.namespace, version=version, images=images, created=True)
+        return ServerGroupCreated(
+            name=req.name,
+            namespace=req.namespace,
+            version=version,
+            images=images,
+            created=True,
+            autoscaler=self._autoscaler(req, made.metadata.uid if made.metadata else None),
+        )
+
+    def _autoscaler(self, req: CreateRequest, owner_uid: str | None) -> str | None:
+        """The group's HPA, made once: a retry finds it (409) and keeps it as it is."""
+        if req.scalingPolicy is None:
+            return None
+        body = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {
+                "name": req.name,
+                "labels": {APP_LABEL: req.application, CLUSTER_LABEL: req.cluster, MANAGED_BY_LABEL: "gennaker"},
+                "annotations": {EXECUTION_ANNOTATION: req.executionId, STAGE_ANNOTATION: req.stage},
+                # Destroying the server group takes its autoscaler with it (garbage collection).
+                "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": req.name, "uid": owner_uid or ""}
+                ],
+            },
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": req.name},
+                "minReplicas": max(1, req.capacity.min),
+                "maxReplicas": max(1, req.capacity.max),
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {
+                                "type": "Utilization",
+                                "averageUtilization": req.scalingPolicy.cpuUtilization.target,
+                            },
+                        },
+                    }
+                ],
+            },
+        }
+        try:
+            self.client.autoscaling.create_namespaced_horizontal_pod_autoscaler(req.namespace, cast(Any, body))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self.client.translate(exc, f"create HorizontalPodAutoscaler {req.name}") from None
+        return req.name
 
     @activity.defn(name="waitServerGroupHealthy")
     def wait_server_group_healthy(self, req: WaitRequest) -> Health:

@@ -11,6 +11,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from temporalio import activity
@@ -44,18 +45,36 @@ def _http_failure(service: str, response: httpx.Response, address: str) -> Appli
 
 
 class NotifyActivities:
-    """Built once per worker with the channel settings and the Temporal Web UI base URL."""
+    """Built once per worker with the channel settings, the Temporal Web UI's and the gateway's base URLs."""
 
-    def __init__(self, settings: NotificationSettings, ui_base_url: str | None = None) -> None:
+    def __init__(
+        self, settings: NotificationSettings, ui_base_url: str | None = None, gateway_url: str | None = None
+    ) -> None:
         self._settings = settings
         self._ui = ui_base_url.rstrip("/") if ui_base_url else None
+        self._gateway = gateway_url.rstrip("/") if gateway_url else None
 
     def execution_link(self, req: NotificationRequest) -> str | None:
+        """The execution's page in the Gennaker console, where people approve and stop; the Temporal
+        UI when the worker has no gateway URL (`gateway_url` in gennaker.yaml)."""
+        if self._gateway is not None:
+            return f"{self._gateway}/console/executions/{quote(req.executionId, safe='')}"
+        return self.temporal_ui_link(req)
+
+    def temporal_ui_link(self, req: NotificationRequest) -> str | None:
+        """The second link: the execution's history in the Temporal Web UI."""
         if self._ui is None:
             return None
-        namespace = activity.info().workflow_namespace
-        run = f"/{req.runId}" if req.runId else ""
-        return f"{self._ui}/namespaces/{namespace}/workflows/{req.executionId}{run}/history"
+        namespace = quote(activity.info().workflow_namespace or "default", safe="")
+        run = f"/{quote(req.runId, safe='')}" if req.runId else ""
+        return f"{self._ui}/namespaces/{namespace}/workflows/{quote(req.executionId, safe='')}{run}/history"
+
+    def _links_text(self, req: NotificationRequest) -> str:
+        link, ui = self.execution_link(req), self.temporal_ui_link(req)
+        lines = [f"Open: {link}"] if link else []
+        if ui and ui != link:
+            lines.append(f"Temporal UI: {ui}")
+        return "\n".join(lines)
 
     @activity.defn(name="send_notification")
     def send_notification(self, req: NotificationRequest) -> NotificationResult:
@@ -84,8 +103,8 @@ class NotifyActivities:
         msg["To"] = req.address
         msg["Message-ID"] = f"<{hashlib.sha256(req.notificationId.encode()).hexdigest()[:32]}@gennaker>"
         msg["X-Gennaker-Event"] = req.event
-        link = self.execution_link(req)
-        msg.set_content(req.text() + (f"\n\nOpen in the Temporal UI: {link}" if link else "") + "\n")
+        links = self._links_text(req)
+        msg.set_content(req.text() + (f"\n\n{links}" if links else "") + "\n")
         context = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
         try:
             client: smtplib.SMTP = (
@@ -150,7 +169,12 @@ class NotifyActivities:
                 {
                     "type": "actions",
                     "elements": [
-                        {"type": "button", "text": {"type": "plain_text", "text": "Open in Temporal UI"}, "url": link}
+                        {"type": "button", "text": {"type": "plain_text", "text": "Open execution"}, "url": link}
+                    ]
+                    + [
+                        {"type": "button", "text": {"type": "plain_text", "text": "Temporal UI"}, "url": ui}
+                        for ui in [self.temporal_ui_link(req)]
+                        if ui and ui != link
                     ],
                 }
             )
@@ -191,6 +215,7 @@ class NotifyActivities:
         payload = req.model_dump(mode="json", exclude={"channel", "address"}, exclude_none=True)
         payload["title"] = req.title()
         payload["link"] = self.execution_link(req)
+        payload["temporalUiLink"] = self.temporal_ui_link(req)
         return json.dumps(payload, sort_keys=True).encode()
 
     def _webhook(self, req: NotificationRequest) -> str:

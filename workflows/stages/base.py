@@ -77,6 +77,12 @@ class StageConfig(BaseModel):
     )
     stageEnabled: StageEnabled | None = None
     stageTimeoutMs: int | None = Field(default=None, gt=0, description="Fail the stage after this long")
+    noWorkerTimeoutMs: int | None = Field(
+        default=None,
+        gt=0,
+        le=86_400_000,
+        description="Fail the stage when no worker for its account takes up a call within this long (default 5 min)",
+    )
     sendNotifications: bool = False
     notifications: list[StageNotification] = Field(default_factory=list)
     comments: str | None = None

@@ -28,6 +28,7 @@ from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.firewalls import IngressRule, SecurityGroupSpec
+    from activities.kubernetes.servergroup_create import ScalingPolicy
     from activities.kubernetes.servergroups import Capacity, CreateRequest, cluster_name
 
 Strict = ConfigDict(extra="forbid", frozen=True)
@@ -141,6 +142,9 @@ class DeployStage(StageConfig):
     container: ContainerSpec | None = None
     manifest: dict[str, Any] | None = Field(default=None, description="A ReplicaSet manifest instead of container")
     capacity: Capacity = Field(default_factory=Capacity)
+    scalingPolicy: ScalingPolicy | None = Field(
+        default=None, description="Autoscale the new group between capacity.min and capacity.max (an HPA)"
+    )
     loadBalancers: list[str] = Field(default_factory=list, description="Services whose selector labels enable pods")
     securityGroups: list[str | SecurityGroupDef] = Field(default_factory=list)
     strategy: Literal["none", "highlander", "redblack", "rollingRedBlack"] = "none"
@@ -162,6 +166,9 @@ class DeployStage(StageConfig):
         steps = self.targetPercentages
         if not steps or steps != sorted(steps) or steps[-1] != 100 or steps[0] <= 0:
             raise ValueError("targetPercentages must rise from above 0 to 100, e.g. [25, 50, 100]")
+        cap = self.capacity
+        if self.scalingPolicy is not None and not (1 <= cap.min <= cap.desired <= cap.max):
+            raise ValueError("scalingPolicy needs capacity with 1 <= min <= desired <= max (the autoscaler's bounds)")
         return self
 
     def judgment_gate(self) -> JudgmentGate | None:
@@ -226,6 +233,7 @@ class DeployStage(StageConfig):
                 loadBalancers=self.loadBalancers,
                 securityGroups=groups,
                 enabled=enabled,
+                scalingPolicy=self.scalingPolicy,
             )
 
         plan = DeployPlan(
