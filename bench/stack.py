@@ -27,7 +27,7 @@ from workflows.search import initial_attributes
 from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, PipelineRunInput
 
 REPO = Path(__file__).resolve().parents[1]
-GENNAKER = [sys.executable, "-c", "from workers.cli import main; main()"]
+GENNAKER = [sys.executable, "-c", "from stack.cli import main; main()"]
 READY_TIMEOUT = 60.0
 
 

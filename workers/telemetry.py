@@ -36,11 +36,11 @@ from temporalio.worker import (
 
 from activities.accounts import AccountHealth
 from activities.notify import NotificationRequest
-from core.observability import names
-from core.observability.context import STAGE_REF
 from core.observability.logs import configure_logging
 from core.observability.settings import TelemetrySettings, load_telemetry_settings
 from core.observability.tracing import tracer_of, tracer_provider, with_interceptors
+from workflows.observe import names
+from workflows.observe.context import STAGE_REF
 from workflows.telemetry import label_budget
 
 STAGE_HEADER = "gennaker-stage"

@@ -21,10 +21,10 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.contrib.opentelemetry import TracingWorkflowInboundInterceptor
     from temporalio.contrib.opentelemetry.workflow import completed_span
 
-    from core.observability import names
-    from core.observability.context import STAGE_REF
-    from core.observability.deploys import DEPLOY_STAGE_TYPES, deploy_outcome
-    from core.observability.labels import LabelBudget
+    from workflows.observe import names
+    from workflows.observe.context import STAGE_REF
+    from workflows.observe.deploys import DEPLOY_STAGE_TYPES, deploy_outcome
+    from workflows.observe.labels import LabelBudget
 
 # Process-wide (the module is passed through the sandbox): the first N application/pipeline pairs
 # keep their names as labels, later ones count as `_other`. Only metrics depend on it, never history.

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.observability.deploys import (
+from workflows.observe.deploys import (
     DEPLOY_STAGE_TYPES,
     FAILED_STATUSES,
     ROLLBACK_STAGE_TYPES,

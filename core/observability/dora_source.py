@@ -17,8 +17,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from core.observability.deploys import DEPLOY_STAGE_TYPES, ROLLBACK_STAGE_TYPES
 from core.observability.dora import ExecutionRecord
+from workflows.observe.deploys import DEPLOY_STAGE_TYPES, ROLLBACK_STAGE_TYPES
 from workflows.state import PIPELINE_WORKFLOW, ExecutionState, PipelineRunInput
 
 MAX_EXECUTIONS = 1000

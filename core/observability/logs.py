@@ -2,7 +2,7 @@
 
 A JSON line carries the execution id (the workflow id), run id, workflow/activity type, task queue,
 stage refId and account where known, from the `temporal_workflow` / `temporal_activity` extras the
-SDK's loggers attach and from core/observability/context.py. Every message and exception text is
+SDK's loggers attach and from workflows/observe/context.py. Every message and exception text is
 passed through `redact`, which removes what looks like a credential (`token=…`, `Bearer …`,
 `password: …`, `user:pass@host`): a secret that a person put into a URL or header must not reach a
 log aggregator even when some library logs the whole URL (httpx logs every request at INFO).
@@ -16,8 +16,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from core.observability.context import ACCOUNT, STAGE_REF
 from core.observability.settings import TelemetrySettings, load_telemetry_settings
+from workflows.observe.context import ACCOUNT, STAGE_REF
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_WORDS = r"(?:authorization|x-api-key|api[_-]?key|access[_-]?token|token|password|passwd|secret|signature)"

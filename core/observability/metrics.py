@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from core.observability import names
 from core.observability.dora import DoraReport
-from core.observability.labels import LabelBudget
 from core.observability.settings import TelemetrySettings
+from workflows.observe import names
+from workflows.observe.labels import LabelBudget
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _budget = LabelBudget()  # its limit comes from settings in set_label_limit (read once the app is built)

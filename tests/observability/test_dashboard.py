@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from core.observability import names
+from workflows.observe import names
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 HISTOGRAMS = {names.HTTP_DURATION, names.STAGE_DURATION, names.JUDGMENT_WAIT}

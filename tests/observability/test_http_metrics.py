@@ -10,9 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.errors import install_error_handlers
 from api.metrics_middleware import UNMATCHED, install_http_metrics
-from core.observability.deploys import deploy_outcome
-from core.observability.labels import OTHER, LabelBudget
 from core.observability.settings import TelemetrySettings
+from workflows.observe.deploys import deploy_outcome
+from workflows.observe.labels import OTHER, LabelBudget
 
 
 def requests_by_route(text: str) -> dict[tuple[str, str], float]:

@@ -11,13 +11,13 @@ import pytest
 from temporalio.client import Client
 
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
-from core.observability.context import STAGE_REF
 from core.observability.logs import JsonLinesFormatter, redact
 from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
 from workers.runner import pipeline_worker
 from workers.telemetry import observe_worker_client
+from workflows.observe.context import STAGE_REF
 from workflows.state import StageStatus
 
 SECRET = "s3cr3t-T0ken-value-42"

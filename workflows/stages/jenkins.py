@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
 from workflows.account_calls import call_activity
+from workflows.artifacts import Artifact
 from workflows.context import StageContext
 from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.registry import register_stage
@@ -43,6 +44,11 @@ class JenkinsStage(StageConfig):
     waitForCompletion: bool = True
     pollIntervalSeconds: float = Field(default=5, gt=0, le=300)
     buildTimeoutMs: int = Field(default=4 * 3600 * 1000, gt=0, description="Give up on one attempt after this")
+
+    def produced_artifacts(self, outputs: dict[str, Any]) -> list[Artifact]:
+        # `outputs.artifacts` here is the build's archived files (Jenkins' own word), not Spinnaker
+        # artifacts; a Jenkins stage produces artifacts only through its `expectedArtifacts`.
+        return []
 
     def summary(self) -> str:
         return f"Jenkins build {self.job} on {self.master}"
