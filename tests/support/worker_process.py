@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_QUEUE = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
@@ -69,7 +71,17 @@ class WorkerSubprocess:
                 request = DescribeTaskQueueRequest(
                     namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
                 )
-                response = await client.workflow_service.describe_task_queue(request)
+                try:
+                    response = await client.workflow_service.describe_task_queue(request, timeout=timedelta(seconds=10))
+                except RPCError as exc:
+                    # A loaded dev server can cancel or time out one describe; ask again until the deadline.
+                    if exc.status not in (
+                        RPCStatusCode.CANCELLED,
+                        RPCStatusCode.DEADLINE_EXCEEDED,
+                        RPCStatusCode.UNAVAILABLE,
+                    ):
+                        raise
+                    continue
                 if any(p.identity.startswith(f"{self.pid}@") for p in response.pollers):
                     del missing[queue]
             if missing and asyncio.get_running_loop().time() > deadline:
