@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
 from core.codec import codec_from_file
@@ -37,7 +37,16 @@ def data_converter(codec_keys_file: Path | None = None) -> DataConverter:
     codec = codec_from_file(codec_keys_file)
     if codec is None:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    # Failure messages and stack traces are not payloads: without this they sit in history in
+    # plaintext (a failed webhook's URL, an expression's error). The SDK's encoded-attributes failure
+    # converter moves them into `encoded_attributes`, a payload, which the codec then encrypts
+    # (temporalio.converter.DefaultFailureConverterWithEncodedAttributes; "Failure Converter" in
+    # Temporal's data-conversion docs). Client and workers must agree, so both use this function.
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 @dataclass(frozen=True)
