@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import uvicorn
 
+from activities.egress import EgressPolicy
 from api.app import create_app
 from api.settings import GatewaySettings
 from core.codec import CodecKeys
@@ -33,6 +34,14 @@ from workers.main import run_worker
 from workers.runner import DEFAULT_TASK_QUEUE
 
 T = TypeVar("T")
+
+# What stages of the dev stack may reach besides global addresses: nothing. Its demo (kubesim, the
+# local registry, bake through the Docker engine) needs no outbound request from a stage: Kubernetes
+# and registry calls use the worker's account clients, not tenant URLs. The Temporal frontend and
+# UI, the gateway, kubesim (with its admin API) and the registry API all listen on loopback, so the
+# default policy refuses every one of them (issue 11: a webhook stage to the UI's HTTP API could
+# judge and terminate another application's executions).
+DEV_EGRESS = EgressPolicy()
 
 BASE_TEMPORAL_PORT = 7233
 BASE_UI_PORT = 8233
@@ -151,6 +160,7 @@ async def run_dev_stack(
             registries=accounts.registries,
             temporal_ui_url=settings.temporal_ui_url,
             health_interval_seconds=15,
+            egress=DEV_EGRESS,
         )
         api = _QuietServer(
             uvicorn.Config(

@@ -12,6 +12,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from activities.accounts import KubernetesAccount, RegistryAccount
+from activities.bake import BakeSettings
+from activities.egress import EgressPolicy
 from activities.jenkins import JenkinsMaster
 from activities.notify import NotificationSettings
 from activities.script import ScriptSettings
@@ -36,6 +38,12 @@ class WorkerConfig(GennakerSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     jenkins: list[JenkinsMaster] = Field(default_factory=list)
     scripts: ScriptSettings = Field(default_factory=ScriptSettings)
+    egress: EgressPolicy = Field(
+        default_factory=EgressPolicy,
+        description="Where stages' outbound requests may go (webhook, Jenkins, bake, notifications): "
+        "global addresses only unless allow-listed by host, CIDR or URL prefix (activities/egress.py)",
+    )
+    bake: BakeSettings = Field(default_factory=BakeSettings, description="Where `path` build contexts may lie")
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> WorkerConfig:

@@ -17,5 +17,5 @@ def provide_accounts(config: WorkerConfig) -> list[ProvidedAccount]:
     if config.registries:
         from activities.registry import build_registry_account
 
-        provided += [build_registry_account(account) for account in config.registries]
+        provided += [build_registry_account(account, config.egress, config.bake) for account in config.registries]
     return provided
