@@ -11,6 +11,7 @@ from temporalio.client import Client
 from api.auth import authenticate
 from api.console import console_router, docs_router
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.policy import Policy
 from api.routers import (
     accounts,
@@ -25,6 +26,7 @@ from api.routers import (
     webhooks,
 )
 from api.settings import GatewaySettings
+from core.spinnaker import MAX_BYTES as MAX_IMPORT_BYTES
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
 from core.temporal import connect_with
@@ -60,6 +62,12 @@ def create_app(
     app.state.policy = Policy.load(settings.auth_policy_file)
     install_error_handlers(app)
     codec.install_cors(app, settings)
+    # Outermost of ours (added last): nothing reads a body before its size is bounded.
+    app.add_middleware(
+        BodyLimit,
+        default_limit=settings.max_body_bytes,
+        limits={"/codec/": settings.codec_max_body_bytes, "/import/spinnaker": MAX_IMPORT_BYTES},
+    )
     authenticated = [Depends(authenticate)]
     for router in (
         executions.router,

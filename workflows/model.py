@@ -230,8 +230,30 @@ def _find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
     return None
 
 
+# Bounds on a YAML document (issue 11: a 564-byte alias bomb expanded to 10^7 nodes, 566 MB; 20k
+# levels of nesting overflowed the parser's recursion). Aliases stay usable for normal reuse.
+MAX_YAML_NODES = 100_000  # counted with every alias expanded
+MAX_YAML_DEPTH = 64
+
+
+class YamlTooLarge(ValueError):
+    """A YAML document over one of the bounds; the message names the limit."""
+
+
 class _PlainYamlLoader(yaml.SafeLoader):
-    """YAML without implicit timestamps: `2024-01-01` stays a string, as it would in JSON."""
+    """YAML without implicit timestamps: `2024-01-01` stays a string, as it would in JSON. Nesting
+    is bounded while composing (before recursion gets deep), alias expansion before constructing."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise YamlTooLarge(f"YAML is nested deeper than the limit of {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _PlainYamlLoader.yaml_implicit_resolvers = {
@@ -240,9 +262,49 @@ _PlainYamlLoader.yaml_implicit_resolvers = {
 }
 
 
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has with every alias expanded (memoised per node, so counting
+    costs as much as the text, not the expansion); YamlTooLarge past MAX_YAML_NODES or on a cycle."""
+    sizes: dict[int, int] = {}
+    pending: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not children_done:
+            if key in pending:
+                raise YamlTooLarge("YAML aliases refer to themselves (a recursive structure)")
+            pending.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        pending.discard(key)
+        size = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if size > MAX_YAML_NODES:
+            raise YamlTooLarge(f"YAML has more than the limit of {MAX_YAML_NODES} nodes (aliases expanded)")
+        sizes[key] = size
+    return sizes.get(id(root), 1)
+
+
 def load_pipeline_text(text: str | bytes) -> Any:
-    """Parse a pipeline document, YAML or JSON (YAML is a superset), into JSON-compatible values."""
-    return yaml.load(text, Loader=_PlainYamlLoader)
+    """Parse a pipeline document, YAML or JSON (YAML is a superset), into JSON-compatible values.
+    Raises YamlTooLarge (a ValueError naming the limit) past MAX_YAML_NODES / MAX_YAML_DEPTH."""
+    loader = _PlainYamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def parse_pipeline(data: Any) -> PipelineSpec:
