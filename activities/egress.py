@@ -210,7 +210,7 @@ class EgressPolicy(BaseModel):
         prefix_ok = self._prefix_allows(normalised)
         if scheme not in permitted:
             raise EgressDenied(
-                f"{_shown(url)}: the worker's egress policy does not allow scheme {scheme} here "
+                f"{_shown(url)}: scheme {scheme} is not allowed here by the worker's egress policy "
                 f"(allowed: {', '.join(permitted)})"
             )
         if scheme == "file":
