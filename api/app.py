@@ -61,13 +61,17 @@ def create_app(
     # Loaded now so a broken policy stops the gateway at start, not at the first request.
     app.state.policy = Policy.load(settings.auth_policy_file)
     install_error_handlers(app)
-    codec.install_cors(app, settings)
-    # Outermost of ours (added last): nothing reads a body before its size is bounded.
+    # Before any route reads a body; CORS (added after, so outside it) still answers preflights and
+    # puts its headers on a 413, which the Temporal UI's codec calls can then read.
     app.add_middleware(
         BodyLimit,
         default_limit=settings.max_body_bytes,
-        limits={"/codec/": settings.codec_max_body_bytes, "/import/spinnaker": MAX_IMPORT_BYTES},
+        limits={
+            "/codec/": (settings.codec_max_body_bytes, "codec_max_body_bytes"),
+            "/import/spinnaker": (MAX_IMPORT_BYTES, "the Spinnaker import's limit"),
+        },
     )
+    codec.install_cors(app, settings)
     authenticated = [Depends(authenticate)]
     for router in (
         executions.router,

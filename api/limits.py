@@ -32,12 +32,9 @@ MAX_JSON_DEPTH = 64
 
 
 class BodyTooLarge(ServiceError):
-    def __init__(self, limit: int, path: str) -> None:
+    def __init__(self, limit: int, path: str, setting: str) -> None:
         super().__init__(
-            413,
-            "body_too_large",
-            f"request body is larger than the {limit} byte limit for {path} (max_body_bytes)",
-            "body",
+            413, "body_too_large", f"request body is larger than the {limit} byte limit for {path} ({setting})", "body"
         )
 
 
@@ -52,25 +49,26 @@ async def _refuse(send: Send, exc: ServiceError) -> None:
 class BodyLimit:
     """ASGI middleware: request bodies larger than the limit for their path never reach a route.
 
-    `limits` maps a path prefix to its byte limit (longest prefix wins), else `default_limit`."""
+    `limits` maps a path prefix to its (byte limit, what sets it), longest prefix first; other paths
+    get `default_limit` (the `max_body_bytes` setting)."""
 
-    def __init__(self, app: ASGIApp, default_limit: int, limits: dict[str, int] | None = None) -> None:
+    def __init__(self, app: ASGIApp, default_limit: int, limits: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
-        self.default_limit = default_limit
+        self.default = (default_limit, "max_body_bytes")
         self.limits = sorted((limits or {}).items(), key=lambda item: -len(item[0]))
 
-    def limit_for(self, path: str) -> int:
-        return next((limit for prefix, limit in self.limits if path.startswith(prefix)), self.default_limit)
+    def limit_for(self, path: str) -> tuple[int, str]:
+        return next((limit for prefix, limit in self.limits if path.startswith(prefix)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        limit = self.limit_for(path)
+        limit, setting = self.limit_for(path)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _refuse(send, BodyTooLarge(limit, path))
+            await _refuse(send, BodyTooLarge(limit, path, setting))
             return
         # Read the body here, bounded, before any route sees it: a refusal is then always this
         # middleware's 413 (FastAPI turns errors raised while it reads a body into a vague 400).
@@ -84,7 +82,7 @@ class BodyLimit:
                 chunk = message.get("body", b"")
                 received += len(chunk)
                 if received > limit:
-                    raise BodyTooLarge(limit, path)
+                    raise BodyTooLarge(limit, path, setting)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
