@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import uvicorn
 
+from activities.bake import BakeSettings
 from activities.egress import EgressPolicy
 from api.app import create_app
 from api.settings import GatewaySettings
@@ -42,6 +43,9 @@ T = TypeVar("T")
 # default policy refuses every one of them (issue 11: a webhook stage to the UI's HTTP API could
 # judge and terminate another application's executions).
 DEV_EGRESS = EgressPolicy()
+# The demo bakes `examples/frontend` (examples/release-demo.yaml): bake `path` contexts may come from
+# the checkout's examples directory and nowhere else on this machine.
+DEV_BAKE = BakeSettings(allowed_context_dirs=[Path(__file__).resolve().parents[1] / "examples"])
 
 BASE_TEMPORAL_PORT = 7233
 BASE_UI_PORT = 8233
@@ -161,6 +165,7 @@ async def run_dev_stack(
             temporal_ui_url=settings.temporal_ui_url,
             health_interval_seconds=15,
             egress=DEV_EGRESS,
+            bake=DEV_BAKE,
         )
         api = _QuietServer(
             uvicorn.Config(

@@ -104,3 +104,18 @@ def test_git_refs_cannot_be_options(docker_rig: DockerRig, tmp_path: Path) -> No
     finally:
         client.close()
     assert error.type == BAD_CONTEXT and "cannot start with '-'" in error.message
+
+
+def test_the_dev_stack_bakes_its_demo_context_and_nothing_else(docker_rig: DockerRig, tmp_path: Path) -> None:
+    """`gennaker dev` allow-lists the checkout's examples/ (the demo bakes examples/frontend) only."""
+    from stack.dev import DEV_BAKE, DEV_EGRESS
+
+    demo = Path(__file__).resolve().parents[2] / "examples" / "frontend"
+    client = RegistryClient(docker_rig.registry.account("dev", docker_host=docker_rig.engine.host))
+    bakery = BakeActivities(client, DEV_EGRESS, DEV_BAKE)
+    try:
+        assert bakery._materialize(BuildContext(path=str(demo)), tmp_path) == demo
+        error = refusal(bakery, BuildContext(path=str(context_dir(tmp_path))))
+    finally:
+        client.close()
+    assert error.type == BAD_CONTEXT and "not under bake.allowed_context_dirs" in error.message
