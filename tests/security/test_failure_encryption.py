@@ -5,7 +5,7 @@ A webhook stage whose URL carries `?token=${{ parameters.token }}` fails; so doe
 echoes the token back in its error answer (the answer's excerpt is part of the failure message).
 Read raw, by a client without the codec, the executions' histories hold the token nowhere: not in
 failure messages or stack traces, not in any payload, not in summaries. The worker's log lines,
-captured while they ran, do not hold it either.
+captured while they ran, do not hold it either, nor those of notifications to URLs with tokens.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment
 
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
+from activities.notify import NotificationRequest, NotificationSettings, NotifyActivities
 from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
@@ -129,3 +131,29 @@ async def test_an_echoed_token_in_a_failure_message_is_encrypted_in_history(
     text, messages = await raw_history_text(temporal_server, handle.id)
     assert messages and all(m == "Encoded failure" for m in messages), messages
     assert token not in text
+
+
+def test_notification_addresses_stay_out_of_log_lines(http: FakeHttp, caplog: pytest.LogCaptureFixture) -> None:
+    """A webhook address with a token, and a Slack incoming-webhook URL (the URL is the credential)."""
+    hook = http.route("POST", "/notify", Reply(200, {"ok": True}))
+    slack_token = f"T000/B000/{uuid.uuid4().hex}"
+    http.route("POST", f"/services/{slack_token}", Reply(200, b"ok"))
+    notify = NotifyActivities(NotificationSettings(), None, TEST_EGRESS)
+    with caplog.at_level(logging.DEBUG):
+        for channel, address in (("webhook", f"{hook}?token={TOKEN}"), ("slack", f"{http.url}/services/{slack_token}")):
+            request = NotificationRequest.model_validate(
+                {
+                    "notificationId": f"n-{channel}",
+                    "channel": channel,
+                    "address": address,
+                    "event": "pipeline.complete",
+                    "application": "vault",
+                    "pipeline": "p",
+                    "executionId": "e1",
+                }
+            )
+            result = ActivityEnvironment().run(notify.send_notification, request)
+            assert result.delivered
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "notified webhook" in logged and "notified slack" in logged
+    assert TOKEN not in logged and slack_token not in logged
