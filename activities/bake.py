@@ -5,6 +5,12 @@ labels) hash to `inputHash`, stored as the image label `io.gennaker.bake.inputs`
 that finds its tag already pushed with the same hash reuses it (re-pointing any missing extra tags
 in the registry) instead of building again. Build and push output is streamed as heartbeats; a
 failed build reports its last lines.
+
+Confinement (every tenant may be hostile): a `path` context must lie, after resolving symlinks,
+under a directory the worker configuration lists in `bake.allowed_context_dirs` (none by default);
+`subdir` cannot climb out of the context with `..` or a symlink; git and tarball URLs obey the
+worker's egress policy, git runs with its URL after `--`, only the protocols the policy allows
+(`GIT_ALLOW_PROTOCOL`, so no `ext::`, and `file://` only when allow-listed) and no redirects.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.egress import EgressPolicy, guarded_client, redacted_url
 from activities.registry import RegistryClient
 
 INPUT_LABEL = "io.gennaker.bake.inputs"
@@ -36,6 +43,18 @@ SILENT_HEARTBEAT_SECONDS = 5.0
 BUILD_FAILED = "BuildFailed"
 BAD_CONTEXT = "InvalidBuildContext"
 NON_RETRYABLE = [BUILD_FAILED, BAD_CONTEXT]
+GIT_SCHEMES = ("https", "http", "git", "ssh", "file")
+
+
+class BakeSettings(BaseModel):
+    """The `bake:` section of a worker's configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    allowed_context_dirs: list[Path] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("allowed_context_dirs", "allowedContextDirs"),
+        description="Directories on the worker under which `path` build contexts may lie; none: `path` is refused",
+    )
 
 
 class BuildContext(BaseModel):
@@ -55,8 +74,8 @@ class BuildContext(BaseModel):
 
     def describe(self) -> str:
         if self.gitUrl is not None:
-            return f"{self.gitUrl}@{self.gitRef}"
-        return str(self.path or self.tarballUrl)
+            return f"{redacted_url(self.gitUrl)}@{self.gitRef}"
+        return str(self.path or redacted_url(str(self.tarballUrl)))
 
 
 class BakeRequest(BaseModel):
@@ -151,8 +170,12 @@ def _follow(stream: Iterable[dict[str, Any]], what: str) -> Iterator[dict[str, A
 class BakeActivities:
     """Builds with the Docker engine of this worker (`docker_host` of the account, else $DOCKER_HOST)."""
 
-    def __init__(self, registry: RegistryClient) -> None:
+    def __init__(
+        self, registry: RegistryClient, egress: EgressPolicy | None = None, settings: BakeSettings | None = None
+    ) -> None:
         self.registry = registry
+        self.egress = egress or EgressPolicy()
+        self.settings = settings or BakeSettings()
         self._docker: Any = None
         self._lock = threading.Lock()
 
@@ -181,52 +204,98 @@ class BakeActivities:
     def _name(self, request: BakeRequest) -> str:
         return f"{self.registry.account.address}/{request.repository}"
 
-    def _materialize(self, context: BuildContext, scratch: Path) -> Path:
+    def _refuse(self, message: str) -> ApplicationError:
+        return ApplicationError(
+            f"registry {self.registry.account.name}: {message}", type=BAD_CONTEXT, non_retryable=True
+        )
+
+    def _confined_path(self, given: str) -> Path:
+        allowed = [d.resolve() for d in self.settings.allowed_context_dirs]
+        if not allowed:
+            raise self._refuse(
+                f"build context path {given!r} refused: this worker allows no `path` contexts "
+                "(an operator lists directories in bake.allowed_context_dirs)"
+            )
+        root = Path(given).resolve()
+        if not any(root.is_relative_to(d) for d in allowed):
+            raise self._refuse(
+                f"build context path {given!r} refused: it is not under bake.allowed_context_dirs "
+                f"({', '.join(map(str, allowed))})"
+            )
+        return root
+
+    def _clone(self, context: BuildContext, root: Path) -> None:
+        url, ref = str(context.gitUrl), context.gitRef
+        if ref.startswith("-"):
+            raise self._refuse(f"gitRef {ref!r} refused: a ref cannot start with '-'")
+        schemes = [s for s in GIT_SCHEMES if s in self.egress.allowed_schemes or s == "file"]
+        destination = self.egress.check_url(url, schemes=schemes)  # EgressDenied names the policy
+        env = {
+            **os.environ,
+            # Only the URL's own protocol, for submodules and anything git would fetch next too: no
+            # ext:: (runs a command), no file:// the policy did not allow.
+            "GIT_ALLOW_PROTOCOL": destination.scheme,
+            "GIT_TERMINAL_PROMPT": "0",
+        }
+        no_redirects = ["-c", "http.followRedirects=false"]
+        for args in (
+            ["git", *no_redirects, "clone", "--quiet", "--no-checkout", "--", url, str(root)],
+            ["git", "-C", str(root), "checkout", "--quiet", "--detach", ref, "--"],
+        ):
+            activity.heartbeat(" ".join(a for a in args[:5] if a != url))
+            done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False, env=env)
+            if done.returncode != 0:
+                raise ApplicationError(
+                    f"registry {self.registry.account.name}: cannot get build context "
+                    f"{redacted_url(url)}@{ref}: {done.stderr.strip()[-500:]}",
+                    type=BAD_CONTEXT,
+                )
+
+    def _download(self, context: BuildContext, scratch: Path) -> Path:
         account = self.registry.account.name
+        root = scratch / "tarball"
+        archive = scratch / "context.tar"
+        shown = redacted_url(str(context.tarballUrl))
+        try:
+            with (
+                guarded_client(self.egress, timeout=60) as http,
+                http.stream("GET", str(context.tarballUrl)) as response,
+            ):
+                response.raise_for_status()
+                with archive.open("wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
+                        activity.heartbeat(f"downloading {shown}")
+            with tarfile.open(archive) as tar:
+                tar.extractall(root, filter="data")
+        except httpx.HTTPStatusError as exc:
+            raise ApplicationError(
+                f"registry {account}: cannot download build context {shown}: {exc.response.status_code}",
+                type=BAD_CONTEXT if exc.response.status_code < 500 else "ContextDownloadFailed",
+            ) from None
+        except tarfile.TarError as exc:
+            raise ApplicationError(
+                f"registry {account}: {shown} is not a tar archive: {exc}", type=BAD_CONTEXT
+            ) from None
+        return root
+
+    def _materialize(self, context: BuildContext, scratch: Path) -> Path:
         if context.path is not None:
-            root = Path(context.path)
+            root = self._confined_path(context.path)
         elif context.gitUrl is not None:
             root = scratch / "git"
-            for args in (
-                ["git", "clone", "--quiet", "--no-checkout", context.gitUrl, str(root)],
-                ["git", "-C", str(root), "checkout", "--quiet", "--detach", context.gitRef],
-            ):
-                activity.heartbeat(" ".join(args[:3]))
-                done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
-                if done.returncode != 0:
-                    raise ApplicationError(
-                        f"registry {account}: cannot get build context {context.describe()}: {done.stderr.strip()}",
-                        type=BAD_CONTEXT,
-                    )
+            self._clone(context, root)
         else:
-            root = scratch / "tarball"
-            archive = scratch / "context.tar"
-            try:
-                with httpx.stream("GET", str(context.tarballUrl), follow_redirects=True, timeout=60) as response:
-                    response.raise_for_status()
-                    with archive.open("wb") as out:
-                        for chunk in response.iter_bytes(1 << 20):
-                            out.write(chunk)
-                            activity.heartbeat(f"downloading {context.tarballUrl}")
-                with tarfile.open(archive) as tar:
-                    tar.extractall(root, filter="data")
-            except httpx.HTTPStatusError as exc:
-                raise ApplicationError(
-                    f"registry {account}: cannot download build context {context.tarballUrl}: "
-                    f"{exc.response.status_code}",
-                    type=BAD_CONTEXT if exc.response.status_code < 500 else "ContextDownloadFailed",
-                ) from None
-            except tarfile.TarError as exc:
-                raise ApplicationError(
-                    f"registry {account}: {context.tarballUrl} is not a tar archive: {exc}", type=BAD_CONTEXT
-                ) from None
+            root = self._download(context, scratch)
         if context.subdir:
-            root = root / context.subdir
+            inner = (root / context.subdir).resolve()
+            if Path(context.subdir).is_absolute() or not inner.is_relative_to(root.resolve()):
+                raise self._refuse(f"subdir {context.subdir!r} refused: it leads out of the build context")
+            root = inner
         if not root.is_dir():
-            raise ApplicationError(
-                f"registry {account}: build context {context.describe()}"
-                f"{'/' + context.subdir if context.subdir else ''} is not a directory on worker",
-                type=BAD_CONTEXT,
+            raise self._refuse(
+                f"build context {context.describe()}"
+                f"{'/' + context.subdir if context.subdir else ''} is not a directory on worker"
             )
         return root
 

@@ -16,12 +16,22 @@ artifacts should come from allow-listed hosts.
 
 Reuse: `EgressPolicy` is a pydantic model for worker configuration (snake_case like the rest of
 gennaker.yaml); call `guarded_client(policy)` for HTTP and `policy.check_url(url)` for anything else.
+One policy serves every stage that makes requests (webhook, Jenkins, bake from a URL or git,
+notifications, artifacts): the worker configuration's top-level `egress:` section. Prior art:
+Spinnaker's orca `webhook.allowedRequests` (a list of `urlPrefix` + `httpMethods` a webhook stage may
+call, everything else refused when `webhook.allowedRequestsEnabled`); ours also refuses inward
+addresses by default, because a hostname on an allowed-looking prefix can still resolve inward.
+
+URLs in messages and logs go through `redacted_url()`: tenants put tokens in query strings
+(`?token=${{ parameters.token }}`), and a message may end up in a log line.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import posixpath
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +44,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio.exceptions import ApplicationError
 
 EGRESS_DENIED = "EgressDenied"
+
+# httpx logs every request URL at INFO, and tenant URLs carry tokens (a Slack incoming-webhook URL is
+# itself the credential): keep the HTTP client's own request logging out of worker logs.
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_PORTS = {"http": 80, "https": 443, "git": 9418, "ssh": 22}
@@ -179,6 +194,12 @@ class EgressPolicy(BaseModel):
             )
         return allowed
 
+    def allowing_origin(self, url: str) -> EgressPolicy:
+        """This policy plus everything under `url` (an operator-configured endpoint such as a Jenkins
+        master: the operator chose it, so it may be on an inward address; what it redirects to or
+        links to elsewhere is still checked)."""
+        return self.model_copy(update={"allow_url_prefixes": [*self.allow_url_prefixes, _normalise(url)[0]]})
+
     def check_url(self, url: str, schemes: Iterable[str] | None = None) -> Destination:
         """Check a URL before something else (git) connects to it. Raises EgressDenied naming why."""
         try:
@@ -188,7 +209,10 @@ class EgressPolicy(BaseModel):
         permitted = list(schemes) if schemes is not None else self.allowed_schemes
         prefix_ok = self._prefix_allows(normalised)
         if scheme not in permitted:
-            raise EgressDenied(f"{_shown(url)}: scheme {scheme} is not allowed here (allowed: {', '.join(permitted)})")
+            raise EgressDenied(
+                f"{_shown(url)}: scheme {scheme} is not allowed here by the worker's egress policy "
+                f"(allowed: {', '.join(permitted)})"
+            )
         if scheme == "file":
             if not prefix_ok:
                 raise EgressDenied(
@@ -201,12 +225,30 @@ class EgressPolicy(BaseModel):
         return Destination(normalised, scheme, host, port, tuple(addresses))
 
 
-def _shown(url: str) -> str:
-    """A URL as errors may show it: without any user:password part, and not too long."""
-    parts = urlsplit(url)
+def redacted_url(url: str) -> str:
+    """A URL as errors and logs may show it: no user:password part, no query or fragment values
+    (tokens live there), not too long."""
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return "<unparseable URL>"
     if "@" in parts.netloc:
-        url = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
-    return url if len(url) <= 200 else url[:197] + "…"
+        parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
+    if parts.query:
+        parts = parts._replace(query="…")
+    if parts.fragment:
+        parts = parts._replace(fragment="…")
+    shown = parts.geturl()
+    return shown if len(shown) <= 200 else shown[:197] + "…"
+
+
+_shown = redacted_url
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+def redacted_text(text: str) -> str:
+    """Free text (an exception message) with anything that looks like a query string cut out."""
+    return _QUERY.sub("?…", text)[:500]
 
 
 class _GuardedBackend(httpcore.SyncBackend):
@@ -257,14 +299,20 @@ class GuardedTransport(httpx.HTTPTransport):
 
 
 def guarded_client(
-    policy: EgressPolicy, *, timeout: float = 30.0, max_redirects: int = 5, **kwargs: Any
+    policy: EgressPolicy,
+    *,
+    timeout: float = 30.0,
+    max_redirects: int = 5,
+    verify: bool = True,
+    follow_redirects: bool = True,
+    **kwargs: Any,
 ) -> httpx.Client:
     """An httpx client for tenant-chosen URLs: every connection obeys `policy`; no proxies from the
     environment (a proxy would make the connection on our behalf, past the check)."""
     return httpx.Client(
-        transport=GuardedTransport(policy),
+        transport=GuardedTransport(policy, verify=verify),
         timeout=timeout,
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         max_redirects=max_redirects,
         trust_env=False,
         **kwargs,

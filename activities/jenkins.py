@@ -7,6 +7,10 @@ whose 201 answer's Location header is the queue item; GET <queue item>/api/json 
 
 Idempotent under retry: the queue item URL is the first heartbeat, and a retried attempt resumes from
 the last heartbeat instead of triggering a second build. A canceled activity stops the build.
+
+Egress: the master's own URL is the operator's choice (it may be inward); every other address the
+build's answers lead to (queue item, build and artifact URLs, redirects) obeys the worker's egress
+policy, so a hostile or compromised Jenkins cannot steer the worker at the metadata service.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.accounts import ACCOUNT_NAME, SecretRef
+from activities.egress import EGRESS_DENIED, EgressPolicy, guarded_client
 
 NOT_RETRYABLE = [
     "JenkinsMasterUnknown",
@@ -29,6 +34,7 @@ NOT_RETRYABLE = [
     "JenkinsAuthFailed",
     "JenkinsBuildCanceled",
     "JenkinsPropertyFileMissing",
+    EGRESS_DENIED,
 ]
 
 
@@ -96,8 +102,9 @@ class _Progress(BaseModel):
 
 
 class JenkinsActivities:
-    def __init__(self, masters: list[JenkinsMaster]) -> None:
+    def __init__(self, masters: list[JenkinsMaster], egress: EgressPolicy | None = None) -> None:
         self._masters = {m.name: m for m in masters}
+        self._egress = egress or EgressPolicy()
 
     def _master(self, name: str) -> JenkinsMaster:
         master = self._masters.get(name)
@@ -112,7 +119,10 @@ class JenkinsActivities:
 
     def _client(self, master: JenkinsMaster) -> httpx.Client:
         auth = (master.username, master.api_token.read() if master.api_token else "") if master.username else None
-        return httpx.Client(base_url=str(master.url).rstrip("/") + "/", auth=auth, verify=master.verify_tls, timeout=8)
+        base = str(master.url).rstrip("/") + "/"
+        return guarded_client(
+            self._egress.allowing_origin(base), base_url=base, auth=auth, verify=master.verify_tls, timeout=8
+        )
 
     @activity.defn(name="run_jenkins_build")
     def run_jenkins_build(self, req: JenkinsBuildRequest) -> JenkinsBuildResult:

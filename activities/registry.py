@@ -13,7 +13,7 @@ import base64
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field
@@ -21,6 +21,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.accounts import AccountHealth, ProvidedAccount, RegistryAccount
+
+if TYPE_CHECKING:
+    from activities.bake import BakeSettings
+    from activities.egress import EgressPolicy
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -330,13 +334,16 @@ def check_registry_health(client: RegistryClient, engine: Any = None) -> Account
     )
 
 
-def build_registry_account(account: RegistryAccount) -> ProvidedAccount:
-    """Everything a worker needs to serve `account`: Find Image and Bake on the account's queue."""
+def build_registry_account(
+    account: RegistryAccount, egress: EgressPolicy | None = None, bake: BakeSettings | None = None
+) -> ProvidedAccount:
+    """Everything a worker needs to serve `account`: Find Image and Bake on the account's queue
+    (bakes obey the worker's egress policy and `bake:` confinement)."""
     from activities.bake import BakeActivities
 
     client = RegistryClient(account)
     reads = RegistryActivities(client)
-    bakes = BakeActivities(client)
+    bakes = BakeActivities(client, egress, bake)
 
     def close() -> None:
         bakes.close()

@@ -5,6 +5,11 @@ success, 4xx is a non-retryable `WebhookRejected` (retrying cannot fix a bad req
 connection errors are retryable `WebhookUnavailable`. Polling is a read, so a retried poll simply
 polls again; the initial call carries `X-Gennaker-Delivery` (stable across retries) so receivers can
 drop a duplicate when a retry follows a lost answer.
+
+Every request, redirects included, goes through the worker's egress policy (`activities/egress.py`):
+a tenant's URL cannot reach the Temporal frontend or UI, kubesim's admin API, the cloud metadata
+service or anything else inward unless the operator allow-listed it. URLs in messages are redacted
+(`redacted_url`): a query string may carry a token.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-NOT_RETRYABLE = ["WebhookRejected", "WebhookInvalidResponse"]
+from activities.egress import EGRESS_DENIED, EgressPolicy, guarded_client, redacted_text, redacted_url
+
+NOT_RETRYABLE = ["WebhookRejected", "WebhookInvalidResponse", EGRESS_DENIED]
 BODY_LIMIT = 4096
 
 StatusUrlResolution = Literal["getMethod", "locationHeader", "webhookResponse"]
@@ -71,7 +78,7 @@ def _classify(response: httpx.Response, url: str, what: str, fail_fast: list[int
     excerpt = response.text[:300]
     retryable = code not in fail_fast and (code >= 500 or code in retry)
     raise ApplicationError(
-        f"{what} {url} answered HTTP {code}: {excerpt}",
+        f"{what} {redacted_url(url)} answered HTTP {code}: {excerpt}",
         {"statusCode": code},
         type="WebhookUnavailable" if retryable else "WebhookRejected",
         non_retryable=not retryable,
@@ -126,17 +133,26 @@ def _headers(given: dict[str, str]) -> dict[str, str]:
 
 
 class WebhookActivities:
+    """Built once per worker with its egress policy."""
+
+    def __init__(self, egress: EgressPolicy | None = None) -> None:
+        self._egress = egress or EgressPolicy()
+
     @activity.defn(name="call_webhook")
     def call_webhook(self, call: WebhookCall) -> WebhookResponse:
         headers = _headers(call.headers) | {"X-Gennaker-Delivery": call.deliveryId}
         body = None if call.payload is None else json.dumps(call.payload).encode()
         if body is not None:
             headers.setdefault("Content-Type", "application/json")
+        shown = redacted_url(call.url)
         try:
-            with httpx.Client(timeout=call.timeoutSeconds, follow_redirects=False) as http:
+            with guarded_client(self._egress, timeout=call.timeoutSeconds) as http:
                 response = http.request(call.method, call.url, content=body, headers=headers)
         except httpx.TransportError as exc:
-            raise ApplicationError(f"{call.method} {call.url} failed: {exc!r}", type="WebhookUnavailable") from None
+            raise ApplicationError(
+                f"{call.method} {shown} failed: {type(exc).__name__}: {redacted_text(str(exc))}",
+                type="WebhookUnavailable",
+            ) from None
         _classify(response, call.url, call.method, call.failFastStatusCodes, call.retryStatusCodes)
         excerpt, truncated = body_excerpt(response)
         result = WebhookResponse(statusCode=response.status_code, body=excerpt, bodyTruncated=truncated)
@@ -146,7 +162,7 @@ class WebhookActivities:
             location = response.headers.get("Location")
             if not location:
                 raise ApplicationError(
-                    f"{call.method} {call.url} answered {response.status_code} without a Location header, "
+                    f"{call.method} {shown} answered {response.status_code} without a Location header, "
                     "but statusUrlResolution is locationHeader",
                     type="WebhookInvalidResponse",
                     non_retryable=True,
@@ -157,7 +173,7 @@ class WebhookActivities:
                 result.statusUrl = urljoin(call.url, str(json_path(response.json(), str(call.statusUrlJsonPath))))
             except (ValueError, JsonPathError) as exc:
                 raise ApplicationError(
-                    f"{call.method} {call.url}: no status URL at statusUrlJsonPath {call.statusUrlJsonPath}: {exc}",
+                    f"{call.method} {shown}: no status URL at statusUrlJsonPath {call.statusUrlJsonPath}: {exc}",
                     type="WebhookInvalidResponse",
                     non_retryable=True,
                 ) from None
@@ -171,13 +187,16 @@ class WebhookActivities:
             ("CANCELED", {s.lower() for s in poll.canceledStatuses}),
             ("TERMINAL", {s.lower() for s in poll.terminalStatuses}),
         ]
-        with httpx.Client(timeout=poll.timeoutSeconds, follow_redirects=True) as http:
+        with guarded_client(self._egress, timeout=poll.timeoutSeconds) as http:
             while True:
                 polls += 1
                 try:
                     response = http.get(poll.url, headers=_headers(poll.headers))
                 except httpx.TransportError as exc:
-                    raise ApplicationError(f"GET {poll.url} failed: {exc!r}", type="WebhookUnavailable") from None
+                    raise ApplicationError(
+                        f"GET {redacted_url(poll.url)} failed: {type(exc).__name__}: {redacted_text(str(exc))}",
+                        type="WebhookUnavailable",
+                    ) from None
                 _classify(response, poll.url, "status GET", [], poll.retryStatusCodes)
                 status, progress = self._read_status(response, poll)
                 for outcome, statuses in outcomes:

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from api.auth import authenticate
 from api.console import console_router, docs_router
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.metrics_middleware import install_http_metrics
 from api.policy import Policy
 from api.routers import (
@@ -30,6 +31,7 @@ from api.routers import (
 )
 from api.settings import GatewaySettings
 from core.observability.tracing import install_tracing, traced_client
+from core.spinnaker import MAX_BYTES as MAX_IMPORT_BYTES
 from core.store import AsyncTokenLookup, PipelineStore
 from core.store.tokens import TokenStore
 from core.temporal import connect_with
@@ -69,6 +71,16 @@ def create_app(
     app.state.tracer_provider = install_tracing()
     install_http_metrics(app)
     install_error_handlers(app)
+    # Before any route reads a body; CORS (added after, so outside it) still answers preflights and
+    # puts its headers on a 413, which the Temporal UI's codec calls can then read.
+    app.add_middleware(
+        BodyLimit,
+        default_limit=settings.max_body_bytes,
+        limits={
+            "/codec/": (settings.codec_max_body_bytes, "codec_max_body_bytes"),
+            "/import/spinnaker": (MAX_IMPORT_BYTES, "the Spinnaker import's limit"),
+        },
+    )
     codec.install_cors(app, settings)
     authenticated = [Depends(authenticate)]
     for router in (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from core.executions import ExecutionList, ExecutionSummary
 from core.launch import ExecutionLinks, ExecutionStarted
@@ -43,13 +44,34 @@ EXAMPLE_PIPELINE: dict[str, Any] = {
 }
 
 
+# Parameters travel in the execution's input (Temporal payloads warn at 256 KB and fail at 2 MB) and
+# are evaluated by every expression: bounded in number and in size per value.
+MAX_PARAMETERS = 100
+MAX_PARAMETER_BYTES = 16 * 1024
+
+
+def _bounded_values(values: dict[str, Any]) -> dict[str, Any]:
+    for name, value in values.items():
+        size = len(json.dumps(value, default=str).encode())
+        if size > MAX_PARAMETER_BYTES:
+            raise ValueError(f"parameter {name!r} is {size} bytes; the limit is {MAX_PARAMETER_BYTES} bytes per value")
+    return values
+
+
+Parameters = Annotated[
+    dict[str, Any],
+    Field(max_length=MAX_PARAMETERS, description=f"At most {MAX_PARAMETERS}, each at most {MAX_PARAMETER_BYTES} bytes"),
+    AfterValidator(_bounded_values),
+]
+
+
 class ExecutionRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"pipeline": EXAMPLE_PIPELINE, "parameters": {"tag": "v1.2.3"}}]},
     )
     pipeline: dict[str, Any] = Field(description="A pipeline (see GET /schema)")
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: Parameters = Field(default_factory=dict)
     artifacts: list[Artifact] = Field(
         default_factory=list, max_length=MAX_ARTIFACTS, description="Artifacts the run is triggered with"
     )
@@ -57,7 +79,7 @@ class ExecutionRequest(BaseModel):
 
 class SavedExecutionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"parameters": {"tag": "v1.2.3"}}]})
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: Parameters = Field(default_factory=dict)
     artifacts: list[Artifact] = Field(
         default_factory=list, max_length=MAX_ARTIFACTS, description="Artifacts the run is triggered with"
     )

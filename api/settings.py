@@ -31,6 +31,13 @@ class GatewaySettings(GennakerSettings):
     account_forget_after_seconds: float = Field(
         default=3600, gt=0, description="GET /accounts leaves out reports of workers gone longer than this"
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest request body (413 above it); per-route limits below"
+    )
+    codec_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Largest /codec request (the Temporal UI sends whole histories)"
+    )
+    codec_max_payloads: int = Field(default=2000, gt=0, description="Most payloads in one /codec request")
     trigger_secrets_file: Path | None = Field(
         default=None,
         description="YAML mapping of trigger secret names to values; GENNAKER_TRIGGER_SECRET_<NAME> also works",

@@ -13,6 +13,7 @@ from core.launch import ExecutionStarted, start_execution
 from core.schedules import delete_pipeline_schedules, sync_schedules
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
+from core.triggers import require_trigger_secrets
 from workflows.model import parse_pipeline
 from workflows.spel_lint import reject_spel
 from workflows.state import TriggerInfo
@@ -36,6 +37,7 @@ async def save_pipeline(
             )
     reject_spel(data)  # a leftover SpEL `${ }` is an error, not literal text (DESIGN.md §3)
     spec = parse_pipeline(data)
+    require_trigger_secrets(spec, settings)
     previous_revision = await store.get(application, name)
     previous = parse_pipeline(previous_revision.config) if previous_revision else None
     # Schedules first: if the server refuses one, the save fails whole and nothing was stored.

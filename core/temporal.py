@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
 from core.codec import GennakerPayloadConverter, codec_from_file
@@ -38,8 +38,16 @@ def data_converter(codec_keys_file: Path | None = None) -> DataConverter:
     if codec is None:
         return pydantic_data_converter
     # With encryption on, text for people stays readable in the Temporal UI (core/codec.py).
+    # Failure messages and stack traces are not payloads: without the failure converter they sit in
+    # history in plaintext (a failed webhook's URL, an expression's error). The SDK's encoded-attributes
+    # failure converter moves them into `encoded_attributes`, a payload, which the codec then encrypts
+    # (temporalio.converter.DefaultFailureConverterWithEncodedAttributes; "Failure Converter" in
+    # Temporal's data-conversion docs). Client and workers must agree, so both use this function.
     return dataclasses.replace(
-        pydantic_data_converter, payload_converter_class=GennakerPayloadConverter, payload_codec=codec
+        pydantic_data_converter,
+        payload_converter_class=GennakerPayloadConverter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
 

@@ -7,6 +7,7 @@ workflow id and Temporal refuses to start it twice.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from core.launch import start_execution
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
 from core.store.trigger_index import delivery_key
-from workflows.model import PipelineInvalid, PipelineSpec, parse_pipeline
+from workflows.model import FieldError, PipelineInvalid, PipelineSpec, parse_pipeline
 from workflows.state import TriggerInfo
 from workflows.trigger_artifacts import docker_image_artifact
 from workflows.triggers import DockerTrigger, PipelineFinishedTrigger, Trigger
+
+log = logging.getLogger("gennaker.triggers")
 
 # A matcher looks at one enabled trigger of the right type: None means "start", a string says why
 # not, and UNRELATED means the trigger watches something else (not worth reporting).
@@ -126,13 +129,54 @@ async def dispatch(
     return result
 
 
-def only_authentication_failed(result: DispatchResult) -> bool:
-    """True when triggers for this source exist but the delivery proved itself to none of them."""
-    return (
-        not result.started
-        and bool(result.notStarted)
-        and all(n.reason.startswith(AUTH_FAILED) for n in result.notStarted)
-    )
+def authenticated_answer(result: DispatchResult, source: str) -> DispatchResult | None:
+    """What a sender may see of a dispatch, or None for "not authenticated".
+
+    A sender that proved itself to no trigger learns nothing: no trigger for its source, a trigger
+    whose secret the gateway lacks, and a wrong secret all look the same (None → one generic 401), so
+    the endpoint cannot be used to probe which sources exist or which secrets they use. The reasons
+    go to the gateway log. A sender that proved itself to at least one trigger sees why the others
+    did not start, minus the authentication failures (they belong to other pipelines' secrets)."""
+    refused = [n for n in result.notStarted if n.reason.startswith(AUTH_FAILED)]
+    for entry in refused:
+        log.warning("%s delivery not accepted by %s/%s: %s", source, entry.application, entry.pipeline, entry.reason)
+    visible = [n for n in result.notStarted if not n.reason.startswith(AUTH_FAILED)]
+    if not result.started and not visible:
+        if not refused:
+            log.warning("%s delivery matched no trigger", source)
+        return None
+    return result.model_copy(update={"notStarted": visible})
+
+
+SecretLookup = Callable[[str], str | None]
+
+
+def unconfigured_trigger_secrets(spec: PipelineSpec, secret: SecretLookup) -> list[FieldError]:
+    """Triggers naming a secret the gateway does not hold: such a trigger could never fire, and
+    finding out at the first delivery (a 401 that, on purpose, says nothing) is too late."""
+    errors = []
+    for index, trigger in enumerate(spec.triggers):
+        name = getattr(trigger, "secret", None)
+        if isinstance(name, str) and secret(name) is None:
+            errors.append(
+                FieldError(
+                    field=f"triggers[{index}].secret",
+                    message=f"secret {name!r} is not configured on the gateway (GENNAKER_TRIGGER_SECRET_"
+                    f"{name.upper().replace('-', '_')} or the trigger secrets file)",
+                )
+            )
+    return errors
+
+
+def require_trigger_secrets(spec: PipelineSpec, settings: GennakerSettings) -> None:
+    """PipelineInvalid (422) naming each trigger whose secret this gateway does not hold. Settings
+    without trigger secrets (workers, CLI tools) check nothing: only the gateway receives deliveries."""
+    lookup = getattr(settings, "trigger_secret", None)
+    if not callable(lookup):
+        return
+    errors = unconfigured_trigger_secrets(spec, lookup)
+    if errors:
+        raise PipelineInvalid(errors)
 
 
 async def dispatch_registry_push(

@@ -28,6 +28,8 @@ import uvicorn
 import yaml
 from pydantic import ValidationError
 
+from activities.bake import BakeSettings
+from activities.egress import EgressPolicy
 from api.app import create_app
 from api.settings import GatewaySettings
 from core.codec import CodecKeys
@@ -44,6 +46,17 @@ from workers.runner import DEFAULT_TASK_QUEUE
 from workers.telemetry import install_worker_telemetry, observe_worker_client
 
 T = TypeVar("T")
+
+# What stages of the dev stack may reach besides global addresses: nothing. Its demo (kubesim, the
+# local registry, bake through the Docker engine) needs no outbound request from a stage: Kubernetes
+# and registry calls use the worker's account clients, not tenant URLs. The Temporal frontend and
+# UI, the gateway, kubesim (with its admin API) and the registry API all listen on loopback, so the
+# default policy refuses every one of them (issue 11: a webhook stage to the UI's HTTP API could
+# judge and terminate another application's executions).
+DEV_EGRESS = EgressPolicy()
+# The demo bakes `examples/frontend` (examples/release-demo.yaml): bake `path` contexts may come from
+# the checkout's examples directory and nowhere else on this machine.
+DEV_BAKE = BakeSettings(allowed_context_dirs=[Path(__file__).resolve().parents[1] / "examples"])
 
 BASE_TEMPORAL_PORT = 7233
 BASE_UI_PORT = 8233
@@ -271,6 +284,11 @@ def dev_worker_config(
     }
     if base.gateway_url is None:
         update["gateway_url"] = gateway_url
+    # The dev stack's own outbound and bake policy, unless the file sets one (docs/security.md).
+    if "egress" not in base.model_fields_set:
+        update["egress"] = DEV_EGRESS
+    if "bake" not in base.model_fields_set:
+        update["bake"] = DEV_BAKE
     return base.model_copy(update=update)
 
 

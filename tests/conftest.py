@@ -16,6 +16,8 @@ from temporalio.client import Client, WorkflowHandle
 from core.codec import CodecKeys
 from core.store import PipelineStore
 from core.temporal import connect
+from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
+from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline
@@ -69,7 +71,8 @@ def store(data_dir: Path) -> Iterator[PipelineStore]:
 
 @pytest.fixture(scope="session")
 async def worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
-    async with pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE):
+    config = WorkerConfig(egress=TEST_EGRESS, bake=TEST_BAKE)
+    async with pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE, config=config):
         yield
 
 

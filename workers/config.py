@@ -13,6 +13,8 @@ from pydantic_settings import SettingsConfigDict
 
 from activities.accounts import KubernetesAccount, RegistryAccount
 from activities.artifacts.settings import ArtifactAccounts
+from activities.bake import BakeSettings
+from activities.egress import EgressPolicy
 from activities.jenkins import JenkinsMaster
 from activities.notify import NotificationSettings
 from activities.script import ScriptSettings
@@ -45,6 +47,12 @@ class WorkerConfig(GennakerSettings):
     artifacts: ArtifactAccounts = Field(
         default_factory=ArtifactAccounts, description="Artifact accounts and the render store"
     )
+    egress: EgressPolicy = Field(
+        default_factory=EgressPolicy,
+        description="Where stages' outbound requests may go (webhook, Jenkins, bake, notifications): "
+        "global addresses only unless allow-listed by host, CIDR or URL prefix (activities/egress.py)",
+    )
+    bake: BakeSettings = Field(default_factory=BakeSettings, description="Where `path` build contexts may lie")
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> WorkerConfig:

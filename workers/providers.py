@@ -16,9 +16,13 @@ def artifact_activities(config: WorkerConfig) -> list[Callable[..., Any]]:
     from activities.bake_manifest import BakeManifestActivities
 
     store = ContentStore(config.artifacts.store_dir or default_store_dir())
+    # One outbound policy per worker: the top-level `egress`, unless `artifacts.egress` is set itself.
+    settings = config.artifacts
+    if "egress" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"egress": config.egress})
     return [
-        *ArtifactActivities(config.artifacts, store).activities(),
-        *BakeManifestActivities(config.artifacts, store).activities(),
+        *ArtifactActivities(settings, store).activities(),
+        *BakeManifestActivities(settings, store).activities(),
     ]
 
 
@@ -36,5 +40,5 @@ def provide_accounts(config: WorkerConfig) -> list[ProvidedAccount]:
     if config.registries:
         from activities.registry import build_registry_account
 
-        provided += [build_registry_account(account) for account in config.registries]
+        provided += [build_registry_account(account, config.egress, config.bake) for account in config.registries]
     return provided

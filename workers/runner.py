@@ -51,11 +51,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 def generic_activities(config: WorkerConfig) -> list[Callable[..., Any]]:
     """Activities that need no account: notifications, Jenkins, scripts, webhooks. Clients (Docker,
     HTTP) are made when an activity runs, so a worker without Docker still starts."""
-    notify = NotifyActivities(config.notifications, config.temporal_ui_url, config.gateway_url)
-    webhook = WebhookActivities()
+    notify = NotifyActivities(config.notifications, config.temporal_ui_url, config.gateway_url, config.egress)
+    webhook = WebhookActivities(config.egress)
     return [
         notify.send_notification,
-        JenkinsActivities(config.jenkins).run_jenkins_build,
+        JenkinsActivities(config.jenkins, config.egress).run_jenkins_build,
         ScriptActivities(config.scripts).run_script,
         webhook.call_webhook,
         webhook.poll_webhook_status,

@@ -21,6 +21,9 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from workflows.artifacts import MAX_EXPECTED_ARTIFACTS, ExpectedArtifact
 from workflows.expressions import condition_syntax_errors, syntax_errors
@@ -266,8 +269,52 @@ def _find_cycle(parents: Mapping[str, list[str]]) -> list[str] | None:
     return None
 
 
-class _PlainYamlLoader(yaml.SafeLoader):
-    """YAML without implicit timestamps: `2024-01-01` stays a string, as it would in JSON."""
+# Bounds on a YAML document (issue 11: a 564-byte alias bomb expanded to 10^7 nodes, 566 MB; 20k
+# levels of nesting overflowed the parser's recursion). Aliases stay usable for normal reuse.
+MAX_YAML_NODES = 50_000  # counted with every alias expanded (a 1,000-stage pipeline is ~20k)
+MAX_YAML_DEPTH = 64
+
+
+class YamlTooLarge(ValueError):
+    """A YAML document over one of the bounds; the message names the limit."""
+
+
+_YamlBase: Any = yaml.SafeLoader
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _FastSafeLoader(Composer, CParser, SafeConstructor, Resolver):
+        """libyaml's scanner and parser (C) with PyYAML's composer (Python), so that composing can be
+        bounded node by node; the pure-Python scanner needs ~15 s for 1 MB of YAML on a busy machine."""
+
+        def __init__(self, stream: str | bytes) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    _YamlBase = _FastSafeLoader
+
+
+class _PlainYamlLoader(_YamlBase):  # type: ignore[misc]
+    """YAML without implicit timestamps: `2024-01-01` stays a string, as it would in JSON. Nesting
+    and node count are bounded while composing (before recursion gets deep, before a huge document
+    is built), alias expansion before constructing."""
+
+    _depth = 0
+    _nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise YamlTooLarge(f"YAML is nested deeper than the limit of {MAX_YAML_DEPTH} levels")
+            if self._nodes > MAX_YAML_NODES:
+                raise YamlTooLarge(f"YAML has more than the limit of {MAX_YAML_NODES} nodes")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _PlainYamlLoader.yaml_implicit_resolvers = {
@@ -276,9 +323,67 @@ _PlainYamlLoader.yaml_implicit_resolvers = {
 }
 
 
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has with every alias expanded (memoised per node, so counting
+    costs as much as the text, not the expansion); YamlTooLarge past MAX_YAML_NODES or on a cycle."""
+    sizes: dict[int, int] = {}
+    pending: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not children_done:
+            if key in pending:
+                raise YamlTooLarge("YAML aliases refer to themselves (a recursive structure)")
+            pending.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        pending.discard(key)
+        size = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if size > MAX_YAML_NODES:
+            raise YamlTooLarge(f"YAML has more than the limit of {MAX_YAML_NODES} nodes (aliases expanded)")
+        sizes[key] = size
+    return sizes.get(id(root), 1)
+
+
+_BRACKETS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
+
+
+def _check_flow_depth(text: str | bytes) -> None:
+    """Refuse deep flow nesting before PyYAML sees it: its scanner re-checks every open flow level
+    on every token, so 20k nested `[` cost seconds before the composer's depth check is reached.
+    Brackets inside strings count too: a conservative bound no real pipeline comes near."""
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    depth = 0
+    for char in raw.translate(None, _NOT_BRACKETS):
+        depth = max(0, depth + _BRACKETS[char])
+        if depth > MAX_YAML_DEPTH:
+            raise YamlTooLarge(f"YAML is nested deeper than the limit of {MAX_YAML_DEPTH} levels")
+
+
 def load_pipeline_text(text: str | bytes) -> Any:
-    """Parse a pipeline document, YAML or JSON (YAML is a superset), into JSON-compatible values."""
-    return yaml.load(text, Loader=_PlainYamlLoader)
+    """Parse a pipeline document, YAML or JSON (YAML is a superset), into JSON-compatible values.
+    Raises YamlTooLarge (a ValueError naming the limit) past MAX_YAML_NODES / MAX_YAML_DEPTH."""
+    _check_flow_depth(text)
+    loader = _PlainYamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        if hasattr(loader, "dispose"):
+            loader.dispose()
 
 
 def parse_pipeline(data: Any) -> PipelineSpec:

@@ -1,12 +1,15 @@
 """Delivering one notification: SMTP (STARTTLS, AUTH), Slack incoming webhook (Block Kit), a
-Twilio-compatible SMS API, and a generic webhook signed with HMAC-SHA256."""
+Twilio-compatible SMS API, and a generic webhook signed with HMAC-SHA256.
+
+The webhook and Slack channels post to URLs a pipeline may choose, so they go through the worker's
+egress policy (activities/egress.py), and their addresses are redacted in messages and logs (a Slack
+incoming-webhook URL is itself the credential; a webhook URL may carry a token)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -17,12 +20,17 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.egress import EgressPolicy, guarded_client, redacted_text, redacted_url
 from activities.notify.model import NotificationRequest, NotificationResult, NotificationSettings
 
-# httpx logs every request URL at INFO, and a Slack incoming-webhook URL *is* the credential: keep
-# the HTTP client's own request logging out of worker logs (our activity logs what was sent, safely).
-for _noisy in ("httpx", "httpcore"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+def shown_address(channel: str, address: str) -> str:
+    """A notification address as messages and logs may show it."""
+    if not address.startswith(("https://", "http://")):
+        return address
+    if channel == "slack":  # the whole URL is the secret: show where it goes, not the path
+        return redacted_url(address).split("/", 3)[2] + "/…" if "//" in address else "…"
+    return redacted_url(address)
 
 
 def _not_configured(channel: str, what: str) -> ApplicationError:
@@ -34,6 +42,7 @@ def _not_configured(channel: str, what: str) -> ApplicationError:
 
 
 def _http_failure(service: str, response: httpx.Response, address: str) -> ApplicationError:
+    """`address` as shown (shown_address), never the raw one."""
     excerpt = response.text[:300]
     status = response.status_code
     retryable = status == 429 or status >= 500
@@ -48,11 +57,16 @@ class NotifyActivities:
     """Built once per worker with the channel settings, the Temporal Web UI's and the gateway's base URLs."""
 
     def __init__(
-        self, settings: NotificationSettings, ui_base_url: str | None = None, gateway_url: str | None = None
+        self,
+        settings: NotificationSettings,
+        ui_base_url: str | None = None,
+        gateway_url: str | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self._settings = settings
         self._ui = ui_base_url.rstrip("/") if ui_base_url else None
         self._gateway = gateway_url.rstrip("/") if gateway_url else None
+        self._egress = egress or EgressPolicy()
 
     def execution_link(self, req: NotificationRequest) -> str | None:
         """The execution's page in the Gennaker console, where people approve and stop; the Temporal
@@ -79,19 +93,24 @@ class NotifyActivities:
     @activity.defn(name="send_notification")
     def send_notification(self, req: NotificationRequest) -> NotificationResult:
         senders = {"email": self._email, "slack": self._slack, "sms": self._sms, "webhook": self._webhook}
+        shown = shown_address(req.channel, req.address)
         try:
             detail = senders[req.channel](req)
         except httpx.TransportError as exc:
             raise ApplicationError(
-                f"{req.channel} {req.address} unreachable: {exc}", type="NotificationUnavailable"
+                f"{req.channel} {shown} unreachable: {type(exc).__name__}: {redacted_text(str(exc))}",
+                type="NotificationUnavailable",
             ) from None
-        activity.logger.info("notified %s %s of %s: %s", req.channel, req.address, req.event, detail)
+        activity.logger.info("notified %s %s of %s: %s", req.channel, shown, req.event, detail)
         return NotificationResult(
             channel=req.channel, address=req.address, event=req.event, delivered=True, detail=detail
         )
 
-    def _http(self) -> httpx.Client:
-        return httpx.Client(timeout=self._settings.http_timeout_seconds, follow_redirects=False)
+    def _http(self, url: str | None = None) -> httpx.Client:
+        """Tenant-chosen URLs (Slack address URLs, webhook addresses) obey the egress policy; a URL
+        the operator configured (`url`: the SMS gateway, a configured Slack webhook) is allowed."""
+        policy = self._egress.allowing_origin(url) if url else self._egress
+        return guarded_client(policy, timeout=self._settings.http_timeout_seconds, follow_redirects=False)
 
     def _email(self, req: NotificationRequest) -> str:
         smtp = self._settings.email
@@ -137,16 +156,17 @@ class NotifyActivities:
             ) from None
         return f"smtp {smtp.host}:{smtp.port} accepted" + (f" (refused: {', '.join(refused)})" if refused else "")
 
-    def _slack_url(self, address: str) -> str:
+    def _slack_url(self, address: str) -> tuple[str, bool]:
+        """(URL, whether the operator configured it)."""
         slack = self._settings.slack
         if address.startswith(("https://", "http://")) and (slack is None or slack.allow_address_urls):
-            return address
+            return address, False
         if slack is None:
             raise _not_configured("slack", "no incoming webhook")
         ref = slack.channels.get(address) or slack.webhook_url
         if ref is None:
             raise _not_configured("slack", f"no incoming webhook for {address!r} and no default webhook_url")
-        return ref.read()
+        return ref.read(), True
 
     def slack_payload(self, req: NotificationRequest) -> dict[str, Any]:
         link = self.execution_link(req)
@@ -181,13 +201,13 @@ class NotifyActivities:
         return {"text": req.message or req.title(), "blocks": blocks}
 
     def _slack(self, req: NotificationRequest) -> str:
-        url = self._slack_url(req.address)
-        with self._http() as http:
+        url, configured = self._slack_url(req.address)
+        with self._http(url if configured else None) as http:
             response = http.post(url, json=self.slack_payload(req))
         # Incoming webhooks answer 200 with the plain-text body "ok"; errors are 4xx with a short
         # code such as invalid_payload or channel_not_found (api.slack.com changelog 2016-05-17).
         if response.status_code != 200:
-            raise _http_failure("Slack", response, req.address)
+            raise _http_failure("Slack", response, shown_address("slack", req.address))
         return f"slack {response.status_code} {response.text[:40]}"
 
     def _sms(self, req: NotificationRequest) -> str:
@@ -198,7 +218,7 @@ class NotifyActivities:
         body = req.text()
         if self.execution_link(req):
             body += f"\n{self.execution_link(req)}"
-        with self._http() as http:
+        with self._http(url) as http:
             response = http.post(
                 url,
                 data={"To": req.address, "From": sms.sender, "Body": body[:1600]},
@@ -233,7 +253,7 @@ class NotifyActivities:
         with self._http() as http:
             response = http.post(req.address, content=body, headers=headers)
         if not 200 <= response.status_code < 300:
-            raise _http_failure("Webhook", response, req.address)
+            raise _http_failure("Webhook", response, shown_address("webhook", req.address))
         return f"webhook {response.status_code}" + ("" if conf.secret else " (unsigned: no secret configured)")
 
 

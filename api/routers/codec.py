@@ -64,10 +64,21 @@ def _may_use_codec(access: Access) -> None:
 
 
 async def _payloads(request: Request) -> Payloads:
+    """The request's payloads; its size is bounded by the BodyLimit middleware (codec_max_body_bytes)."""
+    settings: GatewaySettings = request.app.state.settings
     try:
-        return json_format.Parse(await request.body(), Payloads())
+        payloads = json_format.Parse(await request.body(), Payloads())
     except (json_format.ParseError, UnicodeDecodeError) as exc:
         raise ApiError(422, "invalid_payloads", f'expected {{"payloads": [...]}}: {exc}', "payloads") from None
+    if len(payloads.payloads) > settings.codec_max_payloads:
+        raise ApiError(
+            422,
+            "too_many_payloads",
+            f"{len(payloads.payloads)} payloads; the limit is {settings.codec_max_payloads} per request "
+            "(codec_max_payloads)",
+            "payloads",
+        )
+    return payloads
 
 
 @router.post("/encode", summary="Encrypt payloads (Temporal remote codec protocol)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import yaml
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError, not_found
+from api.limits import load_json
 from api.policy import Permission
 from api.schemas import EXAMPLE_PIPELINE, ExecutionStarted, SavedExecutionRequest, SavedPipeline, SavedPipelineRef
 from core import pipelines
@@ -36,10 +36,17 @@ PIPELINE_BODY = {
 
 
 async def _read_pipeline_body(request: Request) -> dict[str, Any]:
+    """JSON or YAML; the body's size is bounded by the BodyLimit middleware, YAML's aliases, nodes and
+    depth by its loader, JSON's depth by load_json (each refusal names its limit)."""
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json")
+    if "yaml" not in content_type:
+        data = load_json(raw, "body")
+        if not isinstance(data, dict):
+            raise ApiError(422, "invalid_body", "request body must be a pipeline object", "body")
+        return data
     try:
-        data = load_pipeline_text(raw) if "yaml" in content_type else json.loads(raw or b"null")
+        data = load_pipeline_text(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise ApiError(
             422,

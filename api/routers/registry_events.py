@@ -12,7 +12,7 @@ Configure the registry (config.yml) with, per account:
 and the gateway with the same secret: the trigger secret `registry-<account>`
 (GENNAKER_TRIGGER_SECRET_REGISTRY_<ACCOUNT> or the trigger secrets file) for one account, else
 GENNAKER_REGISTRY_WEBHOOK_SECRET for all. Without a secret the endpoint refuses every delivery
-(503) rather than accepting anyone's events.
+(the same 401 as a wrong secret, reason in the gateway log) rather than accepting anyone's events.
 
 Each tag push starts the saved pipelines whose `docker` trigger matches (core/triggers.py; the
 registry's event id makes a redelivery start nothing new), then goes to a bounded in-memory log
@@ -22,7 +22,6 @@ per gateway process (GET /webhooks/registry/events) and to the subscribers of `r
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 from collections import deque
@@ -36,6 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
+from api.limits import JsonTooDeep, load_json
+from core.errors import ServiceError
 from core.triggers import StartedExecution, dispatch_registry_push
 
 log = logging.getLogger("gennaker.api.registry")
@@ -43,6 +44,7 @@ router = APIRouter(prefix="/webhooks/registry", tags=["webhooks"])
 
 SECRET_ENV = "GENNAKER_REGISTRY_WEBHOOK_SECRET"
 KEEP_EVENTS = 500
+UNAUTHENTICATED_MESSAGE = "the delivery could not be authenticated (Authorization: Bearer <webhook secret>)"
 MANIFEST_MEDIA_TYPES = frozenset(
     {
         "application/vnd.docker.distribution.manifest.v2+json",
@@ -211,18 +213,24 @@ async def receive_registry_events(
     account: AccountPath, request: Request, settings: SettingsDep, client: TemporalClientDep, store: StoreDep
 ) -> WebhookAccepted:
     secret = _configured_secret(settings, account)
+    # No secret for this account and a wrong secret answer alike (one 401), so the endpoint does not
+    # tell a prober which accounts exist; the operator finds the reason in the gateway log.
     if secret is None:
-        raise ApiError(
-            503,
-            "webhook_not_configured",
-            f"no webhook secret for registry {account}: set GENNAKER_TRIGGER_SECRET_REGISTRY_"
-            f"{account.upper().replace('-', '_')} or {SECRET_ENV}",
+        log.warning(
+            "registry %s: delivery refused: no webhook secret configured (GENNAKER_TRIGGER_SECRET_REGISTRY_%s or %s)",
+            account,
+            account.upper().replace("-", "_"),
+            SECRET_ENV,
         )
+        raise ApiError(401, "unauthorized", UNAUTHENTICATED_MESSAGE)
     if not hmac.compare_digest(_presented_secret(request).encode(), secret.encode()):
-        raise ApiError(401, "unauthorized", "missing or wrong webhook secret (Authorization: Bearer <secret>)")
+        log.warning("registry %s: delivery refused: missing or wrong webhook secret", account)
+        raise ApiError(401, "unauthorized", UNAUTHENTICATED_MESSAGE)
     try:
-        envelope = RegistryEnvelope.model_validate(json.loads(await request.body()))
-    except (ValueError, ValidationError) as exc:
+        envelope = RegistryEnvelope.model_validate(load_json(await request.body(), "body"))
+    except JsonTooDeep:
+        raise
+    except (ServiceError, ValueError, ValidationError) as exc:
         raise ApiError(422, "invalid_notification", f"not a registry notification envelope: {exc}") from None
     events = registry_event_log(request.app)
     now = datetime.now(UTC)

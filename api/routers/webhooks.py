@@ -1,15 +1,15 @@
 """Webhook triggers: generic, GitHub push, Jenkins build notifications, registry pushes.
 
-Answers: 202 with what started (or "no pipeline matched" and why), 401 when the delivery's secret or
-signature matches no trigger for its source, 422 for a malformed payload. A redelivery (same
-delivery id) starts nothing new: the started entries come back with `replayed: true`.
+Answers: 202 with what started (or "no pipeline matched" and why), one generic 401 when the delivery
+proves itself to no trigger of its source — a wrong secret, no such source and a secret the gateway
+lacks all answer the same (the reason goes to the gateway log) — and 422 for a malformed payload.
+A redelivery starts nothing new: the started entries come back with `replayed: true`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
@@ -17,15 +17,16 @@ from fastapi.responses import JSONResponse
 
 from api.deps import SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
+from api.limits import load_json
 from api.settings import GatewaySettings
 from core.triggers import (
     AUTH_FAILED,
     UNRELATED,
     DispatchResult,
     TriggerEvent,
+    authenticated_answer,
     dispatch,
     full_match,
-    only_authentication_failed,
     payload_value,
 )
 from workflows.artifacts import Artifact
@@ -40,11 +41,7 @@ Source = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise ApiError(422, "invalid_payload", f"payload is not JSON: {exc}", "body") from None
+    data = load_json(await request.body(), "body")
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_payload", "payload must be a JSON object", "body")
     return data
@@ -54,17 +51,29 @@ def _delivery(given: str | None, raw: bytes) -> str:
     return given or "sha256-" + hashlib.sha256(raw).hexdigest()[:32]
 
 
-def _secret_ok(settings: GatewaySettings, secret_name: str, given: str | None) -> bool:
+UNAUTHENTICATED = {
+    "error": {
+        "code": "unauthorized",
+        "message": "the delivery could not be authenticated for this source (check the secret or signature)",
+    }
+}
+
+
+def _secret_refusal(settings: GatewaySettings, secret_name: str, given: str | None, header: str) -> str | None:
+    """None when `given` is the named secret; else the reason, for the gateway log only."""
     expected = settings.trigger_secret(secret_name)
-    return expected is not None and given is not None and hmac.compare_digest(expected, given)
+    if expected is None:
+        return f"{AUTH_FAILED}: secret {secret_name!r} is not configured on the gateway"
+    if given is None or not hmac.compare_digest(expected.encode(), given.encode()):
+        return f"{AUTH_FAILED}: {header} does not match secret {secret_name!r}"
+    return None
 
 
-def _answer(result: DispatchResult) -> JSONResponse:
-    if only_authentication_failed(result):
-        return JSONResponse(
-            {"error": {"code": "unauthorized", "message": result.notStarted[0].reason}}, status_code=401
-        )
-    return JSONResponse(result.model_dump(mode="json"), status_code=202)
+def _answer(result: DispatchResult, source: str) -> JSONResponse:
+    visible = authenticated_answer(result, source)
+    if visible is None:
+        return JSONResponse(UNAUTHENTICATED, status_code=401)
+    return JSONResponse(visible.model_dump(mode="json"), status_code=202)
 
 
 @router.post("/webhook/{source}", summary="Generic webhook trigger", status_code=202, response_model=DispatchResult)
@@ -83,8 +92,8 @@ async def generic_webhook(
         assert isinstance(trigger, WebhookTrigger)
         if trigger.source != source:
             return UNRELATED
-        if not _secret_ok(settings, trigger.secret, x_gennaker_secret):
-            return f"{AUTH_FAILED}: X-Gennaker-Secret does not match secret {trigger.secret!r}"
+        if refused := _secret_refusal(settings, trigger.secret, x_gennaker_secret, "X-Gennaker-Secret"):
+            return refused
         for path, pattern in trigger.payloadConstraints.items():
             value = payload_value(payload, path)
             if value is None or not full_match(pattern, str(value)):
@@ -103,7 +112,7 @@ async def generic_webhook(
         ),
         matcher=matcher,
     )
-    return _answer(await dispatch(client, settings, store, event))
+    return _answer(await dispatch(client, settings, store, event), f"webhook/{source}")
 
 
 def _artifacts_of(payload: dict[str, Any]) -> list[Artifact]:
@@ -130,6 +139,15 @@ def _github_push(payload: dict[str, Any]) -> tuple[str, str, str, str, str]:
         raise ApiError(422, "invalid_payload", f"not a GitHub push event: missing {exc}", "body") from None
 
 
+def github_push_key(owner: str, repo: str, ref: str, after: str, raw: bytes) -> str:
+    """The idempotency key of a GitHub push, from what its signature covers (the body), never from
+    X-GitHub-Delivery, which is not signed: a captured push re-sent with a new or no delivery id is
+    the same push and starts nothing new. Repository, ref and `after` keep the key readable; the
+    body digest tells two genuine pushes of one commit apart (GitHub's bodies differ in pusher,
+    timestamps and `before`)."""
+    return f"github:{owner}/{repo}:{ref}:{after}:sha256-{hashlib.sha256(raw).hexdigest()}"
+
+
 @router.post("/git/github", summary="GitHub push events (HMAC X-Hub-Signature-256)", status_code=202)
 async def github_push(
     request: Request,
@@ -137,7 +155,6 @@ async def github_push(
     store: StoreDep,
     settings: SettingsDep,
     x_github_event: Annotated[str | None, Header()] = None,
-    x_github_delivery: Annotated[str | None, Header()] = None,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     raw = await request.body()
@@ -148,20 +165,22 @@ async def github_push(
     payload = await _json_object(request)
     owner, repo, branch, sha, ref = _github_push(payload)
 
-    def signed(secret_name: str) -> bool:
+    def signature_refusal(secret_name: str) -> str | None:
         # GitHub: X-Hub-Signature-256 = "sha256=" + hex HMAC-SHA256 of the raw body with the secret.
         secret = settings.trigger_secret(secret_name)
-        if secret is None or not x_hub_signature_256:
-            return False
+        if secret is None:
+            return f"{AUTH_FAILED}: secret {secret_name!r} is not configured on the gateway"
         expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, x_hub_signature_256)
+        if not x_hub_signature_256 or not hmac.compare_digest(expected.encode(), x_hub_signature_256.encode()):
+            return f"{AUTH_FAILED}: X-Hub-Signature-256 does not verify with secret {secret_name!r}"
+        return None
 
     def matcher(spec: PipelineSpec, trigger: Trigger) -> str | None:
         assert isinstance(trigger, GitTrigger)
         if (trigger.project, trigger.slug) != (owner, repo):
             return UNRELATED
-        if not signed(trigger.secret):
-            return f"{AUTH_FAILED}: X-Hub-Signature-256 does not verify with secret {trigger.secret!r}"
+        if refused := signature_refusal(trigger.secret):
+            return refused
         if not full_match(trigger.branch, branch):
             return f"branch {branch!r} does not match {trigger.branch!r}"
         return None
@@ -169,7 +188,7 @@ async def github_push(
     pusher = payload_value(payload, "pusher.name")
     event = TriggerEvent(
         kind="git",
-        delivery_id=_delivery(x_github_delivery, raw),
+        delivery_id=github_push_key(owner, repo, ref, sha, raw),
         info=TriggerInfo(
             type="git",
             user=f"github:{pusher}" if pusher else None,
@@ -179,7 +198,7 @@ async def github_push(
         ),
         matcher=matcher,
     )
-    return _answer(await dispatch(client, settings, store, event))
+    return _answer(await dispatch(client, settings, store, event), "github")
 
 
 @router.post("/jenkins/{master}", summary="Jenkins Notification plugin (build finished)", status_code=202)
@@ -208,8 +227,8 @@ async def jenkins_build(
         assert isinstance(trigger, JenkinsTrigger)
         if (trigger.master, trigger.job) != (master, job):
             return UNRELATED
-        if not _secret_ok(settings, trigger.secret, x_gennaker_secret):
-            return f"{AUTH_FAILED}: X-Gennaker-Secret does not match secret {trigger.secret!r}"
+        if refused := _secret_refusal(settings, trigger.secret, x_gennaker_secret, "X-Gennaker-Secret"):
+            return refused
         if status not in trigger.status:
             return f"build status {status} is not one of {', '.join(trigger.status)}"
         return None
@@ -230,4 +249,4 @@ async def jenkins_build(
         ),
         matcher=matcher,
     )
-    return _answer(await dispatch(client, settings, store, event))
+    return _answer(await dispatch(client, settings, store, event), f"jenkins/{master}")

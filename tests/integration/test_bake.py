@@ -26,6 +26,7 @@ from activities.bake import INPUT_LABEL, BakeActivities, BakeRequest, BuildConte
 from activities.registry import RegistryClient, build_registry_account
 from tests.conftest import Runner, pipeline
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
+from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workflows.state import StageStatus
 
 BAKE_ACCOUNT = "bakes"
@@ -39,7 +40,7 @@ def unique(prefix: str) -> str:
 def bakery(docker_rig: DockerRig) -> Iterator[BakeActivities]:
     """The account's activities, called in-process with ActivityEnvironment (no server)."""
     client = RegistryClient(docker_rig.registry.account("direct", docker_host=docker_rig.engine.host))
-    activities = BakeActivities(client)
+    activities = BakeActivities(client, TEST_EGRESS, TEST_BAKE)
     yield activities
     activities.close()
     client.close()
@@ -48,7 +49,7 @@ def bakery(docker_rig: DockerRig) -> Iterator[BakeActivities]:
 @pytest.fixture(scope="module")
 async def bake_worker(client: Client, docker_rig: DockerRig) -> AsyncIterator[None]:
     account = docker_rig.registry.account(BAKE_ACCOUNT, docker_host=docker_rig.engine.host)
-    async with serving(client, build_registry_account(account)):
+    async with serving(client, build_registry_account(account, TEST_EGRESS, TEST_BAKE)):
         yield
 
 
@@ -155,7 +156,7 @@ async def test_bake_from_a_git_ref_and_from_a_tarball_url(docker_rig: DockerRig,
     tagged = BakeRequest(
         repository=repository, tag="r1", context=BuildContext(gitUrl=f"file://{bare}", gitRef="release-1")
     )
-    head = tagged.model_copy(update={"tag": "head", "context": BuildContext(gitUrl=str(bare), gitRef="main")})
+    head = tagged.model_copy(update={"tag": "head", "context": BuildContext(gitUrl=f"file://{bare}", gitRef="main")})
     first, _ = await asyncio.to_thread(run_bake, bakery, tagged)
     second, _ = await asyncio.to_thread(run_bake, bakery, head)
     assert first.inputHash != second.inputHash  # different commits, different contexts
@@ -206,7 +207,7 @@ async def test_wrong_registry_password_fails_once_naming_the_account(
     client: Client, runner: Runner, docker_rig: DockerRig
 ) -> None:
     account = docker_rig.registry.account("wrong-pw", password="not-the-password", docker_host=docker_rig.engine.host)
-    async with serving(client, build_registry_account(account)):
+    async with serving(client, build_registry_account(account, TEST_EGRESS, TEST_BAKE)):
         stage = bake_stage("bake", docker_rig.context(), "shop/never", tag="v1", account="wrong-pw")
         handle = await runner.start(pipeline(stage))
         state = await runner.finish(handle, timeout=30)

@@ -17,6 +17,7 @@ from activities.jenkins import JenkinsMaster, job_path, parse_properties
 from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeJenkins, JenkinsJob
+from tests.support.worker_policy import TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
 from workflows.state import ExecutionState, StageStatus
@@ -38,7 +39,7 @@ async def jenkins_worker(client: Client, store: PipelineStore, jenkins: FakeJenk
             {"name": "ci", "url": jenkins.url, "username": jenkins.username, "api_token": {"env": "TEST_JENKINS_TOKEN"}}
         )
     ]
-    worker = pipeline_worker(client, store, task_queue=QUEUE, config=WorkerConfig(jenkins=masters))
+    worker = pipeline_worker(client, store, task_queue=QUEUE, config=WorkerConfig(jenkins=masters, egress=TEST_EGRESS))
     async with worker:
         yield
 

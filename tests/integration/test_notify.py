@@ -41,6 +41,7 @@ from activities.notify import (
     verify_signature,
 )
 from tests.support.fake_services import FakeHttp, FakeSlack, FakeTwilio, Reply
+from tests.support.worker_policy import TEST_EGRESS
 from workers.devserver import free_port
 from workflows.model import PipelineNotification
 from workflows.stages.base import StageNotification
@@ -82,7 +83,7 @@ def request(channel: str, address: str, event: str = "pipeline.failed", **extra:
 
 def send(settings: NotificationSettings, req: NotificationRequest) -> NotificationResult:
     env = ActivityEnvironment()
-    result: NotificationResult = env.run(NotifyActivities(settings, UI).send_notification, req)
+    result: NotificationResult = env.run(NotifyActivities(settings, UI, TEST_EGRESS).send_notification, req)
     return result
 
 
@@ -356,7 +357,7 @@ async def test_hook_retries_and_records_failures(client: Client, monkeypatch: py
         )
         monkeypatch.setenv("TEST_HOOK_SLACK", slack.webhook_url)
         queue = f"notify-{uuid.uuid4().hex[:8]}"
-        notify = NotifyActivities(settings, UI)
+        notify = NotifyActivities(settings, UI, TEST_EGRESS)
         from concurrent.futures import ThreadPoolExecutor
 
         async with Worker(

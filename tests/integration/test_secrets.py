@@ -60,6 +60,7 @@ from kubesim.testing import RunningKubesim, start_kubesim
 from tests.conftest import TEST_TASK_QUEUE
 from tests.support.docker_rig import PASSWORD, USERNAME, DockerRig, docker_rig_fixture  # noqa: F401
 from tests.support.fake_services import FakeJenkins, FakeSlack, FakeTwilio, JenkinsJob
+from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer, free_port
 from workers.main import run_worker
@@ -396,6 +397,8 @@ async def evidence(
                 ],
                 registries=[docker_rig.registry.account(REGISTRY, docker_host=docker_rig.engine.host)],
                 notifications=notifications,
+                egress=TEST_EGRESS,
+                bake=TEST_BAKE,
                 jenkins=[
                     JenkinsMaster.model_validate(
                         {"name": "ci", "url": jenkins.url, "username": "ci", "api_token": {"file": str(token_file)}}

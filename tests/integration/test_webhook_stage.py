@@ -16,6 +16,8 @@ from activities.webhook import JsonPathError, json_path
 from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
+from tests.support.worker_policy import TEST_EGRESS
+from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
 from workflows.model import PipelineInvalid, parse_pipeline
 from workflows.state import ExecutionState, StageStatus
@@ -32,7 +34,7 @@ def http() -> Iterator[FakeHttp]:
 @pytest.fixture(scope="module")
 async def webhook_worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
     # The pipeline worker registers the webhook activities itself (workers/runner.py).
-    worker = pipeline_worker(client, store, task_queue=QUEUE)
+    worker = pipeline_worker(client, store, task_queue=QUEUE, config=WorkerConfig(egress=TEST_EGRESS))
     async with worker:
         yield
 

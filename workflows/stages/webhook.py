@@ -16,6 +16,7 @@ from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
+    from activities.egress import redacted_url
     from activities.webhook import (
         NOT_RETRYABLE,
         WebhookActivities,
@@ -79,13 +80,14 @@ class WebhookStage(StageConfig):
         return self
 
     def summary(self) -> str:
-        return f"{self.method} {self.url}"
+        # Summaries, details and failure messages show the URL without its query: it may hold a token.
+        return f"{self.method} {redacted_url(self.url)}"
 
     def _headers(self) -> dict[str, str]:
         return {k: ", ".join(v) if isinstance(v, list) else v for k, v in self.customHeaders.items()}
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
-        ctx.set_details(f"{self.method} {self.url}")
+        ctx.set_details(self.summary())
         call = WebhookCall(
             method=self.method,
             url=self.url,
@@ -112,13 +114,14 @@ class WebhookStage(StageConfig):
                     non_retryable_error_types=NOT_RETRYABLE,
                 ),
             ),
-            doing=f"webhook {self.method} {self.url}",
+            doing=f"webhook {self.summary()}",
         )
         webhook: dict[str, Any] = response.model_dump(mode="json", exclude_none=True)
         if not self.waitForCompletion:
             return {"webhook": webhook, "status": "SUCCEEDED"}
         assert response.statusUrl is not None and self.statusJsonPath is not None
-        ctx.set_details(f"waiting for {response.statusUrl}")
+        status_url = redacted_url(response.statusUrl)
+        ctx.set_details(f"waiting for {status_url}")
         poll = WebhookPoll(
             url=response.statusUrl,
             headers=self._headers(),
@@ -136,7 +139,7 @@ class WebhookStage(StageConfig):
             WebhookActivities.poll_webhook_status,
             poll,
             ActivityConfig(
-                summary=f"Poll {response.statusUrl}",
+                summary=f"Poll {status_url}",
                 start_to_close_timeout=timedelta(milliseconds=self.monitorTimeoutMs),
                 heartbeat_timeout=timedelta(
                     seconds=max(30.0, 3 * self.pollIntervalSeconds + self.requestTimeoutSeconds)
@@ -149,7 +152,7 @@ class WebhookStage(StageConfig):
                     non_retryable_error_types=NOT_RETRYABLE,
                 ),
             ),
-            doing=f"polling webhook status {response.statusUrl}",
+            doing=f"polling webhook status {status_url}",
         )
         webhook["monitor"] = monitor.model_dump(mode="json", exclude_none=True)
         outputs = {"webhook": webhook, "status": monitor.status}
@@ -158,7 +161,7 @@ class WebhookStage(StageConfig):
             kind = "canceled" if monitor.outcome == "CANCELED" else "failure"
             progress = f" ({monitor.progressMessage})" if monitor.progressMessage else ""
             raise StageFailed(
-                f"webhook {self.url}: status {monitor.status!r} at {response.statusUrl} is "
+                f"webhook {redacted_url(self.url)}: status {monitor.status!r} at {status_url} is "
                 f"{monitor.outcome.lower()}{progress}",
                 details={"kind": kind, "status": monitor.status},
             )
