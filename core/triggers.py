@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from core.errors import ServiceError
 from core.launch import start_execution
+from core.policy import Identity, Policy
 from core.settings import GennakerSettings
 from core.store import PipelineStore
 from workflows.model import PipelineInvalid, PipelineSpec, parse_pipeline
@@ -72,7 +73,12 @@ def payload_value(payload: Any, dotted: str) -> Any:
 
 
 async def dispatch(
-    client: Client, settings: GennakerSettings, store: PipelineStore, event: TriggerEvent
+    client: Client,
+    settings: GennakerSettings,
+    store: PipelineStore,
+    event: TriggerEvent,
+    *,
+    policy: Policy | None = None,
 ) -> DispatchResult:
     result = DispatchResult(message="")
     for saved in store.live_pipelines():
@@ -98,6 +104,9 @@ async def dispatch(
                     event.info.model_copy(update={"runAs": spec.serviceAccount or f"{event.kind}-trigger"}),
                     revision=saved.revision,
                     idempotency_key=f"{event.kind}:{event.delivery_id}:{index}",
+                    policy=policy,
+                    # A triggered run acts as the pipeline's serviceAccount (docs/security.md).
+                    submitter=Identity(subject=spec.serviceAccount or f"{event.kind}-trigger", via="trigger"),
                 )
             except PipelineInvalid as exc:
                 result.notStarted.append(

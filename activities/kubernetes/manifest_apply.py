@@ -59,6 +59,7 @@ from activities.kubernetes.manifest_order import install_order
 from activities.kubernetes.manifest_wait import StableInput, WaitForStable
 from activities.kubernetes.ownership import ObjectToTouch, authorize_objects, refuse_foreign
 from activities.kubernetes.waiting import heartbeat, wait_for_resource
+from core.grants import AccountGrant
 
 SSA_STRATEGY_ANNOTATION = "strategy.spinnaker.io/server-side-apply"
 # What earlier Gennaker versions' create-or-replace was recorded under (the client's User-Agent).
@@ -78,6 +79,7 @@ class ApplyManifestsInput(BaseModel):
     stage: str
     application: str
     force: bool = Field(default=False, description="Take fields other field managers own (--force-conflicts)")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 @dataclass
@@ -109,6 +111,7 @@ class ManifestApplyActivities(WaitForStable, ManifestObjects):
             self.client.account,
             input.application,
             [ObjectToTouch(str(p.ref.apiVersion), p.ref.kind, p.ref.namespace, p.ref.name) for p in planned],
+            input.grant,
         )
         live = {p.index: self.read(p.ref, p.served) if p.served else None for p in planned}
         for item in planned:

@@ -36,6 +36,7 @@ from activities.kubernetes.manifest_kinds import (
 )
 from activities.kubernetes.ownership import ObjectToTouch, authorize_objects, refuse_foreign
 from activities.kubernetes.waiting import heartbeat
+from core.grants import AccountGrant
 
 
 class DeleteManifestsInput(BaseModel):
@@ -47,6 +48,7 @@ class DeleteManifestsInput(BaseModel):
     gracePeriodSeconds: int | None = None
     timeoutSeconds: float = 600
     application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class PatchManifestInput(BaseModel):
@@ -54,12 +56,14 @@ class PatchManifestInput(BaseModel):
     patchBody: dict[str, Any] | list[dict[str, Any]]
     mergeStrategy: Literal["strategic", "merge", "json"] = "strategic"
     application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class ScaleManifestInput(BaseModel):
     ref: ManifestRef
     replicas: int = Field(ge=0)
     application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class ResolveTargetInput(BaseModel):
@@ -72,7 +76,9 @@ class ResolveTargetInput(BaseModel):
 class ManifestChangeActivities(ManifestObjects):
     """Delete, patch, scale and resolve objects (activities of `KubernetesManifestActivities`)."""
 
-    def authorized(self, refs: list[ManifestRef], application: str | None) -> list[tuple[ManifestRef, ServedKind]]:
+    def authorized(
+        self, refs: list[ManifestRef], application: str | None, grant: AccountGrant | None = None
+    ) -> list[tuple[ManifestRef, ServedKind]]:
         """Resolve `refs`, check the account's namespaces and `authorize_objects`; nothing is written yet."""
         resolved = [self.resolved(ref) for ref in refs]
         for ref, _ in resolved:
@@ -81,6 +87,7 @@ class ManifestChangeActivities(ManifestObjects):
             self.client.account,
             application or "",
             [ObjectToTouch(str(r.apiVersion), r.kind, r.namespace, r.name) for r, _ in resolved],
+            grant,
         )
         return resolved
 
@@ -109,7 +116,7 @@ class ManifestChangeActivities(ManifestObjects):
                     )
                     for o in listing.get("items") or []
                 ]
-        targets = self.authorized(refs, input.application)
+        targets = self.authorized(refs, input.application, input.grant)
         live = [(ref, served, self.read(ref, served)) for ref, served in targets]
         for ref, served, obj in live:  # all checked before the first delete
             self.require_verb(ref, served, "delete")
@@ -150,9 +157,11 @@ class ManifestChangeActivities(ManifestObjects):
             )
         replicas = _only_replicas(input.patchBody) if input.mergeStrategy == "merge" else None
         if replicas is not None:
-            self.scale(ScaleManifestInput(ref=input.ref, replicas=replicas, application=input.application))
+            self.scale(
+                ScaleManifestInput(ref=input.ref, replicas=replicas, application=input.application, grant=input.grant)
+            )
             return input.ref
-        [(ref, served)] = self.authorized([input.ref], input.application)
+        [(ref, served)] = self.authorized([input.ref], input.application, input.grant)
         self.require_verb(ref, served, "patch")
         self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
 
@@ -188,7 +197,7 @@ class ManifestChangeActivities(ManifestObjects):
         return input.ref
 
     def scale(self, input: ScaleManifestInput) -> None:
-        [(ref, served)] = self.authorized([input.ref], input.application)
+        [(ref, served)] = self.authorized([input.ref], input.application, input.grant)
         self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
         if "scale" not in served.subresources:
             raise ApplicationError(

@@ -184,7 +184,9 @@ class DeployStage(StageConfig):
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         application = self.application or ctx.execution.application
         cluster = self.cluster(ctx.execution.application)
-        ops = ServerGroupOps(ctx, self.account, self.namespace)
+        # Acting for another application needs a delegation recorded at submission (core/tenancy.py).
+        ops = ServerGroupOps(ctx, self.account, self.namespace, grants=ctx.grants_for(application))
+        ops.claim(cluster)
         groups: list[str] = []
         for group in self.securityGroups:
             if isinstance(group, SecurityGroupDef):
