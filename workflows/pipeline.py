@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 
 import workflows.stages.builtin  # noqa: F401  (load every stage type with the workflow, not inside its first task)
 from workflows.context import StageContext
-from workflows.dag import DagScheduler
+from workflows.dag import DagScheduler, check_output_size
 from workflows.handlers import ExecutionHandlers
 from workflows.notifications import Notifier
 
@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.account_calls import failure_reason
-from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
+from workflows.expressions import ExpressionError, contains_expression, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.stages.base import StageConfig, StageFailed
 from workflows.state import (
@@ -250,7 +250,10 @@ class PipelineWorkflow(ExecutionHandlers):
             resolved = self._resolve(stage)
             self._stage_configs[stage.refId] = resolved
             self._notifier.emit("stage.starting", resolved, state)
-            state.outputs = await self._run_with_timeout(resolved, StageContext(self, state))
+            outputs = await self._run_with_timeout(resolved, StageContext(self, state))
+            if workflow.patched("bounded-stage-outputs"):
+                check_output_size(outputs)
+            state.outputs = outputs
             state.status = StageStatus.SUCCEEDED
             self._notifier.emit("stage.complete", resolved, state)
         except asyncio.CancelledError:
@@ -297,6 +300,10 @@ class PipelineWorkflow(ExecutionHandlers):
         """Evaluate `${{ }}` in the stage's fields, then validate the result against its model."""
         keep = stage.structural_fields | stage.raw_fields
         raw = stage.model_dump(mode="json")
+        if not any(contains_expression(v) for k, v in raw.items() if k not in keep):
+            # The expression context costs O(stages) to build: a fan-out of hundreds of plain
+            # stages started in one workflow task must not pay it per stage (issue 11, TMPRL1101).
+            return stage.model_copy(deep=True)
         context = self.expression_context()
         resolved = {k: (v if k in keep else evaluate_value(v, context)) for k, v in raw.items()}
         try:
