@@ -44,6 +44,8 @@ class ExecutionControls(Protocol):
 
     def notify(self, event: str, ref_id: str, sequence: int = 0) -> None: ...
 
+    def lease_granted(self, token: str) -> bool: ...
+
 
 class StageContext:
     def __init__(self, controls: ExecutionControls, stage: StageState) -> None:
@@ -103,6 +105,10 @@ class StageContext:
             "named at submission)",
             details={"kind": "policy"},
         )
+
+    def lease_granted(self, token: str) -> bool:
+        """A cluster lease asked for with `token` was granted (workflows/cluster_lease.py)."""
+        return self._controls.lease_granted(token)
 
     def notify(self, event: str, sequence: int = 0) -> None:
         """Send this stage's notifications for `event` (judgment.waiting, …) in the background."""

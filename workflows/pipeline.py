@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.gate import GateAcquire, GateActivities
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.account_calls import failure_reason
+from workflows.cluster_lease import LEASE_GRANTED_SIGNAL
 from workflows.expressions import ExpressionError, contains_expression, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.stages.base import StageConfig, StageFailed
@@ -92,6 +93,7 @@ class PipelineWorkflow(ExecutionHandlers):
         self._stage_configs: dict[str, StageConfig] = {}  # as resolved for their run
         self._gate_open = False
         self._superseded_by: str | None = None
+        self._leases_granted: set[str] = set()  # cluster lease tokens (workflows/cluster_lease.py)
 
     # ---- the DAG runner -------------------------------------------------------------------------
 
@@ -201,6 +203,13 @@ class PipelineWorkflow(ExecutionHandlers):
     @workflow.signal(name=GATE_OPEN_SIGNAL)
     def gate_open(self, holder: str) -> None:
         self._gate_open = True
+
+    @workflow.signal(name=LEASE_GRANTED_SIGNAL)
+    def cluster_lease_granted(self, token: str) -> None:
+        self._leases_granted.add(token)
+
+    def lease_granted(self, token: str) -> bool:
+        return token in self._leases_granted
 
     @workflow.signal(name=SUPERSEDED_SIGNAL)
     def superseded(self, newer: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio import workflow
 
+from workflows.cluster_lease import hold_cluster_lease
 from workflows.context import StageContext
 from workflows.stages.base import JudgmentGate, StageConfig, StageFailed
 from workflows.stages.deploy_strategies import DeployPlan, ServerGroupOps, run_strategy, short
@@ -187,6 +188,10 @@ class DeployStage(StageConfig):
         # Acting for another application needs a delegation recorded at submission (core/tenancy.py).
         ops = ServerGroupOps(ctx, self.account, self.namespace, grants=ctx.grants_for(application))
         ops.claim(cluster)
+        async with hold_cluster_lease(ctx, self.account, self.namespace, cluster):
+            return await self._deploy(ctx, ops, application, cluster)
+
+    async def _deploy(self, ctx: StageContext, ops: ServerGroupOps, application: str, cluster: str) -> dict[str, Any]:
         groups: list[str] = []
         for group in self.securityGroups:
             if isinstance(group, SecurityGroupDef):
