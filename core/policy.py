@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.grants import AccountGrant, ApplicationGrants, own_names
+from activities.grants import AccountGrant, ApplicationGrants, own_names
 
 
 class Permission(StrEnum):

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from activities.grants import ApplicationGrants
 from core.errors import ServiceError
-from core.grants import ApplicationGrants
 from core.policy import Identity, Permission, Policy
 from workflows.expressions import contains_expression
 from workflows.model import PipelineSpec

@@ -9,7 +9,7 @@ its summary for the Temporal UI and what it was doing, in words:
     calls = AccountCalls(ctx, "kubernetes", self.account, NON_RETRYABLE_MANIFEST)
     ref = await calls.call(Activities.patch_manifest, patch, WRITE, summary=..., doing=f"patching {ref}")
 
-Tenancy: before scheduling anything, a call checks the execution's grants (core/grants.py,
+Tenancy: before scheduling anything, a call checks the execution's grants (activities/grants.py,
 recorded at submission) for the account and, when the stage names it, the namespace; a refusal
 fails the stage with a message naming the rule ("policy: application appa may not touch account
 prod namespace appb-web; granted namespaces: appa-*"). The input of every call is stamped with the
@@ -36,7 +36,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TemporalError, TimeoutError, TimeoutType, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
-from core.grants import ApplicationGrants
+from activities.grants import ApplicationGrants
 from workflows.account_model import kubernetes_task_queue, registry_task_queue
 from workflows.errors import StageFailed
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 
-from core.grants import ApplicationGrants
+from activities.grants import ApplicationGrants
 from workflows.account_calls import AccountKind, account_queue
 from workflows.errors import StageFailed
 from workflows.expressions import evaluate_value

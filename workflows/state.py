@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.grants import ApplicationGrants
+from activities.grants import ApplicationGrants
 from workflows.model import PipelineSpec
 
 PIPELINE_WORKFLOW = "PipelineWorkflow"

@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.grants import AccountGrant
 from activities.kubernetes.discovery import ServedKind
 from activities.kubernetes.manifest_kinds import (
     APPLICATION_ANNOTATION,
@@ -59,7 +60,6 @@ from activities.kubernetes.manifest_order import install_order
 from activities.kubernetes.manifest_wait import StableInput, WaitForStable
 from activities.kubernetes.ownership import ObjectToTouch, authorize_objects, refuse_foreign
 from activities.kubernetes.waiting import heartbeat, wait_for_resource
-from core.grants import AccountGrant
 
 SSA_STRATEGY_ANNOTATION = "strategy.spinnaker.io/server-side-apply"
 # What earlier Gennaker versions' create-or-replace was recorded under (the client's User-Agent).

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.grants import AccountGrant
 from activities.kubernetes.client import NOT_FOUND
 from activities.kubernetes.discovery import ServedKind
 from activities.kubernetes.manifest_kinds import (
@@ -36,7 +37,6 @@ from activities.kubernetes.manifest_kinds import (
 )
 from activities.kubernetes.ownership import ObjectToTouch, authorize_objects, refuse_foreign
 from activities.kubernetes.waiting import heartbeat
-from core.grants import AccountGrant
 
 
 class DeleteManifestsInput(BaseModel):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.grants import AccountGrant
 from activities.kubernetes.manifest_changes import ManifestChangeActivities
 from activities.kubernetes.manifest_kinds import (
     FIELD_MANAGER,
@@ -27,7 +28,6 @@ from activities.kubernetes.manifest_kinds import (
     UNSUPPORTED_KIND,
     ManifestRef,
 )
-from core.grants import AccountGrant
 
 Obj = dict[str, Any]
 _ROLLBACK_KINDS = ("Deployment", "StatefulSet", "DaemonSet")

@@ -9,7 +9,7 @@ that already exists, `refuse_foreign` checks the `gennaker.io/application` annot
 writes on everything it applies.
 
 `authorize_objects` checks the objects against the application's grant for the account, which the
-workflow stamped on the activity input (workflows/account_calls.py, core/grants.py): namespaced
+workflow stamped on the activity input (workflows/account_calls.py, activities/grants.py): namespaced
 objects only in granted namespaces, cluster-scoped kinds only with `clusterScoped: true` (a
 Namespace object also when its name is a granted namespace). The account's own namespace list is
 checked beside it, by the caller. An input without a grant was scheduled before tenancy existed
@@ -26,7 +26,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.accounts import KubernetesAccount
-from core.grants import AccountGrant, matches
+from activities.grants import AccountGrant, matches
 
 APPLICATION_ANNOTATION = "gennaker.io/application"
 OWNED_BY_ANOTHER_APPLICATION = "OwnedByAnotherApplication"

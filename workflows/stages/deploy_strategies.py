@@ -16,7 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import TemporalError
 
-from core.grants import ApplicationGrants
+from activities.grants import ApplicationGrants
 from workflows.account_calls import READ, WAIT, WRITE, AccountCalls, failure_reason
 from workflows.context import StageContext
 from workflows.stages.base import StageFailed

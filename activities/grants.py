@@ -1,5 +1,8 @@
 """What one application may touch, as resolved from the policy at submission (core/policy.py).
 
+It lives with the activities because it crosses to the worker with every manifest write; the
+workflow records it and checks it first.
+
 `ApplicationGrants` is small on purpose: it is recorded on the execution (`PipelineRunInput.grants`),
 checked by the workflow before every account call (workflows/account_calls.py) and carried to the
 worker with every manifest write, which checks the objects against it again
