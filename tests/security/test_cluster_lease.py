@@ -45,3 +45,35 @@ async def test_concurrent_red_black_deploys_leave_one_enabled_group(rig: Rig) ->
         assert len(enabled) == 1, f"trial {trial}: enabled server groups {enabled}"
         newest = max(str(s.stages[0].outputs["serverGroup"]) for s in states)
         assert enabled == [newest]
+
+
+async def test_a_lease_held_by_a_dead_execution_is_released(rig: Rig) -> None:  # noqa: F811
+    # The holder never becomes healthy (a crash-looping image) and is then terminated from outside,
+    # so it cannot release: the lease workflow notices that its holder is gone.
+    stuck = deploy("d", "appa", stack="dead", waitForHealthySec=600, container={"image": "shop/web:crashloop"})
+    spec = parse_pipeline({"application": "appa", "name": "holder", "stages": [stuck]})
+    started = await start_execution(
+        rig.client, rig.settings, spec, {}, TriggerInfo(user="alice"), policy=rig.policy, submitter=ALICE
+    )
+    holder = rig.client.get_workflow_handle(started.id)
+    lease = rig.client.get_workflow_handle(f"lease.tenancy-sim.appa.{CLUSTER.replace('race', 'dead')}")
+
+    async def held() -> bool:
+        try:
+            state = await lease.query("lease")
+        except Exception:
+            return False
+        return bool(state.get("holder")) if isinstance(state, dict) else state.holder is not None
+
+    for _ in range(200):
+        if await held():
+            break
+        await asyncio.sleep(0.05)
+    assert await held()
+    await holder.terminate("simulated crash: nobody releases")
+    spec = parse_pipeline({"application": "appa", "name": "after", "stages": [deploy("d", "appa", stack="dead")]})
+    started = await start_execution(
+        rig.client, rig.settings, spec, {}, TriggerInfo(user="alice"), policy=rig.policy, submitter=ALICE
+    )
+    state = await Runner.finish(rig.client.get_workflow_handle(started.id), timeout=60)
+    assert state.stages[0].status is StageStatus.SUCCEEDED, state.stages[0].error
