@@ -248,6 +248,11 @@ CASES: list[tuple[str, list[dict[str, Any]], Any]] = [
         ("TERMINAL", "namespace appb is not granted"),
     ),
     (
+        "runJob in a namespace not granted",
+        [{"refId": "j", "type": "runJob", "account": ACCOUNT, "namespace": "appb", "container": {"image": "busybox"}}],
+        ("TERMINAL", "namespace appb is not granted"),
+    ),
+    (
         "ClusterRoleBinding without cluster-scoped grant",
         [manifest("m", "appa", cluster_role_binding("appa-admin"))],
         ("TERMINAL", "cluster-scoped kinds are not granted"),
