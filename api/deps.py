@@ -6,7 +6,7 @@ request. The store they hand out is the async one (core/store/aio.py): its calls
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from temporalio.client import Client
@@ -63,6 +63,10 @@ class Access:
         raise ApiError(
             403, "forbidden", f"{self.subject} lacks {permission.value} on every application ({what} needs it on one)"
         )
+
+    def launch_as(self) -> dict[str, Any]:
+        """start_execution's tenancy arguments: the policy (none when auth is off) and the caller."""
+        return {"policy": None if self.settings.auth_disabled else self.policy, "submitter": self.identity}
 
     def require_admin(self, what: str) -> None:
         require_admin(self.identity, self.policy, self.settings, what)

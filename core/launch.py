@@ -17,7 +17,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from core.directory import AccountDirectoryView, read_directory
 from core.errors import ServiceError
 from core.observability.metrics import record_execution_started
+from core.policy import Identity, Policy
 from core.settings import GennakerSettings
+from core.tenancy import resolve_tenancy, submitter_of
 from workflows.model import PipelineSpec, resolve_parameters
 from workflows.pipeline import PipelineWorkflow
 from workflows.readable import ReadableText
@@ -98,8 +100,14 @@ async def start_execution(
     *,
     revision: int | None = None,
     idempotency_key: str | None = None,
+    policy: Policy | None = None,
+    submitter: Identity | None = None,
 ) -> ExecutionStarted:
+    """Start `spec`. With a `policy` (auth on), `submitter` is who the gateway authenticated (or
+    the pipeline's serviceAccount for a triggered run): the execution records it with the grants of
+    its application, and `application:` fields naming another application are checked now."""
     values = resolve_parameters(spec, parameters)
+    grants, delegations = resolve_tenancy(spec, policy, submitter)
     workflow_id = execution_id(spec, idempotency_key)
     directory = await read_directory(client)
     check_accounts(spec, directory)
@@ -109,6 +117,9 @@ async def start_execution(
         trigger=trigger,
         revision=revision,
         accountQueues=directory.queues(),
+        submitter=submitter_of(submitter),
+        grants=grants,
+        delegations=delegations,
     )
     replayed = False
     try:

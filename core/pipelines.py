@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from core.errors import ServiceError, not_found
 from core.launch import ExecutionStarted, start_execution
+from core.policy import Identity, Policy
 from core.schedules import delete_pipeline_schedules, sync_schedules
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
@@ -74,6 +75,8 @@ async def run_saved_pipeline(
     *,
     revision: int | None = None,
     idempotency_key: str | None = None,
+    policy: Policy | None = None,
+    submitter: Identity | None = None,
 ) -> ExecutionStarted:
     found = await store.get(application, name, revision)
     if found is None:
@@ -87,4 +90,6 @@ async def run_saved_pipeline(
         trigger,
         revision=found.revision,
         idempotency_key=idempotency_key,
+        policy=policy,
+        submitter=submitter,
     )

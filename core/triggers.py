@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from core.errors import ServiceError
 from core.launch import start_execution
+from core.policy import Identity, Policy
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
 from core.store.trigger_index import delivery_key
@@ -77,7 +78,12 @@ def payload_value(payload: Any, dotted: str) -> Any:
 
 
 async def dispatch(
-    client: Client, settings: GennakerSettings, store: AsyncPipelineStore, event: TriggerEvent
+    client: Client,
+    settings: GennakerSettings,
+    store: AsyncPipelineStore,
+    event: TriggerEvent,
+    *,
+    policy: Policy | None = None,
 ) -> DispatchResult:
     result = DispatchResult(message="")
     # Only the pipelines whose triggers are filed under this delivery's source are read and parsed:
@@ -107,6 +113,9 @@ async def dispatch(
                     event.info.model_copy(update={"runAs": spec.serviceAccount or f"{event.kind}-trigger"}),
                     revision=saved.revision,
                     idempotency_key=f"{event.kind}:{event.delivery_id}:{index}",
+                    policy=policy,
+                    # A triggered run acts as the pipeline's serviceAccount (docs/security.md).
+                    submitter=Identity(subject=spec.serviceAccount or f"{event.kind}-trigger", via="trigger"),
                 )
             except PipelineInvalid as exc:
                 result.notStarted.append(
@@ -190,6 +199,7 @@ async def dispatch_registry_push(
     digest: str | None,
     delivery_id: str,
     registry_host: str | None = None,
+    policy: Policy | None = None,
 ) -> DispatchResult:
     """A push to a registry account (its notification endpoint verified the sender). The run gets
     the image as a `docker/image` artifact, as Spinnaker's docker trigger does, for image binding."""
@@ -213,7 +223,7 @@ async def dispatch_registry_push(
         ),
         matcher=matcher,
     )
-    return await dispatch(client, settings, store, event)
+    return await dispatch(client, settings, store, event, policy=policy)
 
 
 async def dispatch_pipeline_finished(

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.cluster_lease import ClusterLeaseActivities
 from activities.gate import GateActivities
 from activities.jenkins import JenkinsActivities
 from activities.notify import NotifyActivities
@@ -24,6 +25,7 @@ from core.store import PipelineStore
 from workers.config import WorkerConfig
 from workers.providers import artifact_activities
 from workflows.accounts import AccountDirectory
+from workflows.cluster_lease import ClusterLease
 from workflows.gate import PipelineGate
 from workflows.pipeline import PipelineWorkflow
 from workflows.reads import ClusterReadWorkflow
@@ -75,14 +77,24 @@ def pipeline_worker(
     config = config or WorkerConfig()
     saved = SavedPipelineActivities(store)
     gate = GateActivities(client)
+    lease = ClusterLeaseActivities(client)
     triggers = PipelineTriggerActivities(client, config.model_copy(update={"task_queue": task_queue}), store)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PipelineWorkflow, PipelineGate, AccountDirectory, ClusterReadWorkflow, *extra_workflows],
+        workflows=[
+            PipelineWorkflow,
+            PipelineGate,
+            ClusterLease,
+            AccountDirectory,
+            ClusterReadWorkflow,
+            *extra_workflows,
+        ],
         activities=[
             saved.load_saved_pipeline,
             gate.request_gate,
+            lease.request_cluster_lease,
+            lease.holder_running,
             triggers.fire_pipeline_triggers,
             *generic_activities(config),
             # Bakes without an account run here; usePriorArtifact reads the last run through visibility.

@@ -9,6 +9,14 @@ its summary for the Temporal UI and what it was doing, in words:
     calls = AccountCalls(ctx, "kubernetes", self.account, NON_RETRYABLE_MANIFEST)
     ref = await calls.call(Activities.patch_manifest, patch, WRITE, summary=..., doing=f"patching {ref}")
 
+Tenancy: before scheduling anything, a call checks the execution's grants (activities/grants.py,
+recorded at submission) for the account and, when the stage names it, the namespace; a refusal
+fails the stage with a message naming the rule ("policy: application appa may not touch account
+prod namespace appb-web; granted namespaces: appa-*"). The input of every call is stamped with the
+application and its grant for the account (fields `application` and `grant`, when the input model
+has them), so the worker checks each object it is about to touch against the same grant
+(activities/kubernetes/ownership.py) — manifests name their namespaces only there.
+
 Failure messages name what was being done, to which object, in which account, and why; the runner
 adds which stage (`stage 'deploy-prod' (deploy, type deploy) failed: …`). Messages carry names and
 reasons only, never credentials.
@@ -24,11 +32,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TemporalError, TimeoutError, TimeoutType, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
+from activities.grants import ApplicationGrants
 from workflows.account_model import kubernetes_task_queue, registry_task_queue
 from workflows.errors import StageFailed
 from workflows.readable import ReadableText
@@ -208,12 +218,42 @@ async def call_activity(
 class AccountCalls:
     """Calls to one account's activities, on the task queue of the worker holding its credentials."""
 
-    def __init__(self, ctx: StageContext, kind: AccountKind, account: str, non_retryable: Sequence[str]) -> None:
+    def __init__(
+        self,
+        ctx: StageContext,
+        kind: AccountKind,
+        account: str,
+        non_retryable: Sequence[str],
+        *,
+        namespace: str | None = None,
+        grants: ApplicationGrants | None = None,
+    ) -> None:
         self.ctx = ctx
         self.kind = kind
         self.account = account
         self.non_retryable = list(non_retryable)
         self.queue = ctx.account_queue(kind, account)
+        self.namespace = namespace
+        # A stage acting for another application (`application:` on a deploy) passes that one's.
+        self.grants = grants or ctx.grants
+
+    def authorize(self) -> None:
+        """Fail the stage (kind `policy`) if the grants do not cover this account and namespace."""
+        refusal = self.grants.account_refusal(self.kind, self.account, self.namespace)
+        if refusal is not None:
+            raise StageFailed(f"{refusal}. Nothing was done.", details={"kind": "policy"})
+
+    def stamped(self, arg: I) -> I:
+        """`arg` with the application and its grant for this account, for the worker's own check."""
+        if not isinstance(arg, BaseModel):
+            return arg
+        fields = type(arg).model_fields
+        update: dict[str, Any] = {}
+        if "application" in fields and not getattr(arg, "application", None):
+            update["application"] = self.grants.application
+        if "grant" in fields:
+            update["grant"] = self.grants.account_grant(self.account)
+        return arg.model_copy(update=update) if update else arg
 
     @property
     def label(self) -> str:
@@ -232,6 +272,8 @@ class AccountCalls:
         details: dict[str, Any] | None = None,
         wait_cancellation: bool = False,
     ) -> R:
+        self.authorize()
+        arg = self.stamped(arg)
         options = profile.options(
             summary=summary,
             non_retryable=self.non_retryable,

@@ -12,10 +12,12 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 
+from activities.grants import ApplicationGrants
 from workflows.account_calls import AccountKind, account_queue, stage_summary
 from workflows.artifacts import ArtifactBindings
+from workflows.errors import StageFailed
 from workflows.expressions import evaluate_value
-from workflows.state import ExecutionState, JudgmentRecord, StageState
+from workflows.state import ExecutionState, JudgmentRecord, PipelineRunInput, StageState
 
 
 class ExecutionControls(Protocol):
@@ -38,9 +40,14 @@ class ExecutionControls(Protocol):
     @property
     def account_queues(self) -> dict[str, str]: ...
 
+    @property
+    def run_input(self) -> PipelineRunInput: ...
+
     def notify(self, event: str, ref_id: str, sequence: int = 0) -> None: ...
 
     def publish_details(self) -> None: ...
+
+    def lease_granted(self, token: str) -> bool: ...
 
 
 class StageContext:
@@ -76,6 +83,40 @@ class StageContext:
     def account_queue(self, kind: AccountKind, account: str) -> str:
         """The task queue of the worker holding `account`'s credentials."""
         return account_queue(kind, account, self._controls.account_queues)
+
+    @property
+    def run_input(self) -> PipelineRunInput:
+        """The execution's input as submitted (submitter, grants, delegations)."""
+        return self._controls.run_input
+
+    @property
+    def grants(self) -> ApplicationGrants:
+        """What this execution's application may touch (recorded at submission; executions
+        recorded before tenancy have none and run as they always did)."""
+        recorded = self._controls.run_input.grants
+        return recorded or ApplicationGrants.open(self.execution.application, rule="recorded before tenancy")
+
+    def grants_for(self, application: str) -> ApplicationGrants:
+        """The grants to act for `application` (a stage's `application:`): this execution's own, or
+        a delegation recorded at submission; anything else fails the stage naming the rule."""
+        run_input = self._controls.run_input
+        if application == self.execution.application:
+            return self.grants
+        if application in run_input.delegations:
+            return run_input.delegations[application]
+        if run_input.grants is None:
+            return ApplicationGrants.open(application, rule="recorded before tenancy")
+        who = run_input.submitter.subject if run_input.submitter else "the submitter"
+        raise StageFailed(
+            f"policy: application {self.execution.application} may not act for application {application} "
+            f"(rule: `application:` must be {self.execution.application} or one {who} may EXECUTE, "
+            "named at submission)",
+            details={"kind": "policy"},
+        )
+
+    def lease_granted(self, token: str) -> bool:
+        """A cluster lease asked for with `token` was granted (workflows/cluster_lease.py)."""
+        return self._controls.lease_granted(token)
 
     def notify(self, event: str, sequence: int = 0) -> None:
         """Send this stage's notifications for `event` (judgment.waiting, …) in the background."""

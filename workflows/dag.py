@@ -11,11 +11,29 @@ are unit-tested without a server (tests/unit/test_dag.py); PipelineWorkflow carr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from workflows.stages.base import StageConfig
+from workflows.stages.base import StageConfig, StageFailed
 from workflows.state import PARENT_DONE_OK, ExecutionStatus, StageState, StageStatus
+
+# A stage's outputs are in every state query and in the expression context of every later stage;
+# 500 stages at this size still fit a query answer well under Temporal's 4 MB gRPC limit... only if
+# most are small, so outputs are for references (names, digests, URLs), never logs or manifests.
+MAX_STAGE_OUTPUT_BYTES = 65_536
+
+
+def check_output_size(outputs: Mapping[str, Any]) -> None:
+    """Fail the stage (naming the limit) when its outputs are over MAX_STAGE_OUTPUT_BYTES of JSON."""
+    size = len(json.dumps(outputs, separators=(",", ":"), default=str))
+    if size > MAX_STAGE_OUTPUT_BYTES:
+        raise StageFailed(
+            f"the stage's outputs are {size:,} bytes of JSON; the limit is {MAX_STAGE_OUTPUT_BYTES:,} "
+            "(MAX_STAGE_OUTPUT_BYTES): keep references in outputs, not contents",
+            details={"kind": "limit"},
+        )
 
 
 @dataclass(frozen=True)

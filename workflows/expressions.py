@@ -11,6 +11,9 @@ Rules people rely on:
 - Names with dashes need index syntax: `stages["deploy-staging"].outputs.image`.
 - An expression that fails raises ExpressionError naming the expression; it never passes through as
   raw text.
+- Every expression is bounded in length, nesting, comprehension depth and cost, and in the size of
+  its result (workflows/expression_limits.py); one over a limit fails naming the limit — at
+  submission when it is written in the pipeline, before evaluation otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import cel
+
+from workflows.expression_limits import ExpressionTooCostly, check_result, check_source
 
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 
@@ -51,6 +56,11 @@ def syntax_errors(text: str) -> list[str]:
             errors.append("empty expression ${{ }}")
             continue
         try:
+            check_source(source)
+        except ExpressionTooCostly as exc:
+            errors.append(f"expression ${{{{ {_shortened(source)} }}}} is over a limit: {exc}")
+            continue
+        try:
             cel.compile(source)
         except Exception as exc:  # the binding raises several types; all mean "does not parse"
             errors.append(f"expression ${{{{ {source} }}}} does not parse: {_first_line(exc)}")
@@ -61,12 +71,25 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _shortened(source: str, limit: int = 120) -> str:
+    return source if len(source) <= limit else source[:limit] + "…"
+
+
 def evaluate_source(source: str, context: Mapping[str, Any]) -> Any:
-    """Evaluate one bare CEL expression."""
+    """Evaluate one bare CEL expression, within the limits of workflows/expression_limits.py."""
     try:
-        return _to_plain(cel.evaluate(source, dict(context)))
+        check_source(source, context)
+    except ExpressionTooCostly as exc:
+        raise ExpressionError(_shortened(source), f"over a limit: {exc}") from None
+    try:
+        value = _to_plain(cel.evaluate(source, dict(context)))
     except Exception as exc:  # KeyError (missing key), ZeroDivisionError, … all fail the expression
         raise ExpressionError(source, _first_line(exc)) from None
+    try:
+        check_result(value)
+    except ExpressionTooCostly as exc:
+        raise ExpressionError(_shortened(source), f"over a limit: {exc}") from None
+    return value
 
 
 def _to_plain(value: Any) -> Any:

@@ -60,6 +60,10 @@ class ExecutionHandlers:
     def account_queues(self) -> dict[str, str]:
         return self._input.accountQueues
 
+    @property
+    def run_input(self) -> PipelineRunInput:
+        return self._input
+
     def skip_requested(self, ref_id: str) -> bool:
         return ref_id in self._skips
 

@@ -7,6 +7,7 @@ naming the stage (by refId) and the field.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Any, Literal
@@ -32,6 +33,12 @@ from workflows.stages.registry import canonical_stage, registered_stage_types, s
 from workflows.triggers import Trigger
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# Bounds (issue 11; docs/security.md). 500 stages start within one workflow task on a loaded
+# 2-core machine (tests/security/test_runner_scale.py); 10,000 would not fit Temporal's payloads.
+MAX_STAGES = 500
+# Parameter values are expression context and workflow input: keep them small.
+MAX_PARAMETER_BYTES = 16_384
+MAX_PARAMETERS_BYTES = 65_536
 
 
 class FieldError(BaseModel):
@@ -392,6 +399,10 @@ def parse_pipeline(data: Any) -> PipelineSpec:
         raise PipelineInvalid([FieldError(field="pipeline", message="must be a JSON/YAML object")])
     known = registered_stage_types()
     raw_stages = data.get("stages")
+    if isinstance(raw_stages, list) and len(raw_stages) > MAX_STAGES:
+        raise PipelineInvalid(
+            [FieldError(field="stages", message=f"{len(raw_stages)} stages; the limit is {MAX_STAGES} (MAX_STAGES)")]
+        )
     errors: list[FieldError] = []
     if isinstance(raw_stages, list):
         for index, raw in enumerate(raw_stages):
@@ -443,10 +454,30 @@ def resolve_parameters(spec: PipelineSpec, given: Mapping[str, Any]) -> dict[str
                     message=f"must be one of {', '.join(param.options)}; got {value!r}",
                 )
             )
+        size = _json_size(value)
+        if size > MAX_PARAMETER_BYTES:
+            errors.append(
+                FieldError(
+                    field=f"parameters.{param.name}",
+                    message=f"is {size:,} bytes of JSON; the limit is {MAX_PARAMETER_BYTES:,} (MAX_PARAMETER_BYTES)",
+                )
+            )
         values[param.name] = value
+    total = _json_size(values)
+    if not errors and total > MAX_PARAMETERS_BYTES:
+        errors.append(
+            FieldError(
+                field="parameters",
+                message=f"are {total:,} bytes of JSON; the limit is {MAX_PARAMETERS_BYTES:,} (MAX_PARAMETERS_BYTES)",
+            )
+        )
     if errors:
         raise PipelineInvalid(errors)
     return values
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
 def pipeline_json_schema() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 import workflows.stages.builtin  # noqa: F401  (load every stage type with the workflow, not inside its first task)
 from workflows import telemetry
 from workflows.context import StageContext
-from workflows.dag import DagScheduler
+from workflows.dag import DagScheduler, check_output_size
 from workflows.handlers import ExecutionHandlers
 from workflows.notifications import Notifier
 
@@ -30,8 +30,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.triggers import PipelineFinished, PipelineTriggerActivities
 from workflows.account_calls import CURRENT_STAGE, NO_WORKER_LIMIT, failure_reason
 from workflows.artifacts import ArtifactError
+from workflows.cluster_lease import LEASE_GRANTED_SIGNAL
 from workflows.details import current_details
-from workflows.expressions import ExpressionError, evaluate_condition, evaluate_value
+from workflows.expressions import ExpressionError, contains_expression, evaluate_condition, evaluate_value
 from workflows.gate import GATE_OPEN_SIGNAL, SUPERSEDED_SIGNAL, gate_id
 from workflows.readable import ReadableText
 from workflows.search import STATUS, SUPERSEDED
@@ -98,6 +99,7 @@ class PipelineWorkflow(ExecutionHandlers):
         self._stage_configs: dict[str, StageConfig] = {}  # as resolved for their run
         self._gate_open = False
         self._superseded_by: str | None = None
+        self._leases_granted: set[str] = set()  # cluster lease tokens (workflows/cluster_lease.py)
 
     # ---- the DAG runner -------------------------------------------------------------------------
 
@@ -234,6 +236,13 @@ class PipelineWorkflow(ExecutionHandlers):
     def gate_open(self, holder: str) -> None:
         self._gate_open = True
 
+    @workflow.signal(name=LEASE_GRANTED_SIGNAL)
+    def cluster_lease_granted(self, token: str) -> None:
+        self._leases_granted.add(token)
+
+    def lease_granted(self, token: str) -> bool:
+        return token in self._leases_granted
+
     @workflow.signal(name=SUPERSEDED_SIGNAL)
     def superseded(self, newer: str) -> None:
         if not self._gate_open:
@@ -288,7 +297,10 @@ class PipelineWorkflow(ExecutionHandlers):
             if resolved.noWorkerTimeoutMs is not None:
                 NO_WORKER_LIMIT.set(timedelta(milliseconds=resolved.noWorkerTimeoutMs))
             self._notifier.emit("stage.starting", resolved, state)
-            state.outputs = await self._run_with_timeout(resolved, StageContext(self, state))
+            outputs = await self._run_with_timeout(resolved, StageContext(self, state))
+            if workflow.patched("bounded-stage-outputs"):
+                check_output_size(outputs)
+            state.outputs = outputs
             try:
                 self._state.artifacts = resolved.bind_artifacts(self._state.artifacts, state.outputs)
             except ArtifactError as exc:
@@ -347,6 +359,10 @@ class PipelineWorkflow(ExecutionHandlers):
         """Evaluate `${{ }}` in the stage's fields, then validate the result against its model."""
         keep = stage.structural_fields | stage.raw_fields
         raw = stage.model_dump(mode="json")
+        if not any(contains_expression(v) for k, v in raw.items() if k not in keep):
+            # The expression context costs O(stages) to build: a fan-out of hundreds of plain
+            # stages started in one workflow task must not pay it per stage (issue 11, TMPRL1101).
+            return stage.model_copy(deep=True)
         context = self.expression_context()
         resolved = {k: (v if k in keep else evaluate_value(v, context)) for k, v in raw.items()}
         try:

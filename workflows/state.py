@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from activities.grants import ApplicationGrants
 from workflows.artifacts import MAX_ARTIFACTS, Artifact, ArtifactBindings
 from workflows.model import PipelineSpec
 
@@ -126,6 +127,15 @@ class RestartFrom(BaseModel):
     user: str | None = None
 
 
+class Submitter(BaseModel):
+    """Who submitted the execution, from the gateway's authentication (or the pipeline's
+    `serviceAccount` for triggered runs); children inherit it."""
+
+    subject: str
+    groups: list[str] = Field(default_factory=list)
+    via: str = Field(default="token", description="token, trigger, pipeline (a parent execution), …")
+
+
 class PipelineRunInput(BaseModel):
     pipeline: PipelineSpec
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -136,6 +146,15 @@ class PipelineRunInput(BaseModel):
         default_factory=dict,
         description="'<kind>/<account>' -> task queue, from the account directory at start; "
         "accounts not listed use the default queue name (k8s-<name>, registry-<name>)",
+    )
+    submitter: Submitter | None = Field(default=None, description="Recorded at submission (docs/security.md)")
+    grants: ApplicationGrants | None = Field(
+        default=None, description="What this execution's application may touch; None: recorded before tenancy"
+    )
+    delegations: dict[str, ApplicationGrants] = Field(
+        default_factory=dict,
+        description="Other applications the submitter may EXECUTE that this pipeline names (`application:` of "
+        "a deploy or child pipeline), with their grants, resolved at submission",
     )
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.grants import AccountGrant
 from activities.kubernetes.client import CONFLICT, INVALID, NOT_FOUND, KubernetesAccountClient
 from activities.kubernetes.manifests import (
     APPLICATION_ANNOTATION,
@@ -34,6 +35,7 @@ from activities.kubernetes.manifests import (
     ManifestRef,
     check_size,
 )
+from activities.kubernetes.ownership import ObjectToTouch, authorize_objects
 from activities.kubernetes.waiting import Verdict, wait_for_object
 
 RUN_ANNOTATION = "gennaker.io/run-id"
@@ -56,6 +58,7 @@ class StartJobInput(BaseModel):
     application: str
     backoffLimit: int | None = Field(default=None, ge=0)
     outputsContainer: str | None = Field(default=None, description="Container whose log holds outputs")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class JobRef(BaseModel):
@@ -160,6 +163,9 @@ class KubernetesJobActivities:
         meta = body.setdefault("metadata", {})
         namespace = input.namespace or meta.get("namespace") or input.defaultNamespace
         self.client.check_namespace(namespace)
+        authorize_objects(
+            self.client.account, input.application, [ObjectToTouch("batch/v1", "Job", namespace, "")], input.grant
+        )
         name = job_name(
             meta.get("name") or meta.get("generateName") or input.stage, input.executionId, input.runId, input.stage
         )

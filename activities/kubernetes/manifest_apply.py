@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.grants import AccountGrant
 from activities.kubernetes.discovery import ServedKind
 from activities.kubernetes.manifest_kinds import (
     APPLICATION_ANNOTATION,
@@ -78,6 +79,7 @@ class ApplyManifestsInput(BaseModel):
     stage: str
     application: str
     force: bool = Field(default=False, description="Take fields other field managers own (--force-conflicts)")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 @dataclass
@@ -109,6 +111,7 @@ class ManifestApplyActivities(WaitForStable, ManifestObjects):
             self.client.account,
             input.application,
             [ObjectToTouch(str(p.ref.apiVersion), p.ref.kind, p.ref.namespace, p.ref.name) for p in planned],
+            input.grant,
         )
         live = {p.index: self.read(p.ref, p.served) if p.served else None for p in planned}
         for item in planned:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.grants import AccountGrant
 from activities.kubernetes.client import NOT_FOUND
 from activities.kubernetes.discovery import ServedKind
 from activities.kubernetes.manifest_kinds import (
@@ -48,6 +49,7 @@ class DeleteManifestsInput(BaseModel):
     gracePeriodSeconds: int | None = None
     timeoutSeconds: float = 600
     application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class PatchManifestInput(BaseModel):
@@ -55,12 +57,14 @@ class PatchManifestInput(BaseModel):
     patchBody: dict[str, Any] | list[dict[str, Any]]
     mergeStrategy: Literal["strategic", "merge", "json"] = "strategic"
     application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class ScaleManifestInput(BaseModel):
     ref: ManifestRef
     replicas: int = Field(ge=0)
     application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class ResolveTargetInput(BaseModel):
@@ -73,7 +77,9 @@ class ResolveTargetInput(BaseModel):
 class ManifestChangeActivities(ManifestObjects):
     """Delete, patch, scale and resolve objects (activities of `KubernetesManifestActivities`)."""
 
-    def authorized(self, refs: list[ManifestRef], application: str | None) -> list[tuple[ManifestRef, ServedKind]]:
+    def authorized(
+        self, refs: list[ManifestRef], application: str | None, grant: AccountGrant | None = None
+    ) -> list[tuple[ManifestRef, ServedKind]]:
         """Resolve `refs`, check the account's namespaces and `authorize_objects`; nothing is written yet."""
         resolved = [self.resolved(ref) for ref in refs]
         for ref, _ in resolved:
@@ -82,6 +88,7 @@ class ManifestChangeActivities(ManifestObjects):
             self.client.account,
             application or "",
             [ObjectToTouch(str(r.apiVersion), r.kind, r.namespace, r.name) for r, _ in resolved],
+            grant,
         )
         return resolved
 
@@ -110,7 +117,7 @@ class ManifestChangeActivities(ManifestObjects):
                     )
                     for o in listing.get("items") or []
                 ]
-        targets = self.authorized(refs, input.application)
+        targets = self.authorized(refs, input.application, input.grant)
         live = [(ref, served, self.read(ref, served)) for ref, served in targets]
         for ref, served, obj in live:  # all checked before the first delete
             self.require_verb(ref, served, "delete")
@@ -151,9 +158,11 @@ class ManifestChangeActivities(ManifestObjects):
             )
         replicas = _only_replicas(input.patchBody) if input.mergeStrategy == "merge" else None
         if replicas is not None:
-            self.scale(ScaleManifestInput(ref=input.ref, replicas=replicas, application=input.application))
+            self.scale(
+                ScaleManifestInput(ref=input.ref, replicas=replicas, application=input.application, grant=input.grant)
+            )
             return input.ref
-        [(ref, served)] = self.authorized([input.ref], input.application)
+        [(ref, served)] = self.authorized([input.ref], input.application, input.grant)
         self.require_verb(ref, served, "patch")
         self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
 
@@ -189,7 +198,7 @@ class ManifestChangeActivities(ManifestObjects):
         return input.ref
 
     def scale(self, input: ScaleManifestInput) -> None:
-        [(ref, served)] = self.authorized([input.ref], input.application)
+        [(ref, served)] = self.authorized([input.ref], input.application, input.grant)
         self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
         if "scale" not in served.subresources:
             raise ApplicationError(

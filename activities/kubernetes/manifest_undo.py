@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.grants import AccountGrant
 from activities.kubernetes.manifest_changes import ManifestChangeActivities
 from activities.kubernetes.manifest_kinds import (
     FIELD_MANAGER,
@@ -37,6 +38,7 @@ class UndoRolloutPlanInput(BaseModel):
     numRevisionsBack: int = Field(default=1, ge=1)
     revision: int | None = Field(default=None, description="Roll back to exactly this revision instead")
     application: str | None = Field(default=None, description="Refuse objects Gennaker applied for another one")
+    grant: AccountGrant | None = Field(default=None, description="Stamped by the workflow (AccountCalls)")
 
 
 class UndoRolloutPlan(BaseModel):
@@ -46,13 +48,14 @@ class UndoRolloutPlan(BaseModel):
     replicaSet: str = Field(description="The ReplicaSet (Deployment) or ControllerRevision restored")
     images: list[str]
     application: str | None = None
+    grant: AccountGrant | None = None
 
 
 class ManifestUndoActivities(ManifestChangeActivities):
     @activity.defn
     def plan_undo_rollout(self, input: UndoRolloutPlanInput) -> UndoRolloutPlan:
         """Which revision `kubectl rollout undo` would bring back. Read-only."""
-        [(ref, served)] = self.authorized([input.ref], input.application)
+        [(ref, served)] = self.authorized([input.ref], input.application, input.grant)
         if ref.kind not in _ROLLBACK_KINDS or ref.apiVersion != "apps/v1":
             raise ApplicationError(
                 f"undo rollout needs a Deployment, StatefulSet or DaemonSet, not {ref}",
@@ -83,6 +86,7 @@ class ManifestUndoActivities(ManifestChangeActivities):
             replicaSet=source["metadata"]["name"],
             images=[str(c.get("image")) for c in _template(ref, source).get("spec", {}).get("containers") or []],
             application=input.application,
+            grant=input.grant,
         )
 
     def _history(self, ref: ManifestRef, owner: Obj) -> dict[int, Obj]:
@@ -105,7 +109,7 @@ class ManifestUndoActivities(ManifestChangeActivities):
     @activity.defn
     def undo_rollout(self, input: UndoRolloutPlan) -> ManifestRef:
         """Restore the planned revision's pod template. Writing the same template twice changes nothing."""
-        [(ref, served)] = self.authorized([input.ref], input.application)
+        [(ref, served)] = self.authorized([input.ref], input.application, input.grant)
         self.refuse_foreign(ref, self.read(ref, served, required=True), input.application)
         source_kind = "ReplicaSet" if ref.kind == "Deployment" else "ControllerRevision"
         source_ref = ManifestRef(kind=source_kind, name=input.replicaSet, namespace=ref.namespace, apiVersion="apps/v1")

@@ -8,9 +8,13 @@ list of `ObjectToTouch` and calls `authorize_objects` once, before writing anyth
 that already exists, `refuse_foreign` checks the `gennaker.io/application` annotation Gennaker
 writes on everything it applies.
 
-`authorize_objects` allows everything today (the account's namespace list is checked beside it, by
-the caller); the tenancy policy (which application owns which accounts, namespaces, cluster-scoped
-kinds) fills it in, and nothing else has to change.
+`authorize_objects` checks the objects against the application's grant for the account, which the
+workflow stamped on the activity input (workflows/account_calls.py, activities/grants.py): namespaced
+objects only in granted namespaces, cluster-scoped kinds only with `clusterScoped: true` (a
+Namespace object also when its name is a granted namespace). The account's own namespace list is
+checked beside it, by the caller. An input without a grant was scheduled before tenancy existed
+(or without a policy): it is allowed, as it always was — the workflow refuses accounts it has no
+grant for before scheduling anything.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.accounts import KubernetesAccount
+from activities.grants import AccountGrant, matches
 
 APPLICATION_ANNOTATION = "gennaker.io/application"
 OWNED_BY_ANOTHER_APPLICATION = "OwnedByAnotherApplication"
@@ -42,13 +47,39 @@ class ObjectToTouch:
         return f"{self.kind} {where} ({self.apiVersion})"
 
 
-def authorize_objects(account: KubernetesAccount, application: str, objects: Sequence[ObjectToTouch]) -> None:
+def authorize_objects(
+    account: KubernetesAccount,
+    application: str,
+    objects: Sequence[ObjectToTouch],
+    grant: AccountGrant | None = None,
+) -> None:
     """Raise (non-retryable, type `ManifestNotAuthorized`) if `application` may not touch one of
-    `objects` in `account`. Called once per operation with every object, before any write.
+    `objects` in `account`. Called once per operation with every object, before any write; the
+    single place that decides."""
+    if grant is None:
+        return
+    for obj in objects:
+        refusal = _refusal(grant, obj)
+        if refusal is not None:
+            raise ApplicationError(
+                f"policy: application {application or '?'} may not touch {obj} in account {account.name}: "
+                f"{refusal}. Nothing was written.",
+                type=NOT_AUTHORIZED,
+                non_retryable=True,
+            )
 
-    Today every object is allowed: the policy that says which namespaces and cluster-scoped kinds an
-    application owns is not written yet. Keep this the single place that decides."""
-    del account, application, objects
+
+def _refusal(grant: AccountGrant, obj: ObjectToTouch) -> str | None:
+    granted = ", ".join(grant.namespaces) or "none"
+    if obj.namespace:
+        if matches(obj.namespace, grant.namespaces):
+            return None
+        return f"namespace {obj.namespace} is not granted (granted namespaces: {granted})"
+    if grant.clusterScoped:
+        return None
+    if obj.kind == "Namespace" and matches(obj.name, grant.namespaces):
+        return None
+    return f"cluster-scoped kinds are not granted (rule: clusterScoped: false; granted namespaces: {granted})"
 
 
 def refuse_foreign(live: dict[str, Any] | None, application: str, what: str, account: str) -> None:

@@ -60,6 +60,7 @@ async def run_inline(
         body.parameters,
         TriggerInfo(type="manual", user=caller, artifacts=body.artifacts),
         idempotency_key=idempotency_key,
+        **access.launch_as(),
     )
     response.headers["Location"] = started.links.self
     return started

@@ -179,6 +179,7 @@ async def run_saved_pipeline(
         TriggerInfo(type="manual", user=access.subject, artifacts=body.artifacts),
         revision=body.revision,
         idempotency_key=idempotency_key,
+        **access.launch_as(),
     )
     response.headers["Location"] = started.links.self
     return started

@@ -252,6 +252,7 @@ async def receive_registry_events(
             digest=pushed.digest,
             delivery_id=pushed.eventId,
             registry_host=pushed.registry,
+            policy=request.app.state.policy,
         )
         answer.started += result.started
         await events.record(pushed)

@@ -112,7 +112,7 @@ async def generic_webhook(
         ),
         matcher=matcher,
     )
-    return _answer(await dispatch(client, settings, store, event), f"webhook/{source}")
+    return _answer(await dispatch(client, settings, store, event, policy=request.app.state.policy), f"webhook/{source}")
 
 
 def _artifacts_of(payload: dict[str, Any]) -> list[Artifact]:
@@ -198,7 +198,7 @@ async def github_push(
         ),
         matcher=matcher,
     )
-    return _answer(await dispatch(client, settings, store, event), "github")
+    return _answer(await dispatch(client, settings, store, event, policy=request.app.state.policy), "github")
 
 
 @router.post("/jenkins/{master}", summary="Jenkins Notification plugin (build finished)", status_code=202)
@@ -249,4 +249,4 @@ async def jenkins_build(
         ),
         matcher=matcher,
     )
-    return _answer(await dispatch(client, settings, store, event), f"jenkins/{master}")
+    return _answer(await dispatch(client, settings, store, event, policy=request.app.state.policy), f"jenkins/{master}")

@@ -303,7 +303,7 @@ async def test_namespaces_outside_the_account_and_the_authorization_hook_stop_ev
     assert "NamespaceNotAllowed" in apply(config, system)
     seen: list[list[str]] = []
 
-    def refuse(account: Any, application: str, objects: Any) -> None:
+    def refuse(account: Any, application: str, objects: Any, grant: Any = None) -> None:
         seen.append([str(o) for o in objects])
         raise ApplicationError("not yours", type="ManifestNotAuthorized", non_retryable=True)
 

@@ -64,6 +64,7 @@ class PipelineStage(StageConfig):
         if self.pipelineConfig is not None:
             return parse_pipeline(self.pipelineConfig), None
         application = self.application or ctx.execution.application
+        ctx.grants_for(application)  # refuse before reading another application's saved pipeline
         saved: SavedPipelineConfig = await workflow.execute_activity_method(
             SavedPipelineActivities.load_saved_pipeline,
             SavedPipelineRef(application=application, name=str(self.pipeline), revision=self.pipelineRevision),
@@ -79,6 +80,10 @@ class PipelineStage(StageConfig):
             parameters = resolve_parameters(spec, self.pipelineParameters)
         except PipelineInvalid as exc:
             raise StageFailed(f"child pipeline is invalid: {exc}") from None
+        # Checked again here, not only at submission: a saved child's application, or one that
+        # came from an expression, is known only now. The child runs as this execution's submitter.
+        grants = ctx.grants_for(spec.application)
+        parent = ctx.run_input
         child_id = f"{ctx.execution_id}.{self.refId}"
         ctx.set_details(f"starting {spec.application}/{spec.name} as {child_id}")
         handle = await workflow.start_child_workflow(
@@ -88,6 +93,10 @@ class PipelineStage(StageConfig):
                 parameters=parameters,
                 revision=revision,
                 trigger=TriggerInfo(type="pipeline", source=ctx.execution_id, user=ctx.execution.trigger.user),
+                accountQueues=parent.accountQueues,
+                submitter=parent.submitter,
+                grants=grants if parent.grants is not None else None,
+                delegations=parent.delegations,
             ),
             id=child_id,
             task_queue=workflow.info().task_queue,

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio import workflow
 
+from workflows.cluster_lease import hold_cluster_lease
 from workflows.context import StageContext
 from workflows.stages.base import JudgmentGate, StageConfig, StageFailed
 from workflows.stages.deploy_strategies import DeployPlan, ServerGroupOps, run_strategy, short
@@ -202,7 +203,13 @@ class DeployStage(StageConfig):
                 f"server group names of cluster {cluster} would be {len(longest)} characters ({longest}); "
                 f"they are label values, at most {MAX_LABEL_VALUE}: shorten the application, stack or freeFormDetails"
             )
-        ops = ServerGroupOps(ctx, self.account, self.namespace)
+        # Acting for another application needs a delegation recorded at submission (core/tenancy.py).
+        ops = ServerGroupOps(ctx, self.account, self.namespace, grants=ctx.grants_for(application))
+        ops.claim(cluster)
+        async with hold_cluster_lease(ctx, self.account, self.namespace, cluster):
+            return await self._deploy(ctx, ops, application, cluster)
+
+    async def _deploy(self, ctx: StageContext, ops: ServerGroupOps, application: str, cluster: str) -> dict[str, Any]:
         groups: list[str] = []
         for group in self.securityGroups:
             if isinstance(group, SecurityGroupDef):

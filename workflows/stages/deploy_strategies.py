@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import TemporalError
 
+from activities.grants import ApplicationGrants
 from workflows.account_calls import READ, WAIT, WRITE, AccountCalls, failure_reason
 from workflows.context import StageContext
 from workflows.stages.base import StageFailed
@@ -59,14 +60,37 @@ def _seconds(limit: float) -> timedelta:
     return timedelta(seconds=limit)
 
 
-class ServerGroupOps:
-    """Activities of one Kubernetes account and namespace, on the task queue of its worker."""
+def cluster_of(server_group: str) -> str:
+    """`shop-prod` for `shop-prod-v003` (a name without a version is its own cluster)."""
+    head, _, version = server_group.rpartition("-v")
+    return head if head and version.isdigit() else server_group
 
-    def __init__(self, ctx: StageContext, account: str, namespace: str) -> None:
+
+class ServerGroupOps:
+    """Activities of one Kubernetes account and namespace, on the task queue of its worker.
+
+    Every call checks the grants for the account and namespace (AccountCalls); every change also
+    checks that the cluster belongs to the application acting (`<app>` or `<app>-…`, or the
+    policy's cluster patterns), so no stage changes another application's server groups."""
+
+    def __init__(
+        self, ctx: StageContext, account: str, namespace: str, grants: ApplicationGrants | None = None
+    ) -> None:
         self.ctx = ctx
         self.account = account
         self.namespace = namespace
-        self.calls = AccountCalls(ctx, "kubernetes", account, SERVER_GROUP_NON_RETRYABLE)
+        self.calls = AccountCalls(
+            ctx, "kubernetes", account, SERVER_GROUP_NON_RETRYABLE, namespace=namespace, grants=grants
+        )
+
+    def claim(self, cluster: str) -> None:
+        """Fail the stage (kind `policy`) before any change if `cluster` is not the application's.
+        Executions recorded before tenancy (no grants) replay as they ran."""
+        if self.ctx.run_input.grants is None:
+            return
+        refusal = self.calls.grants.cluster_refusal(cluster)
+        if refusal is not None:
+            raise StageFailed(f"{refusal}. Nothing was changed.", details={"kind": "policy"})
 
     async def describe(self, cluster: str) -> ClusterView:
         return await self.calls.call(
@@ -87,6 +111,7 @@ class ServerGroupOps:
         )
 
     async def reserve(self, application: str, cluster: str, deploy_key: str) -> Reservation:
+        self.claim(cluster)
         return await self.calls.call(
             ServerGroupActivities.reserve_server_group_version,
             ReserveRequest(namespace=self.namespace, application=application, cluster=cluster, deployKey=deploy_key),
@@ -96,6 +121,7 @@ class ServerGroupOps:
         )
 
     async def create(self, req: CreateRequest) -> ServerGroupCreated:
+        self.claim(req.cluster)
         return await self.calls.call(
             ServerGroupActivities.create_server_group,
             req,
@@ -126,6 +152,7 @@ class ServerGroupOps:
         capacity: Capacity | None = None,
         max_restarts: int | None = None,
     ) -> Health:
+        self.claim(cluster_of(name))
         await self.calls.call(
             ServerGroupActivities.resize_server_group,
             ResizeRequest(namespace=self.namespace, name=name, replicas=replicas, capacity=capacity),
@@ -136,6 +163,7 @@ class ServerGroupOps:
         return await self.wait_healthy(name, limit, max_restarts)
 
     async def traffic(self, name: str, enabled: bool, pods: int | None = None, limit: float = 120) -> TrafficResult:
+        self.claim(cluster_of(name))
         verb = "Enable" if enabled else "Disable"
         summary = f"{verb} {name}" if pods is None else f"Keep traffic on {pods} pod(s) of {name}"
         self.ctx.set_details(summary[0].lower() + summary[1:])
@@ -151,6 +179,7 @@ class ServerGroupOps:
         )
 
     async def destroy(self, name: str, limit: float = 300) -> bool:
+        self.claim(cluster_of(name))
         self.ctx.set_details(f"destroying {name}")
         await self.calls.call(
             ServerGroupActivities.destroy_server_group,
@@ -163,6 +192,7 @@ class ServerGroupOps:
         return True
 
     async def quick_patch(self, req: QuickPatchRequest) -> QuickPatchResult:
+        self.claim(cluster_of(req.name))
         how = "one pod at a time" if req.oneAtATime else "all pods at once"
         return await self.calls.call(
             TrafficActivities.quick_patch_server_group,
@@ -174,6 +204,7 @@ class ServerGroupOps:
         )
 
     async def scaling(self, name: str, suspend: bool) -> ScalingResult:
+        self.claim(cluster_of(name))
         return await self.calls.call(
             ServerGroupActivities.set_server_group_scaling,
             ScalingRequest(namespace=self.namespace, name=name, suspend=suspend),

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from temporalio import workflow
 
+from workflows.cluster_lease import hold_cluster_lease
 from workflows.context import StageContext
 from workflows.stages.base import StageConfig, StageFailed
 from workflows.stages.deploy_strategies import ServerGroupOps
@@ -69,6 +70,15 @@ class ServerGroupStage(StageConfig):
             raise ValueError("give `cluster` (with `target`) or `serverGroupName`")
         return self
 
+    async def run(self, ctx: StageContext) -> dict[str, Any]:
+        # One change to a cluster's server groups at a time, from any execution (workflows/cluster_lease.py).
+        async with hold_cluster_lease(ctx, self.account, self.namespace, self._cluster_name()):
+            return await self.change(ctx)
+
+    async def change(self, ctx: StageContext) -> dict[str, Any]:
+        """What a stage that changes the server group does, holding the cluster's lease."""
+        raise NotImplementedError
+
     def _cluster_name(self) -> str:
         if self.cluster is not None:
             return self.cluster
@@ -113,7 +123,7 @@ class DestroyServerGroupStage(ServerGroupStage):
     def summary(self) -> str:
         return f"Destroy {self.serverGroupName or f'{self.target} of {self.cluster}'}"
 
-    async def run(self, ctx: StageContext) -> dict[str, Any]:
+    async def change(self, ctx: StageContext) -> dict[str, Any]:
         ops, group, _ = await self.resolve(ctx)
         if group.enabled:
             await ops.traffic(group.name, False)
@@ -125,7 +135,7 @@ class DestroyServerGroupStage(ServerGroupStage):
 class DisableServerGroupStage(ServerGroupStage):
     type: Literal["disableServerGroup"] = "disableServerGroup"
 
-    async def run(self, ctx: StageContext) -> dict[str, Any]:
+    async def change(self, ctx: StageContext) -> dict[str, Any]:
         ops, group, _ = await self.resolve(ctx)
         result = await ops.traffic(group.name, False)
         return self.outputs(group, enabled=False, loadBalancers=result.loadBalancers)
@@ -135,7 +145,7 @@ class DisableServerGroupStage(ServerGroupStage):
 class EnableServerGroupStage(ServerGroupStage):
     type: Literal["enableServerGroup"] = "enableServerGroup"
 
-    async def run(self, ctx: StageContext) -> dict[str, Any]:
+    async def change(self, ctx: StageContext) -> dict[str, Any]:
         ops, group, _ = await self.resolve(ctx)
         result = await ops.traffic(group.name, True)
         return self.outputs(group, enabled=True, loadBalancers=result.loadBalancers, enabledPods=result.enabledPods)
@@ -176,7 +186,7 @@ class ResizeServerGroupStage(ServerGroupStage):
     def summary(self) -> str:
         return f"Resize {self.serverGroupName or f'{self.target} of {self.cluster}'} ({self.resizeType})"
 
-    async def run(self, ctx: StageContext) -> dict[str, Any]:
+    async def change(self, ctx: StageContext) -> dict[str, Any]:
         ops, group, _ = await self.resolve(ctx)
         current = group.capacity.model_copy(update={"desired": group.desired})
         capacity = self.target_capacity(current)
@@ -205,6 +215,10 @@ class ShrinkClusterStage(StageConfig):
     retainLargerOverNewer: bool = False
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
+        async with hold_cluster_lease(ctx, self.account, self.namespace, self.cluster):
+            return await self.shrink(ctx)
+
+    async def shrink(self, ctx: StageContext) -> dict[str, Any]:
         ops = ServerGroupOps(ctx, self.account, self.namespace)
         groups = list(reversed((await ops.describe(self.cluster)).serverGroups))  # newest first
         if self.retainLargerOverNewer:
@@ -267,7 +281,7 @@ class QuickPatchServerGroupStage(ServerGroupStage):
     rollingPatch: bool = Field(default=True, description="One pod at a time; false = all at once")
     waitForHealthySec: float = Field(default=600, gt=0)
 
-    async def run(self, ctx: StageContext) -> dict[str, Any]:
+    async def change(self, ctx: StageContext) -> dict[str, Any]:
         ops, group, _ = await self.resolve(ctx)
         ctx.set_details(f"patching {group.name} to {self.image}")
         result = await ops.quick_patch(
@@ -297,7 +311,7 @@ class ModifyScalingProcessStage(ServerGroupStage):
     action: Literal["suspend", "resume"]
     processes: list[str] = Field(default_factory=list, description="Accepted for Spinnaker pipelines; unused")
 
-    async def run(self, ctx: StageContext) -> dict[str, Any]:
+    async def change(self, ctx: StageContext) -> dict[str, Any]:
         ops, group, _ = await self.resolve(ctx)
         result = await ops.scaling(group.name, self.action == "suspend")
         return self.outputs(group, action=self.action, autoscalers=result.autoscalers)
