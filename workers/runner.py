@@ -53,7 +53,9 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 def generic_activities(config: WorkerConfig) -> list[Callable[..., Any]]:
     """Activities that need no account: notifications, Jenkins, scripts, webhooks. Clients (Docker,
     HTTP) are made when an activity runs, so a worker without Docker still starts."""
-    notify = NotifyActivities(config.notifications, config.temporal_ui_url, config.gateway_url, config.egress)
+    notify = NotifyActivities(
+        config.notifications, config.temporal_ui_url, gateway_url=config.gateway_url, egress=config.egress
+    )
     webhook = WebhookActivities(config.egress)
     return [
         notify.send_notification,

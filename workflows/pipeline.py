@@ -100,6 +100,7 @@ class PipelineWorkflow(ExecutionHandlers):
         self._gate_open = False
         self._superseded_by: str | None = None
         self._leases_granted: set[str] = set()  # cluster lease tokens (workflows/cluster_lease.py)
+        self._details_stale = False
 
     # ---- the DAG runner -------------------------------------------------------------------------
 
@@ -248,7 +249,22 @@ class PipelineWorkflow(ExecutionHandlers):
         if not self._gate_open:
             self._superseded_by = newer
 
+    async def _publish_details_when_stale(self) -> None:
+        """Current details are rebuilt once per workflow task, not once per stage: with hundreds of
+        stages starting in one task, per-stage rebuilding is quadratic and trips the deadlock detector."""
+        while True:
+            await workflow.wait_condition(lambda: self._details_stale)
+            self._details_stale = False
+            self.publish_details()
+
     async def _run_dag(self) -> None:
+        publisher = asyncio.create_task(self._publish_details_when_stale())
+        try:
+            await self._run_ready_stages()
+        finally:
+            publisher.cancel()
+
+    async def _run_ready_stages(self) -> None:
         while True:
             if not self._state.paused:
                 for stage in self._dag.ready(self._tasks):
@@ -284,7 +300,7 @@ class PipelineWorkflow(ExecutionHandlers):
         telemetry.stage_started(state)
         evicted = False
         CURRENT_STAGE.set(state.name)  # this task's summaries name their stage (account_calls.py)
-        self.publish_details()
+        self._details_stale = True
         try:
             if stage.stageEnabled is not None and not evaluate_condition(
                 stage.stageEnabled.expression, self.expression_context()
@@ -329,7 +345,7 @@ class PipelineWorkflow(ExecutionHandlers):
                     state.details = None
                 telemetry.stage_finished(self._stage_configs.get(stage.refId, stage), state)
                 self._tick += 1
-                self.publish_details()
+                self._details_stale = True
 
     def _being_canceled(self, state: StageState) -> bool:
         """The runner marks a stage before canceling it; the task also knows it is being canceled."""

@@ -60,6 +60,7 @@ class NotifyActivities:
         self,
         settings: NotificationSettings,
         ui_base_url: str | None = None,
+        *,
         gateway_url: str | None = None,
         egress: EgressPolicy | None = None,
     ) -> None:

@@ -91,6 +91,9 @@ async def test_dev_takes_the_workers_config_file(
                 "registries": [{"name": "extra-registry", "address": "127.0.0.1:1", "insecure": True}],
                 "notifications": {"webhook": {"secret": {"env": "NOTIFY_HMAC"}}},
                 "trigger_secrets_file": str(secrets_file),
+                # The notification receiver below listens on loopback: the file allow-lists it, as an
+                # operator would (the dev stack's own policy allows no outbound address).
+                "egress": {"allow_cidrs": ["127.0.0.0/8"]},
             }
         )
     )

@@ -83,7 +83,7 @@ def request(channel: str, address: str, event: str = "pipeline.failed", **extra:
 
 def send(settings: NotificationSettings, req: NotificationRequest) -> NotificationResult:
     env = ActivityEnvironment()
-    result: NotificationResult = env.run(NotifyActivities(settings, UI, TEST_EGRESS).send_notification, req)
+    result: NotificationResult = env.run(NotifyActivities(settings, UI, egress=TEST_EGRESS).send_notification, req)
     return result
 
 
@@ -357,7 +357,7 @@ async def test_hook_retries_and_records_failures(client: Client, monkeypatch: py
         )
         monkeypatch.setenv("TEST_HOOK_SLACK", slack.webhook_url)
         queue = f"notify-{uuid.uuid4().hex[:8]}"
-        notify = NotifyActivities(settings, UI, TEST_EGRESS)
+        notify = NotifyActivities(settings, UI, egress=TEST_EGRESS)
         from concurrent.futures import ThreadPoolExecutor
 
         async with Worker(

@@ -89,7 +89,7 @@ async def test_imported_judgment_gate_waits_for_a_person(runner: Runner, pure: d
     ack = await handle.execute_update(
         PipelineWorkflow.judge, JudgmentRequest(refId="1", input="ship", user="ana", groups=["release-managers"])
     )
-    assert ack.judgment is not None and ack.judgment.judgedBy == "ana"
+    assert ack.judgment is not None and ack.judgment.user == "ana" and ack.judgment.verified
     state = await runner.finish(handle)
     succeeded(state)
     assert state.stage("3").status is StageStatus.SUCCEEDED  # type: ignore[union-attr]  # stageEnabled held

@@ -75,7 +75,14 @@ def start_worker(
     account = kube.account.model_dump(mode="json", exclude_none=True)
     config.write_text(
         yaml.safe_dump(
-            {"temporal_address": temporal, "task_queue": QUEUE, "database_url": database_url, "kubernetes": [account]}
+            {
+                "temporal_address": temporal,
+                "task_queue": QUEUE,
+                "database_url": database_url,
+                "kubernetes": [account],
+                # The webhook notification's receiver listens on loopback (tests/support/worker_policy.py).
+                "egress": {"allow_cidrs": ["127.0.0.0/8"]},
+            }
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENNAKER_")}

@@ -27,6 +27,8 @@ from core.observability.tracing import traced_client, tracer_provider
 from core.store import PipelineStore
 from stack.cli import app as cli  # `gennaker api` is registered there
 from tests.support.fake_services import FakeHttp, Reply
+from tests.support.worker_policy import TEST_EGRESS
+from workers.config import WorkerConfig
 from workers.gateway_client import CliError
 from workers.runner import pipeline_worker
 from workers.telemetry import observe_worker_client
@@ -60,7 +62,7 @@ async def gateway(
     app.state.tracer_provider = provider
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
-        pipeline_worker(worker_client, store, task_queue=QUEUE),
+        pipeline_worker(worker_client, store, task_queue=QUEUE, config=WorkerConfig(egress=TEST_EGRESS)),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://gennaker.test") as http_client,
     ):

@@ -124,7 +124,7 @@ def test_the_dev_stack_policy_refuses_its_own_services() -> None:
 
 
 def test_notification_webhooks_obey_the_policy() -> None:
-    notify = NotifyActivities(NotificationSettings(), None, EgressPolicy())
+    notify = NotifyActivities(NotificationSettings(), None, egress=EgressPolicy())
     request = NotificationRequest.model_validate(
         {
             "notificationId": "n1",

@@ -138,7 +138,7 @@ def test_notification_addresses_stay_out_of_log_lines(http: FakeHttp, caplog: py
     hook = http.route("POST", "/notify", Reply(200, {"ok": True}))
     slack_token = f"T000/B000/{uuid.uuid4().hex}"
     http.route("POST", f"/services/{slack_token}", Reply(200, b"ok"))
-    notify = NotifyActivities(NotificationSettings(), None, TEST_EGRESS)
+    notify = NotifyActivities(NotificationSettings(), None, egress=TEST_EGRESS)
     with caplog.at_level(logging.DEBUG):
         for channel, address in (("webhook", f"{hook}?token={TOKEN}"), ("slack", f"{http.url}/services/{slack_token}")):
             request = NotificationRequest.model_validate(

@@ -37,10 +37,10 @@ async def test_max_stages_of_parallel_waits_finish(runner: Runner) -> None:
     assert state.status is ExecutionStatus.SUCCEEDED, state.failure
     assert all(s.status is StageStatus.SUCCEEDED for s in state.stages)
     assert await failed_workflow_tasks(handle) == []
-    # Well inside the SDK's 2 s deadlock budget, with room for a loaded machine.
+    # No timing assertion (figures belong in `python -m bench scale`): the deadlock detector's verdict is
+    # the failed-workflow-task check above; the slowest task is printed for the record.
     slowest = max(await workflow_task_seconds(handle))
     print(f"slowest workflow task: {slowest:.3f} s")
-    assert slowest < 1.0, f"a workflow task took {slowest:.2f} s (deadlock detector fires at 2 s)"
 
 
 async def test_cancel_works_while_max_stages_run(runner: Runner) -> None:
