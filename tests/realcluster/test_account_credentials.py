@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from api.store import PipelineStore
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from temporalio.client import Client
@@ -31,6 +30,7 @@ from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.health import check_kubernetes_account
 from api.app import create_app
 from api.settings import GatewaySettings
+from core.store import PipelineStore
 from kubesim.testing import RunningKubesim, start_kubesim
 from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import REAL_KUBECONFIG, KubeRig, deploy_stage, serve_account
