@@ -33,6 +33,7 @@ from api.settings import GatewaySettings
 from core.store import PipelineStore
 from kubesim.testing import RunningKubesim, start_kubesim
 from tests.conftest import Runner, pipeline
+from tests.support.builders import eventually
 from tests.support.kube_rig import REAL_KUBECONFIG, KubeRig, deploy_stage, serve_account
 from workers.devserver import TemporalDevServer
 from workflows.state import StageStatus
@@ -175,7 +176,12 @@ async def test_fixing_the_kubeconfig_heals_the_account_without_a_worker_restart(
         stage = state.stage("deploy")
         assert stage is not None and stage.status is StageStatus.SUCCEEDED, stage.error if stage else state
         await report()
-        listed = await reported(gateway, account.name)
+        # The directory folds the report into its memo a moment later: wait for that, not a sleep.
+        listed = await eventually(
+            lambda: reported(gateway, account.name),
+            lambda row: row["healthy"] is True and row["lastError"] is None,
+            what=f"account {account.name} healthy in GET /accounts",
+        )
         assert listed["healthy"] is True and listed["lastError"] is None, listed
 
 
