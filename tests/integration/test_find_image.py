@@ -23,6 +23,7 @@ from activities.registry import RegistryClient, build_registry_account, check_re
 from core.directory import reported_accounts
 from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
+from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer
 from workers.main import run_worker
@@ -44,7 +45,7 @@ def repository(docker_rig: DockerRig) -> str:
 
 @pytest.fixture(scope="module")
 async def find_worker(client: Client, docker_rig: DockerRig) -> AsyncIterator[None]:
-    async with serving(client, build_registry_account(docker_rig.registry.account(ACCOUNT))):
+    async with serving(client, build_registry_account(docker_rig.registry.account(ACCOUNT), TEST_EGRESS, TEST_BAKE)):
         yield
 
 

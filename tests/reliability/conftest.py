@@ -38,6 +38,7 @@ from tests.reliability.report import (  # noqa: F401  (hooks pytest finds in thi
 )
 from tests.support.docker_rig import SCRATCH_DOCKERFILE, docker_rig_fixture  # noqa: F401  (session `docker_rig`)
 from tests.support.kube_rig import KubeRig, serve_rig, start_rig
+from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from tests.support.worker_process import ACTIVITY_QUEUE, WORKFLOW_QUEUE, WorkerSubprocess  # noqa: F401
 from workers.devserver import TemporalDevServer, free_port
 from workflows.model import parse_pipeline
@@ -76,7 +77,8 @@ async def served_kube(client: Client, ready_delay: float) -> AsyncIterator[KubeR
     rig = await asyncio.to_thread(start_rig, ready_delay)
     if rig.sim is None:
         pytest.skip("needs kubesim (fault injection, ready delay)")
-    async for served in serve_rig(client, rig):
+    # The reliability suite runs its own workers, not the session's directory worker.
+    async for served in serve_rig(client, rig, directory_served=False):
         yield served
 
 
@@ -224,6 +226,9 @@ def worker_config(
         "serve_pipelines": True,
         "kubernetes": list(kubernetes),
         "registries": list(registries),
+        # The suite's fake services and build contexts are on loopback and in temp dirs.
+        "egress": TEST_EGRESS.model_dump(mode="json"),
+        "bake": TEST_BAKE.model_dump(mode="json"),
     }
 
 

@@ -48,6 +48,7 @@ from tests.reliability.report import ReliabilityReport
 from tests.support.docker_rig import DockerRig, serving
 from tests.support.fake_services import FakeHttp, FakeJenkins, JenkinsJob, Reply
 from tests.support.kube_rig import KubeRig
+from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
 from workflows.state import ControlAck, ExecutionState, ExecutionStatus, JudgmentRequest, StageStatus
@@ -342,7 +343,12 @@ async def observed(
         os.environ["REL_JENKINS_TOKEN"] = jenkins.api_token
         master = JenkinsMaster.model_validate({"name": "ci", "url": jenkins.url, "username": jenkins.username,
                                                "api_token": {"env": "REL_JENKINS_TOKEN"}})  # fmt: skip
-        config = WorkerConfig(jenkins=[master], scripts=ScriptSettings(docker_host=docker_rig.engine.host))
+        config = WorkerConfig(
+            jenkins=[master],
+            scripts=ScriptSettings(docker_host=docker_rig.engine.host),
+            egress=TEST_EGRESS,
+            bake=TEST_BAKE,
+        )
         worker = pipeline_worker(client, store, task_queue=queue, config=config)
         task = asyncio.create_task(worker.run())
         name = f"rel-cancel-{uuid.uuid4().hex[:6]}"
@@ -350,7 +356,7 @@ async def observed(
         try:
             async with (
                 served_kube(client, ready_delay=1.0) as kube,
-                serving(client, build_registry_account(account.model_copy(update={"address": proxy.address}))),
+                serving(client, build_registry_account(account.model_copy(update={"address": proxy.address}), TEST_EGRESS, TEST_BAKE)),
             ):
                 rig = Rig(client, queue, kube, docker_rig, name, proxy, jenkins, http, engine)
                 names = list(SCENARIOS)

@@ -38,6 +38,7 @@ from tests.reliability.conftest import (
 from tests.reliability.report import ReliabilityReport
 from tests.support.docker_rig import DockerRig, serving
 from tests.support.kube_rig import KubeRig
+from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workflows.state import ExecutionState, ExecutionStatus, StageStatus
 
 K8S = "Kubernetes API faults"
@@ -64,7 +65,7 @@ async def registry_account(client: Client, docker_rig: DockerRig, proxy: Registr
     name = f"rel-faulty-{uuid.uuid4().hex[:6]}"
     account = docker_rig.registry.account(name, docker_host=docker_rig.engine.host)
     account = account.model_copy(update={"address": proxy.address})
-    async with serving(client, build_registry_account(account)):
+    async with serving(client, build_registry_account(account, TEST_EGRESS, TEST_BAKE)):
         yield name
 
 

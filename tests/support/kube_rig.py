@@ -36,6 +36,7 @@ from activities.kubernetes.servergroups import CLUSTER_LABEL, SERVER_GROUP_LABEL
 from kubesim.testing import RunningKubesim, start_kubesim
 from tests.conftest import TEST_TASK_QUEUE
 from tests.support.accounts import report_and_wait
+from workers.reporting import report_once
 from workers.runner import workflow_runner
 from workflows.reads import ClusterReadWorkflow
 
@@ -161,9 +162,13 @@ def account_worker(client: Client, account: KubernetesAccount) -> tuple[Worker, 
 
 
 @contextlib.asynccontextmanager
-async def serve_account(client: Client, account: KubernetesAccount) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+async def serve_account(
+    client: Client, account: KubernetesAccount, *, directory_served: bool = True
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
     """A worker on the account's queue, reported to the account directory as `gennaker worker` does so
-    the gateway knows it; yields a function that reports its health again (the worker's next tick)."""
+    the gateway knows it; yields a function that reports its health again (the worker's next tick).
+    With `directory_served` (a worker runs the directory workflow on TEST_TASK_QUEUE) each report also
+    waits until the directory's memo shows the account; without one nothing would ever show it."""
     worker, kube = account_worker(client, account)
     task = asyncio.create_task(worker.run())
     provided = ProvidedAccount(
@@ -175,7 +180,10 @@ async def serve_account(client: Client, account: KubernetesAccount) -> AsyncIter
     )
 
     async def report() -> None:
-        await report_and_wait(client, f"kube-rig-{account.name}", [provided], TEST_TASK_QUEUE)
+        if directory_served:
+            await report_and_wait(client, f"kube-rig-{account.name}", [provided], TEST_TASK_QUEUE)
+        else:
+            await report_once(client, f"kube-rig-{account.name}", [provided], TEST_TASK_QUEUE)
 
     await report()
     try:
@@ -186,9 +194,9 @@ async def serve_account(client: Client, account: KubernetesAccount) -> AsyncIter
         kube.close()
 
 
-async def serve_rig(client: Client, rig: KubeRig) -> AsyncIterator[KubeRig]:
+async def serve_rig(client: Client, rig: KubeRig, *, directory_served: bool = True) -> AsyncIterator[KubeRig]:
     try:
-        async with serve_account(client, rig.account):
+        async with serve_account(client, rig.account, directory_served=directory_served):
             yield rig
     finally:
         await asyncio.to_thread(stop_rig, rig)
