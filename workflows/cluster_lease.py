@@ -152,6 +152,7 @@ async def hold_cluster_lease(ctx: StageContext, account: str, namespace: str, cl
         runId=info.run_id,
         stage=ctx.stage.refId,
     )
+    evicted = False
     try:
         ctx.set_details(f"waiting for the lease of cluster {cluster} (another stage is changing it)")
         await workflow.execute_local_activity_method(
@@ -162,6 +163,12 @@ async def hold_cluster_lease(ctx: StageContext, account: str, namespace: str, cl
         )
         await workflow.wait_condition(lambda: ctx.lease_granted(request.token))
         yield
+    except GeneratorExit:
+        # The worker evicted this run from its cache and is closing its coroutines: there is no
+        # workflow to signal from, and the run's replay elsewhere still holds or releases the lease.
+        evicted = True
+        raise
     finally:
-        with contextlib.suppress(FailureError):
-            await workflow.get_external_workflow_handle(lease).signal("release", request.token)
+        if not evicted:
+            with contextlib.suppress(FailureError):
+                await workflow.get_external_workflow_handle(lease).signal("release", request.token)

@@ -83,8 +83,9 @@ async def list_clusters(
         execution_timeout=READ_DEADLINE,
         static_summary=f"Read clusters of {application}",
     )
-    if result.errors and not result.accounts:
-        raise ApiError(502, "accounts_unreadable", "; ".join(f"{e.account}: {e.message}" for e in result.errors))
+    # An account whose worker just went away is the account's problem, not the request's: answer what
+    # could be read and name the rest in `errors` (also when nothing could be read), as a dashboard
+    # listing several accounts needs; a 5xx would hide the accounts that did answer.
     clusters = [
         ClusterSummary(
             account=found.account,

@@ -33,6 +33,7 @@ from temporalio.client import Client
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from api.app import create_app
 from api.settings import GatewaySettings
+from core.directory import read_directory
 from core.store import PipelineStore
 from tests.support.fake_services import FakeHttp, Reply
 from tests.support.kube_rig import KubeRig, deploy_stage, start_rig, stop_rig
@@ -173,6 +174,13 @@ async def stack(
                 return bool((await client.workflow_service.describe_task_queue(request)).pollers)
 
             await eventually(worker_polls, "the worker polls its queue")
+
+            async def account_reported() -> bool:
+                # Polling is not reporting: the worker reports its accounts to the directory after it
+                # starts, and a submission naming the account is refused until the memo shows it.
+                return kube.account.name in (await read_directory(client)).known()
+
+            await eventually(account_reported, f"the directory knows account {kube.account.name}")
 
             async def targets_up() -> bool:
                 if prometheus.poll() is not None:
