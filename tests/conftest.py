@@ -19,6 +19,7 @@ from core.temporal import connect
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer, free_port
+from workers.reporting import report_once
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -58,8 +59,15 @@ def temporal_server(data_dir: Path) -> Iterator[TemporalDevServer]:
 
 
 @pytest.fixture(scope="session")
-async def client(temporal_server: TemporalDevServer) -> Client:
-    return await connect(temporal_server.address)
+async def client(temporal_server: TemporalDevServer, store: PipelineStore) -> AsyncIterator[Client]:
+    client = await connect(temporal_server.address)
+    config = WorkerConfig(egress=TEST_EGRESS, bake=TEST_BAKE)
+    async with pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE, config=config):
+        # The account directory is one workflow per server, started on the queue of whoever reports
+        # first. Created here, on the session worker's queue, it outlives every module's own worker
+        # (a directory left on a stopped worker's queue would never update its memo again).
+        await report_once(client, "test-session", [], TEST_TASK_QUEUE)
+        yield client
 
 
 @pytest.fixture(scope="session")
@@ -70,10 +78,8 @@ def store(data_dir: Path) -> Iterator[PipelineStore]:
 
 
 @pytest.fixture(scope="session")
-async def worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
-    config = WorkerConfig(egress=TEST_EGRESS, bake=TEST_BAKE)
-    async with pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE, config=config):
-        yield
+def worker(client: Client) -> None:
+    """The session worker on TEST_TASK_QUEUE (it runs as long as `client`)."""
 
 
 class Runner:
