@@ -9,7 +9,12 @@ drop a duplicate when a retry follows a lost answer.
 Every request, redirects included, goes through the worker's egress policy (`activities/egress.py`):
 a tenant's URL cannot reach the Temporal frontend or UI, kubesim's admin API, the cloud metadata
 service or anything else inward unless the operator allow-listed it. URLs in messages are redacted
-(`redacted_url`): a query string may carry a token.
+(`redacted_url`): a query string may carry a token; what the server echoes of the request's query
+values and headers is cut too (`echo_free`).
+
+The tenant chooses the paths and may serve the answers: a body is read up to MAX_RESPONSE_BYTES,
+paths are checked and bounded in `activities/webhook_paths.py`, and between polls the worker sleeps
+long enough that evaluating them takes at most a tenth of its thread.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ StatusUrlResolution = Literal["getMethod", "locationHeader", "webhookResponse"]
 # Read at most this much of any answer: a hostile server could stream gigabytes (or a gzip bomb,
 # which iter_bytes decodes) into the worker's memory. Paths run on status documents up to this size.
 MAX_RESPONSE_BYTES = 512 * 1024
+EVALUATION_SHARE = 9  # seconds of sleep per second spent evaluating paths between polls
 
 
 def bounded_request(http: httpx.Client, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, bool]:
@@ -242,7 +248,9 @@ class WebhookActivities:
                 except httpx.HTTPError as exc:
                     raise request_failed(exc, "status GET", poll.url, poll.headers) from None
                 _classify(response, poll.url, poll.headers, "status GET", [], poll.retryStatusCodes)
+                started = time.monotonic()
                 status, progress = self._read_status(response, cut, poll)
+                evaluating = time.monotonic() - started
                 for outcome, statuses in outcomes:
                     if status is not None and status.lower() in statuses:
                         excerpt, truncated = body_excerpt(response)
@@ -256,7 +264,9 @@ class WebhookActivities:
                             polls=polls,
                         )
                 activity.heartbeat({"polls": polls, "status": status, "progress": progress})
-                time.sleep(poll.pollIntervalSeconds)
+                # A tenant picks the interval and serves the document: however short the one and
+                # costly the other, reading statuses takes at most a tenth of this thread.
+                time.sleep(max(poll.pollIntervalSeconds, EVALUATION_SHARE * evaluating))
 
     def _read_status(self, response: httpx.Response, cut: bool, poll: WebhookPoll) -> tuple[str | None, str | None]:
         """(status, progress); a status the path cannot read yet is None and the reason is the progress."""
