@@ -9,16 +9,20 @@ drop a duplicate when a retry follows a lost answer.
 Every request, redirects included, goes through the worker's egress policy (`activities/egress.py`):
 a tenant's URL cannot reach the Temporal frontend or UI, kubesim's admin API, the cloud metadata
 service or anything else inward unless the operator allow-listed it. URLs in messages are redacted
-(`redacted_url`): a query string may carry a token.
+(`redacted_url`): a query string may carry a token; what the server echoes of the request's query
+values and headers is cut too (`echo_free`).
+
+The tenant chooses the paths and may serve the answers: a body is read up to MAX_RESPONSE_BYTES,
+paths are checked and bounded in `activities/webhook_paths.py`, and between polls the worker sleeps
+long enough that evaluating them takes at most a tenth of its thread.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any, Literal
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
 from pydantic import BaseModel, Field
@@ -26,38 +30,53 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.egress import EGRESS_DENIED, EgressPolicy, guarded_client, redacted_text, redacted_url
+from activities.webhook_paths import DocumentTooLarge, JsonPathError, check_document, compile_path, find_scalar
 
-NOT_RETRYABLE = ["WebhookRejected", "WebhookInvalidResponse", EGRESS_DENIED]
+NOT_RETRYABLE = ["WebhookRejected", "WebhookInvalidResponse", "WebhookInvalidPath", EGRESS_DENIED]
 BODY_LIMIT = 4096
 
 StatusUrlResolution = Literal["getMethod", "locationHeader", "webhookResponse"]
-_PATH_PART = re.compile(r"""\.([A-Za-z_$][\w$-]*)|\[(\d+)\]|\[['"]([^'"]+)['"]\]""")
+# Read at most this much of any answer: a hostile server could stream gigabytes (or a gzip bomb,
+# which iter_bytes decodes) into the worker's memory. Paths run on status documents up to this size.
+MAX_RESPONSE_BYTES = 512 * 1024
+EVALUATION_SHARE = 9  # seconds of sleep per second spent evaluating paths between polls
 
 
-class JsonPathError(ValueError):
-    pass
+def bounded_request(http: httpx.Client, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, bool]:
+    """The response with at most MAX_RESPONSE_BYTES of (decoded) body, and whether more was cut off."""
+    with http.stream(method, url, **kwargs) as streamed:
+        body, cut = bytearray(), False
+        for chunk in streamed.iter_bytes():
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                del body[MAX_RESPONSE_BYTES:]
+                cut = True
+                break
+        headers = {k: v for k, v in streamed.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+        response = httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
+    return response, cut
 
 
-def json_path(data: Any, path: str) -> Any:
-    """Evaluate the JSONPath subset Spinnaker webhooks use in practice: `$.a.b`, `$.a[0]`, `$['a-b']`.
+def read_json(response: httpx.Response, cut: bool) -> Any:
+    """The answer as JSON that paths may walk, or JsonPathError saying why not."""
+    if cut:
+        raise DocumentTooLarge(f"the response is over {MAX_RESPONSE_BYTES // 1024} KiB; paths are not run on it")
+    try:
+        data = json.loads(response.content)
+    except RecursionError:
+        raise DocumentTooLarge("the response nests too deep") from None
+    except ValueError:
+        raise JsonPathError(f"the response is not JSON: {response.text[:100]!r}") from None
+    check_document(data)
+    return data
 
-    Raises JsonPathError when the path is malformed or leads nowhere.
-    """
-    text = path.strip()
-    if not text.startswith("$"):
-        text = "$." + text
-    pos, value = 1, data
-    while pos < len(text):
-        match = _PATH_PART.match(text, pos)
-        if match is None:
-            raise JsonPathError(f"unsupported JSONPath {path!r} at {text[pos:]!r}")
-        key, index, quoted = match.groups()
-        try:
-            value = value[int(index)] if index is not None else value[key if key is not None else quoted]
-        except (KeyError, IndexError, TypeError):
-            raise JsonPathError(f"{path} not found in the response") from None
-        pos = match.end()
-    return value
+
+def _path_or_fail(path: str, field: str) -> None:
+    """Submission validated the path; one with an expression is only known now."""
+    try:
+        compile_path(path)
+    except JsonPathError as exc:
+        raise ApplicationError(f"{field}: {exc}", type="WebhookInvalidPath", non_retryable=True) from None
 
 
 def body_excerpt(response: httpx.Response) -> tuple[Any, bool]:
@@ -71,11 +90,42 @@ def body_excerpt(response: httpx.Response) -> tuple[Any, bool]:
     return text[:BODY_LIMIT], True
 
 
-def _classify(response: httpx.Response, url: str, what: str, fail_fast: list[int], retry: list[int]) -> None:
+def _secrets_of(url: str, headers: dict[str, str]) -> list[str]:
+    """What the tenant sent that may be a credential: query values, the URL's password, header values."""
+    parts = urlsplit(url)
+    found = [value for _, value in parse_qsl(parts.query, keep_blank_values=False)]
+    found += [parts.password or "", *headers.values()]
+    # Longest first, so a value containing a shorter one is replaced whole.
+    return sorted({s.strip() for s in found if len(s.strip()) >= 4}, key=len, reverse=True)
+
+
+def echo_free(text: str, url: str, headers: dict[str, str]) -> str:
+    """`text` (a server's answer, a library's error) without anything the request carried that may be
+    secret: servers echo the request URL or a bad key in their errors, and h11 quotes a bad header
+    value. Failure messages end up in history and in the worker's log lines."""
+    for secret in _secrets_of(url, headers):
+        text = text.replace(secret, "***")
+    return redacted_text(text)
+
+
+def request_failed(exc: httpx.HTTPError, what: str, url: str, headers: dict[str, str]) -> ApplicationError:
+    """A request that got no usable answer: transport errors are retried, a broken answer is not."""
+    detail = echo_free(f"{type(exc).__name__}: {exc}", url, headers)
+    if isinstance(exc, httpx.TransportError):
+        return ApplicationError(f"{what} {redacted_url(url)} failed: {detail}", type="WebhookUnavailable")
+    # TooManyRedirects, DecodingError (a broken or hostile gzip body): retrying gets the same answer.
+    return ApplicationError(
+        f"{what} {redacted_url(url)} failed: {detail}", type="WebhookInvalidResponse", non_retryable=True
+    )
+
+
+def _classify(
+    response: httpx.Response, url: str, headers: dict[str, str], what: str, fail_fast: list[int], retry: list[int]
+) -> None:
     code = response.status_code
     if 200 <= code < 300:
         return
-    excerpt = response.text[:300]
+    excerpt = echo_free(response.text[:300], url, headers)
     retryable = code not in fail_fast and (code >= 500 or code in retry)
     raise ApplicationError(
         f"{what} {redacted_url(url)} answered HTTP {code}: {excerpt}",
@@ -145,15 +195,14 @@ class WebhookActivities:
         if body is not None:
             headers.setdefault("Content-Type", "application/json")
         shown = redacted_url(call.url)
+        if call.statusUrlResolution == "webhookResponse":
+            _path_or_fail(str(call.statusUrlJsonPath), "statusUrlJsonPath")
         try:
             with guarded_client(self._egress, timeout=call.timeoutSeconds) as http:
-                response = http.request(call.method, call.url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise ApplicationError(
-                f"{call.method} {shown} failed: {type(exc).__name__}: {redacted_text(str(exc))}",
-                type="WebhookUnavailable",
-            ) from None
-        _classify(response, call.url, call.method, call.failFastStatusCodes, call.retryStatusCodes)
+                response, cut = bounded_request(http, call.method, call.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise request_failed(exc, call.method, call.url, call.headers) from None
+        _classify(response, call.url, call.headers, call.method, call.failFastStatusCodes, call.retryStatusCodes)
         excerpt, truncated = body_excerpt(response)
         result = WebhookResponse(statusCode=response.status_code, body=excerpt, bodyTruncated=truncated)
         if call.statusUrlResolution == "getMethod":
@@ -170,10 +219,11 @@ class WebhookActivities:
             result.statusUrl = urljoin(call.url, location)
         elif call.statusUrlResolution == "webhookResponse":
             try:
-                result.statusUrl = urljoin(call.url, str(json_path(response.json(), str(call.statusUrlJsonPath))))
-            except (ValueError, JsonPathError) as exc:
+                result.statusUrl = urljoin(call.url, find_scalar(read_json(response, cut), str(call.statusUrlJsonPath)))
+            except JsonPathError as exc:
                 raise ApplicationError(
-                    f"{call.method} {shown}: no status URL at statusUrlJsonPath {call.statusUrlJsonPath}: {exc}",
+                    f"{call.method} {shown}: no status URL at statusUrlJsonPath {call.statusUrlJsonPath}: "
+                    f"{echo_free(str(exc), call.url, call.headers)}",
                     type="WebhookInvalidResponse",
                     non_retryable=True,
                 ) from None
@@ -187,18 +237,20 @@ class WebhookActivities:
             ("CANCELED", {s.lower() for s in poll.canceledStatuses}),
             ("TERMINAL", {s.lower() for s in poll.terminalStatuses}),
         ]
+        _path_or_fail(poll.statusJsonPath, "statusJsonPath")
+        if poll.progressJsonPath:
+            _path_or_fail(poll.progressJsonPath, "progressJsonPath")
         with guarded_client(self._egress, timeout=poll.timeoutSeconds) as http:
             while True:
                 polls += 1
                 try:
-                    response = http.get(poll.url, headers=_headers(poll.headers))
-                except httpx.TransportError as exc:
-                    raise ApplicationError(
-                        f"GET {redacted_url(poll.url)} failed: {type(exc).__name__}: {redacted_text(str(exc))}",
-                        type="WebhookUnavailable",
-                    ) from None
-                _classify(response, poll.url, "status GET", [], poll.retryStatusCodes)
-                status, progress = self._read_status(response, poll)
+                    response, cut = bounded_request(http, "GET", poll.url, headers=_headers(poll.headers))
+                except httpx.HTTPError as exc:
+                    raise request_failed(exc, "status GET", poll.url, poll.headers) from None
+                _classify(response, poll.url, poll.headers, "status GET", [], poll.retryStatusCodes)
+                started = time.monotonic()
+                status, progress = self._read_status(response, cut, poll)
+                evaluating = time.monotonic() - started
                 for outcome, statuses in outcomes:
                     if status is not None and status.lower() in statuses:
                         excerpt, truncated = body_excerpt(response)
@@ -212,21 +264,25 @@ class WebhookActivities:
                             polls=polls,
                         )
                 activity.heartbeat({"polls": polls, "status": status, "progress": progress})
-                time.sleep(poll.pollIntervalSeconds)
+                # A tenant picks the interval and serves the document: however short the one and
+                # costly the other, reading statuses takes at most a tenth of this thread.
+                time.sleep(max(poll.pollIntervalSeconds, EVALUATION_SHARE * evaluating))
 
-    def _read_status(self, response: httpx.Response, poll: WebhookPoll) -> tuple[str | None, str | None]:
+    def _read_status(self, response: httpx.Response, cut: bool, poll: WebhookPoll) -> tuple[str | None, str | None]:
+        """(status, progress); a status the path cannot read yet is None and the reason is the progress."""
         try:
-            data = response.json()
-        except ValueError:
-            return None, f"status response is not JSON: {response.text[:100]!r}"
-        try:
-            status = json_path(data, poll.statusJsonPath)
+            data = read_json(response, cut)
+            status = find_scalar(data, poll.statusJsonPath)
+        except DocumentTooLarge as exc:
+            raise ApplicationError(
+                f"status GET {redacted_url(poll.url)}: {exc}", type="WebhookInvalidResponse", non_retryable=True
+            ) from None
         except JsonPathError as exc:
-            return None, str(exc)
+            return None, echo_free(str(exc), poll.url, poll.headers)
         progress = None
         if poll.progressJsonPath:
             try:
-                progress = str(json_path(data, poll.progressJsonPath))[:500]
+                progress = find_scalar(data, poll.progressJsonPath)[:500]
             except JsonPathError:
                 progress = None
-        return str(status), progress
+        return status, progress

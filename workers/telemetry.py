@@ -11,6 +11,7 @@ built from that client inherits them (the SDK takes worker interceptors from the
 
 from __future__ import annotations
 
+import logging as python_logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,14 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.converter import PayloadConverter
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -53,10 +61,24 @@ class WorkerTelemetry:
     tracer_provider: TracerProvider | None
 
 
+# The SDK core (Rust) writes its own log lines straight to stderr unless they are forwarded; forwarded,
+# they reach the root handler of `configure_logging`, whose formatter redacts them like every other
+# line (a failing task's message may quote what a tenant put in a URL or header).
+CORE_LOGGER = "temporalio.core"
+
+
+def core_logging() -> LoggingConfig:
+    return LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),  # the SDK's default levels
+        forwarding=LogForwardingConfig(logger=python_logging.getLogger(CORE_LOGGER)),
+    )
+
+
 def worker_runtime(metrics_address: str | None) -> Runtime:
-    """A runtime exporting metrics to Prometheus on `metrics_address` (host:port), or a plain one."""
+    """A runtime exporting metrics to Prometheus on `metrics_address` (host:port), or a plain one;
+    either forwards the core's log lines to Python logging."""
     if not metrics_address:
-        return Runtime(telemetry=TelemetryConfig())
+        return Runtime(telemetry=TelemetryConfig(logging=core_logging()))
     prometheus = PrometheusConfig(
         bind_address=metrics_address,
         # OpenMetrics names (`…_total`) and seconds, like the gateway's prometheus_client metrics.
@@ -64,7 +86,7 @@ def worker_runtime(metrics_address: str | None) -> Runtime:
         durations_as_seconds=True,
         histogram_bucket_overrides={name: list(b) for name, b in names.HISTOGRAM_BUCKETS.items()},
     )
-    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+    return Runtime(telemetry=TelemetryConfig(logging=core_logging(), metrics=prometheus))
 
 
 def install_worker_telemetry(settings: TelemetrySettings | None = None, *, logging: bool = True) -> WorkerTelemetry:

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.kubernetes.client import KubernetesAccountClient
+from activities.kubernetes.client import INVALID, KubernetesAccountClient
+from activities.kubernetes.client import _status_message as status_message
 from activities.kubernetes.servergroup_versions import (
     APP_LABEL,
     CAPACITY_ANNOTATION,
@@ -36,6 +37,23 @@ from activities.kubernetes.servergroup_versions import (
     version_of,
 )
 from activities.kubernetes.waiting import Verdict, wait_for_object
+
+# Ends every refusal message whose create left nothing behind; the deploy reads it to know that the
+# new server group does not exist, so its rollback does not try to disable what was never made.
+NOTHING_CREATED = "nothing was created"
+
+
+def refused(req: CreateRequest, what: str, exc: Exception, left: str = NOTHING_CREATED) -> ApplicationError:
+    """A create the API server (or the client, before sending) refused: retrying sends the same object."""
+    if isinstance(exc, ApiException):
+        by, reason = "the API server", f"HTTP {exc.status} {exc.reason}: {status_message(exc)}"
+    else:
+        by, reason = "the Kubernetes client (before sending)", " ".join(str(exc).splitlines()[:3])[:500]
+    return ApplicationError(
+        f"{by} refused to create {what} in namespace {req.namespace}: {reason}; {left}",
+        type=INVALID,
+        non_retryable=True,
+    )
 
 
 class CpuUtilization(BaseModel):
@@ -164,7 +182,13 @@ class ServerGroupCreation:
         }
         try:
             made = self.client.apps.create_namespaced_replica_set(req.namespace, cast(Any, body))
+        except ValueError as exc:
+            # The client validates the body against the API's schema before sending (a container
+            # without a name): as final as the server's 422, and it used to be retried as unknown.
+            raise refused(req, f"ReplicaSet {req.name}", exc) from None
         except ApiException as exc:
+            if exc.status in (400, 422):
+                raise refused(req, f"ReplicaSet {req.name}", exc) from None
             if exc.status != 409:
                 raise self.client.translate(exc, f"create ReplicaSet {req.name}") from None
             theirs = api(
@@ -234,10 +258,27 @@ class ServerGroupCreation:
         }
         try:
             self.client.autoscaling.create_namespaced_horizontal_pod_autoscaler(req.namespace, cast(Any, body))
+        except ValueError as exc:
+            raise self._autoscaler_refused(req, exc) from None
         except ApiException as exc:
+            if exc.status in (400, 422):
+                raise self._autoscaler_refused(req, exc) from None
             if exc.status != 409:
                 raise self.client.translate(exc, f"create HorizontalPodAutoscaler {req.name}") from None
         return req.name
+
+    def _autoscaler_refused(self, req: CreateRequest, cause: Exception) -> ApplicationError:
+        """The group was made but its autoscaler refused: take the group away again (it is this
+        deploy's, by its deploy key), so a refused create leaves nothing, and say if it could not."""
+        try:
+            self.client.apps.delete_namespaced_replica_set(req.name, req.namespace, propagation_policy="Foreground")
+        except ApiException as exc:
+            if exc.status != 404:
+                failed = f"HTTP {exc.status} {status_message(exc)}"
+                left = f"ReplicaSet {req.name} is left behind (deleting it failed: {failed})"
+                return refused(req, f"HorizontalPodAutoscaler {req.name}", cause, left)
+        gone = f"ReplicaSet {req.name} deleted again, {NOTHING_CREATED}"
+        return refused(req, f"HorizontalPodAutoscaler {req.name}", cause, gone)
 
     @activity.defn(name="waitServerGroupHealthy")
     def wait_server_group_healthy(self, req: WaitRequest) -> Health:

@@ -4,7 +4,7 @@ A JSON line carries the execution id (the workflow id), run id, workflow/activit
 stage refId and account where known, from the `temporal_workflow` / `temporal_activity` extras the
 SDK's loggers attach and from workflows/observe/context.py. Every message and exception text is
 passed through `redact`, which removes what looks like a credential (`token=…`, `Bearer …`,
-`password: …`, `user:pass@host`): a secret that a person put into a URL or header must not reach a
+`password: …`, `user:pass@host`, a URL's query): a secret that a person put into a URL or header must not reach a
 log aggregator even when some library logs the whole URL (httpx logs every request at INFO).
 """
 
@@ -24,9 +24,14 @@ _SECRET_WORDS = r"(?:authorization|x-api-key|api[_-]?key|access[_-]?token|token|
 _REDACTIONS = (
     # `Bearer <token>` first: the key pattern below would otherwise take only the word Bearer
     (re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=\-]+"), r"\1 ***"),
-    # key=value, key: value, "key": "value" (query strings, headers, JSON, reprs)
-    (re.compile(rf"(?i)(\b{_SECRET_WORDS}\b[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)([^\s\"'&,;}}\]]+)"), r"\1***"),
+    # key=value, key: value, "key": "value" (query strings, headers, JSON, reprs); `_` may come before
+    # the word (`api_token`, `client_secret`, `private_token`), which `\b` would not see as a boundary
+    (re.compile(rf"(?i)((?<![a-z0-9]){_SECRET_WORDS}\b[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)([^\s\"'&,;}}\]]+)"), r"\1***"),
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1***@"),
+    # A URL loses its query and fragment, as failure messages in history do (activities/egress.py
+    # `redacted_url`): a credential may sit under any parameter name (`sig=` in a SAS URL, `key=`,
+    # `code=`, `api_token=`), which the word list above cannot know.
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s?#\"'<>]*)[?#][^\s\"'<>]+"), "\\1?…"),
 )
 # Queues that the worker names after an account (workers/providers.py): k8s-<name>, registry-<name>.
 _ACCOUNT_QUEUE = re.compile(r"^(?:k8s|registry)-(?P<account>[a-z0-9][a-z0-9\-]*)$")

@@ -8,11 +8,15 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client
 
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
-from activities.webhook import JsonPathError, json_path
+from activities.webhook import MAX_RESPONSE_BYTES
+from activities.webhook_paths import MAX_DOCUMENT_NODES, JsonPathError, check_document, find_scalar, find_value
+from api.app import create_app
+from api.settings import GatewaySettings
 from core.store import PipelineStore
 from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
@@ -47,18 +51,99 @@ async def run(client: Client, stage: dict[str, Any]) -> ExecutionState:
     return await Runner(client, QUEUE).run({"application": "shop", "name": "hooks", "stages": [stage]})
 
 
-def test_json_path() -> None:
-    data = {"a": {"b": [{"c": 1}], "x-y": "z"}}
-    assert json_path(data, "$.a.b[0].c") == 1
-    assert json_path(data, "a['x-y']") == "z"
-    with pytest.raises(JsonPathError):
-        json_path(data, "$.a.missing")
+# A status document shaped like a Spinnaker execution (GET /pipelines/{id}: stages with name and
+# status), polled by a webhook stage of another pipeline. Deck's help shows statusJsonPath as
+# "$.buildInfo.status" (spinnaker/deck app/scripts/modules/core/src/help/help.contents.ts,
+# `pipeline.config.webhook.statusJsonPath`); orca reads it with Jayway JsonPath, whose filters
+# `[?(@.name == '…')]` pipelines use to pick one stage's status.
+STAGE_FILTER = "$.stages[?(@.name == 'Deploy to prod')].status"
+PROGRESS_FILTER = "$.stages[?(@.name == 'Deploy to prod' && @.type == 'deploy')].context.progress"
+
+
+def execution(status: str, progress: str) -> dict[str, Any]:
+    return {
+        "id": "01J9",
+        "status": "RUNNING",
+        "stages": [
+            {"name": "Bake", "type": "bake", "status": "SUCCEEDED", "context": {"progress": "done"}},
+            {"name": "Deploy to prod", "type": "deploy", "status": status, "context": {"progress": progress}},
+        ],
+    }
+
+
+def test_paths_read_spinnaker_shapes() -> None:
+    data = {"a": {"b": [{"c": 1}], "x-y": "z"}, **execution("RUNNING", "2/4")}
+    assert find_value(data, "$.a.b[0].c") == 1
+    assert find_value(data, "a['x-y']") == "z"
+    assert find_scalar(data, STAGE_FILTER) == "RUNNING"
+    assert find_scalar(data, PROGRESS_FILTER) == "2/4"
+    assert find_scalar(data, "$..id") == "01J9"
+    with pytest.raises(JsonPathError, match="not found"):
+        find_value(data, "$.a.missing")
+    with pytest.raises(JsonPathError, match="2 different values"):
+        find_value(data, "$.stages[*].status")  # which one? refused, as orca refuses a list
+    with pytest.raises(JsonPathError, match="not a string or number"):
+        find_scalar(data, "$.stages[0]")
 
 
 def test_monitoring_needs_a_status_path() -> None:
     with pytest.raises(PipelineInvalid) as caught:
         parse_pipeline({"application": "shop", "name": "x", "stages": [hook("http://h/x", waitForCompletion=True)]})
     assert "statusJsonPath" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "path", "why"),
+    [
+        ("statusJsonPath", "$.stages[?(@.name == ", "not valid JSONPath"),
+        ("statusJsonPath", "$.items[?(@.name =~ '(a+)+$')].status", "'=~' is not allowed"),  # ReDoS
+        ("progressJsonPath", "$..stages..status", "at most one '..'"),
+        ("progressJsonPath", "$.a[?(@.b[?(@.c == 1)])]", "filter inside a filter"),
+        ("statusJsonPath", "$.a[?($.b == 1)].c", "'$' inside a filter"),
+        ("statusJsonPath", "$.stages.`sorted`", "SortedThis is not supported"),
+        ("statusUrlJsonPath", "$." + "a." * 200 + "b", "at most 256"),
+    ],
+)
+def test_bad_paths_are_refused_at_submission(field: str, path: str, why: str) -> None:
+    fields = {"statusJsonPath": "$.status", "successStatuses": "DONE", field: path}
+    if field == "statusUrlJsonPath":
+        fields["statusUrlResolution"] = "webhookResponse"
+    with pytest.raises(PipelineInvalid) as caught:
+        parse_pipeline(
+            {"application": "shop", "name": "x", "stages": [hook("http://h/x", waitForCompletion=True, **fields)]}
+        )
+    [error] = caught.value.errors
+    assert error.field == f"stages[hook].{field}" and why in error.message, error
+
+
+async def test_bad_path_is_a_422_naming_the_field(client: Client, store: PipelineStore) -> None:
+    app = create_app(
+        GatewaySettings(task_queue=QUEUE, database_url=store.database_url, auth_disabled=True),
+        client=client,
+        store=store,
+    )
+    stage = hook("http://h/x", waitForCompletion=True, statusJsonPath=STAGE_FILTER.replace("==", "=~"))
+    stage["successStatuses"] = "SUCCEEDED"
+    spec = {"application": "shop", "name": "x", "stages": [stage]}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gennaker.test") as api,
+    ):
+        answer = await api.post("/executions", json={"pipeline": spec}, headers={"X-Gennaker-User": "alice"})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "stages[hook].statusJsonPath" and "'=~' is not allowed" in error["message"], error
+
+
+def test_documents_too_big_for_paths_are_refused() -> None:
+    check_document([{"a": 1}] * (MAX_DOCUMENT_NODES // 2 - 1))
+    with pytest.raises(JsonPathError, match=f"over {MAX_DOCUMENT_NODES} JSON values"):
+        check_document([[1, 2]] * MAX_DOCUMENT_NODES)
+    deep: Any = "x"
+    for _ in range(100):
+        deep = {"a": deep}
+    with pytest.raises(JsonPathError, match="deeper than"):
+        check_document(deep)
 
 
 async def test_calls_and_outcomes(client: Client, webhook_worker: None, http: FakeHttp) -> None:
@@ -109,6 +194,15 @@ async def test_wait_for_completion(client: Client, webhook_worker: None, http: F
     # getMethod: poll the same URL; the remote side reports it canceled.
     same_url = http.route("POST", "/tasks/3", Reply(200, {}))
     http.route("GET", "/tasks/3", Reply(503, "warming up"), Reply(200, {"status": "ABORTED"}))
+    # Filters, as Spinnaker pipelines write them: one stage's status in an execution document.
+    spinnaker = http.route("POST", "/pipelines/release", Reply(202, {}, {"Location": "/executions/01J9"}))
+    http.route(
+        "GET",
+        "/executions/01J9",
+        Reply(200, {"stages": []}),  # not there yet: keep polling
+        Reply(200, execution("RUNNING", "1/2")),
+        Reply(200, execution("SUCCEEDED", "2/2")),
+    )
 
     states = await asyncio.gather(
         run(
@@ -146,8 +240,20 @@ async def test_wait_for_completion(client: Client, webhook_worker: None, http: F
                 canceledStatuses="ABORTED",
             ),
         ),
+        run(
+            client,
+            hook(
+                spinnaker,
+                waitForCompletion=True,
+                statusUrlResolution="locationHeader",
+                statusJsonPath=STAGE_FILTER,
+                progressJsonPath=PROGRESS_FILTER,
+                successStatuses="SUCCEEDED",
+                terminalStatuses="TERMINAL,CANCELED",
+            ),
+        ),
     )
-    location, body, same = (s.stage("hook") for s in states)
+    location, body, same, filtered = (s.stage("hook") for s in states)
 
     assert location is not None and location.status is StageStatus.SUCCEEDED, location
     assert location.outputs["status"] == "Success"
@@ -162,3 +268,31 @@ async def test_wait_for_completion(client: Client, webhook_worker: None, http: F
     assert same is not None and same.status is StageStatus.TERMINAL and same.error is not None
     assert same.error.kind == "canceled" and "ABORTED" in same.error.message
     assert len(http.received("GET", "/tasks/3")) == 2  # the 503 was polled through
+
+    assert filtered is not None and filtered.status is StageStatus.SUCCEEDED, filtered
+    assert filtered.outputs["status"] == "SUCCEEDED"
+    assert filtered.outputs["webhook"]["monitor"]["progressMessage"] == "2/2"
+    assert filtered.outputs["webhook"]["monitor"]["polls"] == 3
+
+
+async def test_hostile_status_documents_fail_the_stage_at_once(
+    client: Client, webhook_worker: None, http: FakeHttp
+) -> None:
+    # Polling them again would burn the worker again: the stage fails on the first such answer.
+    huge = http.route("POST", "/huge", Reply(200, {}))
+    http.route("GET", "/huge", Reply(200, {"status": "RUNNING", "pad": "x" * (2 * MAX_RESPONSE_BYTES)}))
+    wide = http.route("POST", "/wide", Reply(200, {}))
+    http.route("GET", "/wide", Reply(200, {"status": "RUNNING", "items": [[1, 2]] * MAX_DOCUMENT_NODES}))
+    states = await asyncio.gather(
+        *(
+            run(client, hook(url, waitForCompletion=True, statusJsonPath="$..status", successStatuses="DONE"))
+            for url in (huge, wide)
+        )
+    )
+    for state, why in zip(
+        states, [f"over {MAX_RESPONSE_BYTES // 1024} KiB", f"over {MAX_DOCUMENT_NODES}"], strict=True
+    ):
+        stage = state.stage("hook")
+        assert stage is not None and stage.status is StageStatus.TERMINAL and stage.error is not None, stage
+        assert why in stage.error.message, stage.error.message
+    assert len(http.received("GET", "/huge")) == len(http.received("GET", "/wide")) == 1

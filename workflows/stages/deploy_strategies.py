@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.client import NON_RETRYABLE
     from activities.kubernetes.clusters import ClusterActivities, ClusterQuery, ClusterView, ServerGroupView
     from activities.kubernetes.firewalls import FirewallActivities, SecurityGroupResult, SecurityGroupSpec
+    from activities.kubernetes.servergroup_create import NOTHING_CREATED
     from activities.kubernetes.servergroups import (
         Capacity,
         CreateRequest,
@@ -248,17 +249,19 @@ class DeployRun:
 async def run_strategy(ops: ServerGroupOps, plan: DeployPlan, name: str, older: list[ServerGroupView]) -> DeployRun:
     run = DeployRun()
     enabled_older = [g for g in older if g.enabled]
-    phase = f"{name} never became healthy"
+    creating = phase = f"creating {name} failed"
     try:
         # The name is known (reserved) before the create: a cancel that lands during the create
         # still rolls the new group back, and removing one that was never made is harmless.
         run.new = name
         if plan.strategy == "rollingRedBlack":
             await ops.create(plan.create(0, True))
+            phase = f"{name} never became healthy"
             await _rolling(ops, plan, name, enabled_older, run)
         else:
             blue_green = plan.strategy == "redblack"
             await ops.create(plan.create(plan.capacity.desired, not blue_green))
+            phase = f"{name} never became healthy"
             await ops.wait_healthy(name, plan.timeout, plan.max_restarts)
             phase = f"switching traffic to {name} failed"
             if blue_green:
@@ -267,6 +270,8 @@ async def run_strategy(ops: ServerGroupOps, plan: DeployPlan, name: str, older: 
                     await ops.traffic(group.name, False)
                     run.disabled.append(group.name)
     except BaseException as exc:
+        if phase == creating and isinstance(exc, StageFailed) and NOTHING_CREATED in exc.message:
+            run.new = None  # the API server refused it: there is no new group to disable or destroy
         if not plan.rollback or (run.new is None and not run.disabled):
             raise
         note = await _roll_back(ops, plan, run, enabled_older)

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookPollResult,
         WebhookResponse,
     )
+    from activities.webhook_paths import JsonPathError, compile_path
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
@@ -69,6 +70,18 @@ class WebhookStage(StageConfig):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _statuses(value)
+
+    @field_validator("statusUrlJsonPath", "statusJsonPath", "progressJsonPath")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        # Refused at submission (422 naming the field), not on the first poll. A path built by an
+        # expression is only known at run time; the activity checks it then, as strictly.
+        if value is not None and "${{" not in value:
+            try:
+                compile_path(value)
+            except JsonPathError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _monitoring(self) -> WebhookStage:
