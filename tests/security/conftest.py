@@ -4,7 +4,8 @@ Every test here is an attack (or the own-resource case beside it): after it runs
 attack (module and test, with the case id of a parametrized one), how it was tried and what Gennaker
 answered. A test states the answer it checked with the `hostile_input` fixture
 (`hostile_input.answer("403: policy: … may not EXECUTE")`); a table-driven test whose cases carry an
-`expected` parameter is described by it; otherwise the row says the test's assertions held. The report
+`expected` parameter is described by it; otherwise the row says the test's assertions held. A strict
+xfail test is a known gap, and its row says KNOWN BUG with the reason. The report
 itself is tests/reliability/report.py: it writes docs/reliability.md when both folders ran whole.
 """
 
@@ -59,7 +60,7 @@ def _described(expected: Any) -> str:
     return str(expected)
 
 
-def _row(item: pytest.Item, passed: bool) -> None:
+def _row(item: pytest.Item, passed: bool, known_gap: str | None) -> None:
     function = getattr(item, "function", None)
     topic = item.path.stem.removeprefix("test_").replace("_", " ")
     name = getattr(function, "__name__", item.name).removeprefix("test_").replace("_", " ")
@@ -73,13 +74,14 @@ def _row(item: pytest.Item, passed: bool) -> None:
     elif callspec is not None and "expected" in callspec.params:
         answer = _described(callspec.params["expected"])
     else:
-        answer = "as the test asserts"
-    report_of(item.config).add(HOSTILE, f"{topic}: {name}{case}", how, 1, int(passed), answer)
+        answer = "" if known_gap else "as the test asserts"
+    report_of(item.config).add(HOSTILE, f"{topic}: {name}{case}", how, 1, int(passed), answer, known_gap)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     if report.when == "call":
-        _row(item, report.passed)
+        # A strict xfail is a known gap: its row says so instead of claiming the attack was refused.
+        _row(item, report.passed, getattr(report, "wasxfail", None) or None)
     return report
