@@ -35,7 +35,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.egress import EgressPolicy, guarded_client, redacted_url
-from activities.registry import RegistryClient
+from activities.grants import ApplicationGrants
+from activities.registry import GRANTS_FIELD_DESCRIPTION, RegistryClient, authorize_repository
 
 INPUT_LABEL = "io.gennaker.bake.inputs"
 FAILURE_LINES = 30
@@ -91,6 +92,7 @@ class BakeRequest(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     skipIfExists: bool = False
     pull: bool = False
+    grants: ApplicationGrants | None = Field(default=None, description=GRANTS_FIELD_DESCRIPTION)
 
 
 class BakeResult(BaseModel):
@@ -372,6 +374,10 @@ class BakeActivities:
     @activity.defn(name="bake_image")
     def bake_image(self, request: BakeRequest) -> BakeResult:
         """Build, tag and push; reuse what an earlier attempt (or run) already pushed."""
+        # Before anything else: even `skipIfExists` reads the repository's tags.
+        authorize_repository(
+            request.grants, self.registry.account.name, request.repository, f"baking into {request.repository}"
+        )
         # Fail fast on bad credentials, before a long build whose push would be refused anyway.
         self.registry.ping()
         if request.skipIfExists and (found := self._reuse(request, None)) is not None:

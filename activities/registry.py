@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.accounts import AccountHealth, ProvidedAccount, RegistryAccount
+from activities.grants import ApplicationGrants
 
 if TYPE_CHECKING:
     from activities.bake import BakeSettings
@@ -37,7 +38,8 @@ INDEX_TYPES = frozenset(MANIFEST_TYPES[2:])
 UNAUTHORIZED = "RegistryUnauthorized"
 SECRET_UNAVAILABLE = "SecretUnavailable"
 NOT_FOUND = "ImageNotFound"
-NON_RETRYABLE = [UNAUTHORIZED, SECRET_UNAVAILABLE, NOT_FOUND]
+REPOSITORY_NOT_GRANTED = "RepositoryNotGranted"
+NON_RETRYABLE = [UNAUTHORIZED, SECRET_UNAVAILABLE, NOT_FOUND, REPOSITORY_NOT_GRANTED]
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -195,6 +197,29 @@ class RegistryClient:
         response.raise_for_status()
 
 
+# ---- repository grants -----------------------------------------------------------------------------
+
+GRANTS_FIELD_DESCRIPTION = (
+    "The execution's grants, stamped by the workflow (workflows/account_calls.py); the worker checks the "
+    "repository against them before touching the registry. None: an input recorded before repository grants"
+)
+
+
+def authorize_repository(grants: ApplicationGrants | None, account: str, repository: str, doing: str) -> None:
+    """Refuse (non-retryable) before any registry request when the application's grants do not cover
+    `repository` (policy `resources.repositories`, docs/security.md). The check runs here, on the worker
+    holding the credentials, so no workflow path can reach a repository its application does not own."""
+    if grants is None:
+        return
+    refusal = grants.repository_refusal(repository)
+    if refusal is not None:
+        raise ApplicationError(
+            f"{refusal}: {doing} in registry account {account} refused. Nothing was read or pushed.",
+            type=REPOSITORY_NOT_GRANTED,
+            non_retryable=True,
+        )
+
+
 # ---- Find Image -------------------------------------------------------------------------------------
 
 _SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
@@ -229,6 +254,7 @@ class ImageQuery(BaseModel):
     tagRegex: str = Field(default=".*", description="Full match against the tag")
     order: Literal["newest", "semver"] = "newest"
     maxTags: int = Field(default=500, description="Creation times are read for at most this many matching tags")
+    grants: ApplicationGrants | None = Field(default=None, description=GRANTS_FIELD_DESCRIPTION)
 
 
 class FoundImage(BaseModel):
@@ -255,6 +281,7 @@ class RegistryActivities:
     @activity.defn(name="find_image")
     def find_image(self, query: ImageQuery) -> FoundImage:
         name, repo = self.account.name, query.repository
+        authorize_repository(query.grants, name, repo, f"reading the tags of {repo}")
         pattern = re.compile(query.tagRegex)
         tags = [t for t in self.client.tags(repo) if pattern.fullmatch(t)]
         if not tags:

@@ -210,6 +210,10 @@ async def dispatch_registry_push(
             return UNRELATED
         if not full_match(trigger.tag, tag):
             return f"tag {tag!r} does not match {trigger.tag!r}"
+        # A push tells the run the tag and digest: only an application granted the repository
+        # may learn them (policy `resources.repositories`), as with Find Image.
+        if policy is not None:
+            return policy.grants_for(spec.application).repository_refusal(repository)
         return None
 
     event = TriggerEvent(
@@ -235,8 +239,10 @@ async def dispatch_pipeline_finished(
     pipeline: str,
     execution_id: str,
     status: str,
+    policy: Policy | None = None,
 ) -> DispatchResult:
-    """Another pipeline ended: start those whose `pipeline` trigger waits for it."""
+    """Another pipeline ended: start those whose `pipeline` trigger waits for it. With `policy` each
+    run acts as its pipeline's serviceAccount with its application's grants, as webhook runs do."""
 
     def matcher(spec: PipelineSpec, trigger: Trigger) -> str | None:
         assert isinstance(trigger, PipelineFinishedTrigger)
@@ -256,4 +262,4 @@ async def dispatch_pipeline_finished(
         ),
         matcher=matcher,
     )
-    return await dispatch(client, settings, store, event)
+    return await dispatch(client, settings, store, event, policy=policy)

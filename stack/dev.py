@@ -190,6 +190,7 @@ async def run_dev_stack(
             database_url=store.database_url,
             temporal_ui_url=settings.temporal_ui_url,
             gateway_url=f"http://{host}:{ports.api}",
+            auth_policy_file=settings.auth_policy_file,  # pipeline triggers act under the gateway's policy
         )
         app = create_app(settings, client=client, store=store)
         app.state.codec_path_key = codec_key  # enables /codec/dev/<key> (api/routers/codec.py)

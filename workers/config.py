@@ -53,6 +53,11 @@ class WorkerConfig(GennakerSettings):
         "global addresses only unless allow-listed by host, CIDR or URL prefix (activities/egress.py)",
     )
     bake: BakeSettings = Field(default_factory=BakeSettings, description="Where `path` build contexts may lie")
+    auth_policy_file: Path | None = Field(
+        default=None,
+        description="The gateway's access policy: runs started by `pipeline` triggers act as their pipeline's "
+        "serviceAccount with its application's grants (activities/triggers.py); none: single-tenant, open grants",
+    )
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> WorkerConfig:

@@ -15,7 +15,8 @@ fails the stage with a message naming the rule ("policy: application appa may no
 prod namespace appb-web; granted namespaces: appa-*"). The input of every call is stamped with the
 application and its grant for the account (fields `application` and `grant`, when the input model
 has them), so the worker checks each object it is about to touch against the same grant
-(activities/kubernetes/ownership.py) — manifests name their namespaces only there.
+(activities/kubernetes/ownership.py) — manifests name their namespaces only there. Registry inputs
+(`grants`) get the whole grants: the worker checks the repository (activities/registry.py).
 
 Failure messages name what was being done, to which object, in which account, and why; the runner
 adds which stage (`stage 'deploy-prod' (deploy, type deploy) failed: …`). Messages carry names and
@@ -253,6 +254,8 @@ class AccountCalls:
             update["application"] = self.grants.application
         if "grant" in fields:
             update["grant"] = self.grants.account_grant(self.account)
+        if "grants" in fields:  # registry inputs: the worker checks repositories (activities/registry.py)
+            update["grants"] = self.grants
         return arg.model_copy(update=update) if update else arg
 
     @property
