@@ -28,8 +28,11 @@ async def save_pipeline(
     name: str,
     data: dict[str, Any],
     author: str,
+    *,
+    policy: Policy | None = None,
 ) -> tuple[int, bool]:
-    """Store `data` as the next revision; returns (revision, created: no earlier revision)."""
+    """Store `data` as the next revision; returns (revision, created: no earlier revision). With a
+    `policy` (auth on), its cron schedules run as the pipeline's serviceAccount under that policy."""
     for field, expected in (("application", application), ("name", name)):
         given = data.setdefault(field, expected)
         if given != expected:
@@ -43,12 +46,12 @@ async def save_pipeline(
     previous = parse_pipeline(previous_revision.config) if previous_revision else None
     # Schedules first: if the server refuses one, the save fails whole and nothing was stored.
     next_revision = await store.next_revision(application, name)
-    await sync_schedules(client, settings, spec, next_revision, previous)
+    await sync_schedules(client, settings, spec, next_revision, previous, policy=policy)
     # Store what the person wrote (validated), not a re-serialisation: it reads back the same, and
     # fields with defaults stay implicit so later default changes apply.
     revision = await store.save(application, name, data, author=author)
     if revision != next_revision:  # a concurrent save won the race for that revision
-        await sync_schedules(client, settings, spec, revision, spec)
+        await sync_schedules(client, settings, spec, revision, spec, policy=policy)
     return revision, previous_revision is None
 
 

@@ -26,7 +26,9 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.errors import ServiceError
+from core.policy import Identity, Policy
 from core.settings import GennakerSettings
+from core.tenancy import resolve_tenancy, submitter_of
 from workflows.model import PipelineInvalid, PipelineSpec, resolve_parameters
 from workflows.search import initial_attributes
 from workflows.state import PIPELINE_WORKFLOW, PipelineRunInput, TriggerInfo
@@ -48,7 +50,13 @@ def _overlap(spec: PipelineSpec) -> ScheduleOverlapPolicy:
 
 
 def _schedule(
-    settings: GennakerSettings, spec: PipelineSpec, revision: int, schedule_id: str, index: int, trigger: CronTrigger
+    settings: GennakerSettings,
+    spec: PipelineSpec,
+    revision: int,
+    schedule_id: str,
+    index: int,
+    trigger: CronTrigger,
+    policy: Policy | None,
 ) -> Schedule:
     try:
         parameters = resolve_parameters(spec, trigger.parameters)
@@ -56,6 +64,13 @@ def _schedule(
         raise ServiceError(
             422, "invalid_trigger", f"cron trigger {index}: {exc}", f"triggers[{index}].parameters"
         ) from None
+    # A cron run acts as the pipeline's serviceAccount with its application's grants, like every
+    # triggered run (docs/security.md). The action is written now, so the grants are those of the
+    # policy at save time: saving again (or restarting the gateway with a new policy and re-saving)
+    # refreshes them. A serviceAccount that may not EXECUTE an application the pipeline names fails
+    # the save with the same 403 a submission would get.
+    run_as = Identity(subject=spec.serviceAccount or "cron-trigger", via="trigger")
+    grants, delegations = resolve_tenancy(spec, policy, run_as)
     seconds = trigger.interval_seconds()
     return Schedule(
         action=ScheduleActionStartWorkflow(
@@ -65,8 +80,14 @@ def _schedule(
                 parameters=parameters,
                 revision=revision,
                 trigger=TriggerInfo(
-                    type="cron", source=schedule_id, payload={"cron": trigger.cron or trigger.interval}
+                    type="cron",
+                    source=schedule_id,
+                    payload={"cron": trigger.cron or trigger.interval},
+                    runAs=run_as.subject,
                 ),
+                submitter=submitter_of(run_as),
+                grants=grants,
+                delegations=delegations,
             ),
             id=f"{spec.application}.{spec.name}.cron",  # the server appends the scheduled time
             task_queue=settings.task_queue,
@@ -83,14 +104,20 @@ def _schedule(
 
 
 async def sync_schedules(
-    client: Client, settings: GennakerSettings, spec: PipelineSpec, revision: int, previous: PipelineSpec | None
+    client: Client,
+    settings: GennakerSettings,
+    spec: PipelineSpec,
+    revision: int,
+    previous: PipelineSpec | None,
+    *,
+    policy: Policy | None = None,
 ) -> list[str]:
     """Make the pipeline's schedules match `spec`; returns the ids of its live schedules."""
     desired = cron_triggers(spec)
     created: list[str] = []
     try:
         for schedule_id, (index, trigger) in desired.items():
-            schedule = _schedule(settings, spec, revision, schedule_id, index, trigger)
+            schedule = _schedule(settings, spec, revision, schedule_id, index, trigger, policy)
             try:
                 await client.create_schedule(
                     schedule_id,

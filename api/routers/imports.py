@@ -16,6 +16,7 @@ from api.errors import ApiError
 from api.policy import Permission
 from api.schemas import SavedPipelineRef
 from core.pipelines import save_pipeline
+from core.policy import Policy
 from core.settings import GennakerSettings
 from core.spinnaker import (
     MAX_BYTES,
@@ -116,14 +117,19 @@ async def import_spinnaker(
         for application in sorted({str(p["application"]) for p in valid}):
             access.require(application, Permission.WRITE)  # all checked before anything is stored
         for pipeline in valid:
-            saved.append(await _save(pipeline, store, client, settings, access.subject))
+            saved.append(await _save(pipeline, store, client, settings, access.subject, request.app.state.policy))
     return SpinnakerImportResponse(summary=result.summary(), pipelines=result.pipelines, saved=saved)
 
 
 async def _save(
-    pipeline: dict[str, Any], store: AsyncPipelineStore, client: Client, settings: GennakerSettings, author: str
+    pipeline: dict[str, Any],
+    store: AsyncPipelineStore,
+    client: Client,
+    settings: GennakerSettings,
+    author: str,
+    policy: Policy | None,
 ) -> SavedPipelineRef:
     """As PUT /applications/{app}/pipelines/{name} does (the same core service)."""
     application, name = str(pipeline["application"]), str(pipeline["name"])
-    revision, _ = await save_pipeline(client, settings, store, application, name, pipeline, author)
+    revision, _ = await save_pipeline(client, settings, store, application, name, pipeline, author, policy=policy)
     return SavedPipelineRef(application=application, name=name, revision=revision, author=author)

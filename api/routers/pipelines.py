@@ -89,7 +89,9 @@ async def save_pipeline(
     access.require(application, Permission.WRITE)
     caller = access.subject
     data = await _read_pipeline_body(request)
-    revision, created = await pipelines.save_pipeline(client, settings, store, application, name, data, caller)
+    revision, created = await pipelines.save_pipeline(
+        client, settings, store, application, name, data, caller, policy=request.app.state.policy
+    )
     response.status_code = 201 if created else 200
     return SavedPipelineRef(application=application, name=name, revision=revision, author=caller)
 
