@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
@@ -91,6 +91,63 @@ def check_accounts(spec: PipelineSpec, directory: AccountDirectoryView) -> None:
             )
 
 
+class StartOptions(TypedDict, total=False):
+    """start_execution's idempotency and tenancy keywords, for callers that pass them through."""
+
+    idempotency_key: str | None
+    policy: Policy | None
+    submitter: Identity | None
+
+
+async def _start_run(
+    client: Client,
+    settings: GennakerSettings,
+    run_input: PipelineRunInput,
+    workflow_id: str,
+    *,
+    trigger_type: str,
+    summary: str,
+    id_reuse_policy: WorkflowIDReusePolicy,
+    id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+    details: str | None = None,
+) -> str:
+    """Start one run of the pipeline workflow, readable in the Temporal UI, and count it; the run id."""
+    spec = run_input.pipeline
+    handle = await client.start_workflow(
+        PipelineWorkflow.run,
+        run_input,
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        id_reuse_policy=id_reuse_policy,
+        id_conflict_policy=id_conflict_policy,
+        search_attributes=initial_attributes(spec.application, spec.name, trigger_type),
+        static_summary=ReadableText(summary),
+        static_details=details,
+    )
+    record_execution_started(spec.application, spec.name, trigger_type)
+    return handle.result_run_id or ""
+
+
+def _started(
+    client: Client,
+    settings: GennakerSettings,
+    spec: PipelineSpec,
+    workflow_id: str,
+    run_id: str,
+    revision: int | None,
+    replayed: bool = False,
+) -> ExecutionStarted:
+    return ExecutionStarted(
+        id=workflow_id,
+        runId=run_id,
+        application=spec.application,
+        pipeline=spec.name,
+        revision=revision,
+        replayed=replayed,
+        links=links(settings, client.namespace, workflow_id, run_id),
+    )
+
+
 async def start_execution(
     client: Client,
     settings: GennakerSettings,
@@ -123,34 +180,24 @@ async def start_execution(
     )
     replayed = False
     try:
-        handle = await client.start_workflow(
-            PipelineWorkflow.run,
+        run_id = await _start_run(
+            client,
+            settings,
             run_input,
-            id=workflow_id,
-            task_queue=settings.task_queue,
+            workflow_id,
+            trigger_type=trigger.type,
+            summary=f"{spec.application}/{spec.name}" + (f" r{revision}" if revision else ""),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=initial_attributes(spec.application, spec.name, trigger.type),
-            static_summary=ReadableText(f"{spec.application}/{spec.name}" + (f" r{revision}" if revision else "")),
-            static_details=spec.description,
+            details=spec.description,
         )
-        run_id = handle.result_run_id or ""
-        record_execution_started(spec.application, spec.name, trigger.type)
     except WorkflowAlreadyStartedError:
         if not idempotency_key:
             raise
         description = await client.get_workflow_handle(workflow_id).describe()
         run_id = description.run_id
         replayed = True
-    return ExecutionStarted(
-        id=workflow_id,
-        runId=run_id,
-        application=spec.application,
-        pipeline=spec.name,
-        revision=revision,
-        replayed=replayed,
-        links=links(settings, client.namespace, workflow_id, run_id),
-    )
+    return _started(client, settings, spec, workflow_id, run_id, revision, replayed)
 
 
 async def restart_stage(
@@ -184,28 +231,19 @@ async def restart_stage(
         update={"restart": RestartFrom(previousRunId=description.run_id, refId=ref_id, keptStages=kept, user=user)}
     )
     try:
-        new = await client.start_workflow(
-            PipelineWorkflow.run,
+        run_id = await _start_run(
+            client,
+            settings,
             run_input,
-            id=workflow_id,
-            task_queue=settings.task_queue,
+            workflow_id,
+            trigger_type="restart",
+            summary=f"{spec.application}/{spec.name} restarted from {ref_id}",
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=initial_attributes(spec.application, spec.name, "restart"),
-            static_summary=ReadableText(f"{spec.application}/{spec.name} restarted from {ref_id}"),
         )
     except WorkflowAlreadyStartedError:
         # Someone else restarted it between our check and our start.
         raise ServiceError(409, "still_running", f"execution {workflow_id} was restarted by someone else") from None
-    record_execution_started(spec.application, spec.name, "restart")
-    run_id = new.result_run_id or ""
-    return ExecutionStarted(
-        id=workflow_id,
-        runId=run_id,
-        application=spec.application,
-        pipeline=spec.name,
-        revision=original.revision,
-        links=links(settings, client.namespace, workflow_id, run_id),
-    )
+    return _started(client, settings, spec, workflow_id, run_id, original.revision)
 
 
 async def _first_input(history: Any, client: Client) -> PipelineRunInput:

@@ -4,13 +4,12 @@ The store is read and written off the event loop (core/store/aio.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from temporalio.client import Client
 
 from core.errors import ServiceError, not_found
-from core.launch import ExecutionStarted, start_execution
-from core.policy import Identity, Policy
+from core.launch import ExecutionStarted, StartOptions, start_execution
 from core.schedules import delete_pipeline_schedules, sync_schedules
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
@@ -77,22 +76,13 @@ async def run_saved_pipeline(
     trigger: TriggerInfo,
     *,
     revision: int | None = None,
-    idempotency_key: str | None = None,
-    policy: Policy | None = None,
-    submitter: Identity | None = None,
+    **options: Unpack[StartOptions],
 ) -> ExecutionStarted:
+    """Start the saved pipeline's `revision` (default: the newest) with start_execution's options."""
     found = await store.get(application, name, revision)
     if found is None:
         which = f" revision {revision}" if revision else ""
         raise not_found(f"pipeline {application}/{name}{which}")
     return await start_execution(
-        client,
-        settings,
-        parse_pipeline(found.config),
-        parameters,
-        trigger,
-        revision=found.revision,
-        idempotency_key=idempotency_key,
-        policy=policy,
-        submitter=submitter,
+        client, settings, parse_pipeline(found.config), parameters, trigger, revision=found.revision, **options
     )

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.markup import escape
 
+from workers.cli_common import DEFAULT_API, ApiUrl, User, console, errors, gateway
 from workers.cli_follow import exit_code_for, follow_execution, print_execution
 from workers.cli_help import typeless_help
 from workers.cli_import import import_app
@@ -33,19 +33,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
-
-ApiUrl = Annotated[str, typer.Option("--api", envvar="GENNAKER_API_URL", help="Gateway URL")]
-User = Annotated[
-    str | None, typer.Option("--user", envvar="GENNAKER_USER", help="Who you are, when the gateway runs without auth")
-]
-DEFAULT_API = "http://127.0.0.1:8084"
-
-
-def _gateway(api: str, user: str | None) -> GatewayClient:
-    # The token comes from the environment only, so it never shows in shell history or `ps`.
-    return GatewayClient(api, user or os.environ.get("USER"), token=os.environ.get("GENNAKER_TOKEN"))
 
 
 def _load_file(path: Path) -> dict[str, Any]:
@@ -93,22 +80,22 @@ def run(
         raise CliError("give a pipeline FILE, or --app and --pipeline of a saved pipeline (not both)")
     params = _parse_params(param or [])
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    gateway = _gateway(api, user)
+    client = gateway(api, user)
     if file is not None:
         body = {"pipeline": _load_file(file), "parameters": params}
-        started = gateway.request("POST", "/executions", json=body, headers=headers)
+        started = client.request("POST", "/executions", json=body, headers=headers)
     else:
-        started = gateway.request(
+        started = client.request(
             "POST", f"/pipelines/{application}/{pipeline}", json={"parameters": params}, headers=headers
         )
     console.print(f"started [bold]{started['id']}[/bold]")
     console.print(f"  Temporal UI: {started['links']['ui']}", highlight=False)
     if follow:
-        raise typer.Exit(_follow(gateway, started["id"]))
+        raise typer.Exit(_follow(client, started["id"]))
 
 
-def _follow(gateway: GatewayClient, execution_id: str) -> int:
-    return follow_execution(gateway, execution_id, console, errors)
+def _follow(client: GatewayClient, execution_id: str) -> int:
+    return follow_execution(client, execution_id, console, errors)
 
 
 def _exit_for(state: dict[str, Any]) -> int:
@@ -124,14 +111,14 @@ def status(
     user: User = None,
 ) -> None:
     """Show an execution's stages. Exit 1 if it failed or was canceled."""
-    gateway = _gateway(api, user)
+    client = gateway(api, user)
     if follow and not as_json:
-        raise typer.Exit(_follow(gateway, execution_id))
-    state = gateway.request("GET", f"/executions/{execution_id}")
+        raise typer.Exit(_follow(client, execution_id))
+    state = client.request("GET", f"/executions/{execution_id}")
     if as_json:
         sys.stdout.write(json.dumps(state, indent=2) + "\n")
     else:
-        print_execution(gateway, state, console)
+        print_execution(client, state, console)
     if state["status"] in FINAL_STATUSES:
         raise typer.Exit(_exit_for(state))
 
@@ -148,13 +135,13 @@ def approve(
 ) -> None:
     """Judge a waiting manual judgment (continue, or --stop)."""
     body = {"judgmentStatus": "stop" if stop else "continue", "input": option, "comment": comment}
-    record = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/judgment", json=body)
+    record = gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/judgment", json=body)
     chosen = f" ({record['input']})" if record.get("input") else ""
     console.print(f"judged [bold]{record['judgmentStatus']}[/bold]{chosen} by {record.get('user') or 'unknown'}")
 
 
 def _control(action: str, execution_id: str, api: str, user: str | None, reason: str | None) -> dict[str, Any]:
-    result: dict[str, Any] = _gateway(api, user).request(
+    result: dict[str, Any] = gateway(api, user).request(
         "PUT", f"/executions/{execution_id}/{action}", json={"reason": reason}
     )
     return result
@@ -187,14 +174,14 @@ def resume(execution_id: str, reason: Reason = None, api: ApiUrl = DEFAULT_API, 
 @app.command("skip-wait")
 def skip_wait(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """End a running wait stage now."""
-    _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/skip")
+    gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/skip")
     console.print(f"skipped wait {stage}")
 
 
 @app.command()
 def restart(execution_id: str, stage: str, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     """Restart a finished execution from STAGE (a new run under the same execution id)."""
-    started = _gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/restart")
+    started = gateway(api, user).request("POST", f"/executions/{execution_id}/stages/{stage}/restart")
     console.print(f"restarted {started['id']} from {stage} (run {started['runId']})")
 
 
@@ -209,7 +196,7 @@ def list_executions(
 ) -> None:
     """List executions, newest first."""
     query = {k: v for k, v in {"application": application, "pipeline": pipeline, "status": status_filter}.items() if v}
-    found = _gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
+    found = gateway(api, user).request("GET", "/executions", params={**query, "limit": limit})
     show(console, executions_table(found["executions"]))
 
 
@@ -222,7 +209,7 @@ def clusters(
 ) -> None:
     """Server groups of an application's clusters: version, readiness, traffic, image."""
     params = {"account": account} if account else {}
-    found = _gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
+    found = gateway(api, user).request("GET", f"/applications/{application}/clusters", params=params)
     show(console, clusters_table(found))
     for problem in found.get("errors", []):
         errors.print(f"[yellow]account {escape(problem['account'])}:[/yellow] {escape(problem['message'])}")
@@ -235,7 +222,7 @@ def save(file: Path, api: ApiUrl = DEFAULT_API, user: User = None) -> None:
     app_name, name = data.get("application"), data.get("name")
     if not isinstance(app_name, str) or not isinstance(name, str):
         raise CliError(f"{file} needs `application` and `name`")
-    saved = _gateway(api, user).request("PUT", f"/applications/{app_name}/pipelines/{name}", json=data)
+    saved = gateway(api, user).request("PUT", f"/applications/{app_name}/pipelines/{name}", json=data)
     console.print(f"saved {saved['application']}/{saved['name']} revision {saved['revision']}")
 
 

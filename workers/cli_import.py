@@ -8,7 +8,6 @@ Exit 2 on bad input, or with `--strict` when anything could not be translated.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +19,8 @@ from rich.markup import escape
 
 from core.spinnaker import ImportOptions, ImportResult, SourceError, import_path, import_pipelines, parse_mapping
 from core.spinnaker.sources import MAX_BYTES, parse_json, pipelines_in
-from workers.gateway_client import EXIT_BAD_INPUT, CliError, GatewayClient
+from workers.cli_common import DEFAULT_API, ApiUrl, User, gateway
+from workers.gateway_client import EXIT_BAD_INPUT, CliError
 
 import_app = typer.Typer(help="Bring pipelines over from other delivery tools.", no_args_is_help=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -76,17 +76,17 @@ def _write(result: ImportResult, out: Path) -> None:
 
 
 def _save(result: ImportResult, api: str, user: str | None) -> None:
-    gateway = GatewayClient(api, user or os.environ.get("USER"), token=os.environ.get("GENNAKER_TOKEN"))
+    client = gateway(api, user)
     try:
         for imported in result.pipelines:
             if not imported.valid or imported.pipeline is None:
                 errors.print(f"not saved: {escape(imported.name)} (not valid)", highlight=False)
                 continue
             data = imported.pipeline
-            saved = gateway.request("PUT", f"/applications/{data['application']}/pipelines/{data['name']}", json=data)
+            saved = client.request("PUT", f"/applications/{data['application']}/pipelines/{data['name']}", json=data)
             errors.print(f"saved {saved['application']}/{saved['name']} revision {saved['revision']}", highlight=False)
     finally:
-        gateway.close()
+        client.close()
 
 
 @import_app.command("spinnaker")
@@ -99,8 +99,8 @@ def import_spinnaker(
     save: Annotated[bool, typer.Option("--save", help="Save the valid pipelines through the gateway")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 2 if anything is untranslated")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List mapped and dropped fields too")] = False,
-    api: Annotated[str, typer.Option("--api", envvar="GENNAKER_API_URL", help="Gateway URL")] = "http://127.0.0.1:8084",
-    user: Annotated[str | None, typer.Option("--user", envvar="GENNAKER_USER", help="Who you are")] = None,
+    api: ApiUrl = DEFAULT_API,
+    user: User = None,
 ) -> None:
     """Translate Spinnaker pipelines (one, a `spin pipeline list` array, or an export directory)."""
     try:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from core.observability.dora import SinceInvalid, parse_since
-from workers.gateway_client import EXIT_BAD_INPUT, CliError, GatewayClient
-
-console = Console()
-errors = Console(stderr=True)
+from workers.cli_common import DEFAULT_API, ApiUrl, User, console, errors, fail, gateway
+from workers.gateway_client import EXIT_BAD_INPUT, CliError
 
 metrics_app = typer.Typer(help="Delivery metrics computed from execution history.", no_args_is_help=True)
 
@@ -26,8 +22,8 @@ def dora(
     application: Annotated[str, typer.Option("--app", help="Application")],
     since: Annotated[str, typer.Option("--since", help="Window: 30d, 12h, 4w (1h..366d)")] = "30d",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
-    api: Annotated[str, typer.Option("--api", envvar="GENNAKER_API_URL", help="Gateway URL")] = "http://127.0.0.1:8084",
-    user: Annotated[str | None, typer.Option("--user", envvar="GENNAKER_USER")] = None,
+    api: ApiUrl = DEFAULT_API,
+    user: User = None,
 ) -> None:
     """Deployment frequency, lead time for changes, change failure rate and time to restore."""
     try:
@@ -35,14 +31,13 @@ def dora(
     except SinceInvalid as exc:
         errors.print(f"[red]error:[/red] --since: {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    gateway = GatewayClient(api, user or os.environ.get("USER"), token=os.environ.get("GENNAKER_TOKEN"))
+    client = gateway(api, user)
     try:
-        report = gateway.request("GET", f"/applications/{application}/dora", params={"since": since})
+        report = client.request("GET", f"/applications/{application}/dora", params={"since": since})
     except CliError as error:
-        errors.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)
-        raise typer.Exit(error.exit_code) from None
+        raise fail(error) from None
     finally:
-        gateway.close()
+        client.close()
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return

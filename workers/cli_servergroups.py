@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -71,19 +72,45 @@ def _start(client: GatewayClient, application: str, action: str, stages: list[di
     console.print(f"  follow it: gennaker status {escape(started['id'])} --follow", highlight=False)
 
 
-def _run_one(
+# action -> (stage type, verb of the stage's title): what each one-stage action runs.
+STAGES: dict[str, tuple[str, str]] = {
+    "resize": ("resizeServerGroup", "Resize"),
+    "enable": ("enableServerGroup", "Enable"),
+    "disable": ("disableServerGroup", "Disable"),
+    "destroy": ("destroyServerGroup", "Destroy"),
+}
+
+
+def _stage(action: str, where: dict[str, Any], *, detail: str = "", **fields: Any) -> dict[str, Any]:
+    """The stage `action` runs on the server group `where` names (`detail` ends its title)."""
+    stage_type, verb = STAGES[action]
+    title = f"{verb} {where['serverGroupName']}{detail}"
+    return {"refId": action, "type": stage_type, "name": title, **where, **fields}
+
+
+def _act(
     action: str,
-    stage_type: str,
-    title: str,
-    where: dict[str, Any],
+    application: str,
+    account: str,
+    namespace: str,
+    cluster: str | None,
+    server_group: str,
+    follow: bool,
     api: str,
     user: str | None,
-    follow: bool,
-    application: str,
+    *,
+    confirm: Callable[[], None] | None = None,
+    detail: str = "",
     **fields: Any,
 ) -> None:
-    stage = {"refId": action, "type": stage_type, "name": title, **where, **fields}
-    _start(gateway(api, user), application, action, [stage], follow)
+    """Validate the names, `confirm` (it may refuse), then start the one-stage run of `action`."""
+    try:
+        where = _where(application, account, namespace, cluster, server_group)
+        if confirm is not None:
+            confirm()
+        _start(gateway(api, user), application, action, [_stage(action, where, detail=detail, **fields)], follow)
+    except CliError as error:
+        raise fail(error) from None
 
 
 @servergroup_app.command("resize")
@@ -101,60 +128,43 @@ def resize(
     user: User = None,
 ) -> None:
     """Set a server group's desired count (min = max = desired, as Spinnaker's simple resize)."""
-    try:
-        where = _where(application, account, namespace, cluster, server_group)
-        _run_one(
-            "resize",
-            "resizeServerGroup",
-            f"Resize {server_group} to {capacity}",
-            where,
-            api,
-            user,
-            follow,
-            application,
-            resizeType="exact",
-            capacity={"min": capacity, "max": capacity, "desired": capacity},
-        )
-    except CliError as error:
-        raise fail(error) from None
+    exact: dict[str, Any] = {"resizeType": "exact", "capacity": {"min": capacity, "max": capacity, "desired": capacity}}
+    _act(
+        "resize",
+        application,
+        account,
+        namespace,
+        cluster,
+        server_group,
+        follow,
+        api,
+        user,
+        detail=f" to {capacity}",
+        **exact,
+    )
 
 
-@servergroup_app.command("enable")
-def enable(
-    application: AppArg,
-    account: Account,
-    namespace: Namespace,
-    server_group: ServerGroup,
-    cluster: Cluster = None,
-    follow: Follow = False,
-    api: ApiUrl = DEFAULT_API,
-    user: User = None,
-) -> None:
-    """Put a server group into its load balancers' traffic."""
-    try:
-        where = _where(application, account, namespace, cluster, server_group)
-        _run_one("enable", "enableServerGroup", f"Enable {server_group}", where, api, user, follow, application)
-    except CliError as error:
-        raise fail(error) from None
+def _traffic_command(action: str, help_text: str) -> None:
+    """Register `enable` or `disable`: same options, only the stage differs."""
+
+    def command(
+        application: AppArg,
+        account: Account,
+        namespace: Namespace,
+        server_group: ServerGroup,
+        cluster: Cluster = None,
+        follow: Follow = False,
+        api: ApiUrl = DEFAULT_API,
+        user: User = None,
+    ) -> None:
+        _act(action, application, account, namespace, cluster, server_group, follow, api, user)
+
+    command.__doc__ = help_text  # typer shows the docstring as the command's help
+    servergroup_app.command(action)(command)
 
 
-@servergroup_app.command("disable")
-def disable(
-    application: AppArg,
-    account: Account,
-    namespace: Namespace,
-    server_group: ServerGroup,
-    cluster: Cluster = None,
-    follow: Follow = False,
-    api: ApiUrl = DEFAULT_API,
-    user: User = None,
-) -> None:
-    """Take a server group out of its load balancers' traffic (its pods keep running)."""
-    try:
-        where = _where(application, account, namespace, cluster, server_group)
-        _run_one("disable", "disableServerGroup", f"Disable {server_group}", where, api, user, follow, application)
-    except CliError as error:
-        raise fail(error) from None
+_traffic_command("enable", "Put a server group into its load balancers' traffic.")
+_traffic_command("disable", "Take a server group out of its load balancers' traffic (its pods keep running).")
 
 
 @servergroup_app.command("destroy")
@@ -172,18 +182,17 @@ def destroy(
     user: User = None,
 ) -> None:
     """Disable, then delete a server group and its pods. Asks first unless --yes."""
-    try:
-        where = _where(application, account, namespace, cluster, server_group)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise CliError(f"destroying {server_group} needs --yes when there is no terminal to ask on")
-            question = f"Destroy server group {server_group} (account {account}, namespace {namespace}) and its pods?"
-            if not typer.confirm(question, default=False):
-                errors.print("nothing destroyed")
-                raise typer.Exit(EXIT_BAD_INPUT)
-        _run_one("destroy", "destroyServerGroup", f"Destroy {server_group}", where, api, user, follow, application)
-    except CliError as error:
-        raise fail(error) from None
+
+    def ask() -> None:
+        if not sys.stdin.isatty():
+            raise CliError(f"destroying {server_group} needs --yes when there is no terminal to ask on")
+        question = f"Destroy server group {server_group} (account {account}, namespace {namespace}) and its pods?"
+        if not typer.confirm(question, default=False):
+            errors.print("nothing destroyed")
+            raise typer.Exit(EXIT_BAD_INPUT)
+
+    confirm = None if yes else ask
+    _act("destroy", application, account, namespace, cluster, server_group, follow, api, user, confirm=confirm)
 
 
 def _previous_group(client: GatewayClient, application: str, where: dict[str, Any]) -> str:
@@ -238,16 +247,7 @@ def rollback(
         restored = _where(application, account, namespace, where["cluster"], restore)
         if restore == server_group:
             raise CliError("--to must name a server group other than --server-group")
-        stages = [
-            {"refId": "enable", "type": "enableServerGroup", "name": f"Enable {restore}", **restored},
-            {
-                "refId": "disable",
-                "type": "disableServerGroup",
-                "name": f"Disable {server_group}",
-                "requisiteStageRefIds": ["enable"],
-                **where,
-            },
-        ]
+        stages = [_stage("enable", restored), _stage("disable", where, requisiteStageRefIds=["enable"])]
         _start(client, application, "rollback", stages, follow)
     except CliError as error:
         raise fail(error) from None

@@ -7,12 +7,9 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from workers.cli_common import console, errors
 from workers.gateway_client import EXIT_BAD_INPUT, CliError
-
-console = Console()
-errors = Console(stderr=True)
 
 token_app = typer.Typer(help="API tokens (run where the gateway's database is reachable).", no_args_is_help=True)
 DatabaseUrl = Annotated[

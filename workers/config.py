@@ -5,6 +5,7 @@ Credentials for accounts live here and only here (files or env, never requests o
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from activities.script import ScriptSettings
 from core.settings import ConfigError, GennakerSettings
 
 __all__ = ["ConfigError", "WorkerConfig", "load_worker_config"]
+
+_log = logging.getLogger(__name__)
 
 
 class WorkerConfig(GennakerSettings):
@@ -49,8 +52,8 @@ class WorkerConfig(GennakerSettings):
     )
     egress: EgressPolicy = Field(
         default_factory=EgressPolicy,
-        description="Where stages' outbound requests may go (webhook, Jenkins, bake, notifications): "
-        "global addresses only unless allow-listed by host, CIDR or URL prefix (activities/egress.py)",
+        description="Where stages' outbound requests may go (webhook, Jenkins, bake, notifications, artifact "
+        "fetches): global addresses only unless allow-listed by host, CIDR or URL prefix (activities/egress.py)",
     )
     bake: BakeSettings = Field(default_factory=BakeSettings, description="Where `path` build contexts may lie")
     auth_policy_file: Path | None = Field(
@@ -72,6 +75,22 @@ class WorkerConfig(GennakerSettings):
             if duplicates:
                 raise ValueError(f"{kind}: duplicate account names {', '.join(duplicates)}")
         return self
+
+    @model_validator(mode="after")
+    def _deprecated_artifacts_egress(self) -> WorkerConfig:
+        if "egress" in self.artifacts.model_fields_set:
+            _log.warning(
+                "artifacts.egress is deprecated: move its allow-lists into the top-level `egress:` section, "
+                "which every stage's outbound requests obey (docs/artifacts.md)"
+            )
+        return self
+
+    def artifact_settings(self) -> ArtifactAccounts:
+        """The `artifacts:` section under the worker's one egress policy. A config that still sets the
+        deprecated `artifacts.egress` keeps it for artifacts, so upgrading changes no fetch's outcome."""
+        if "egress" in self.artifacts.model_fields_set:
+            return self.artifacts
+        return self.artifacts.model_copy(update={"egress": self.egress})
 
 
 def load_worker_config(path: Path | None = None, **overrides: Any) -> WorkerConfig:

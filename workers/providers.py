@@ -16,10 +16,7 @@ def artifact_activities(config: WorkerConfig) -> list[Callable[..., Any]]:
     from activities.bake_manifest import BakeManifestActivities
 
     store = ContentStore(config.artifacts.store_dir or default_store_dir())
-    # One outbound policy per worker: the top-level `egress`, unless `artifacts.egress` is set itself.
-    settings = config.artifacts
-    if "egress" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"egress": config.egress})
+    settings = config.artifact_settings()
     return [
         *ArtifactActivities(settings, store).activities(),
         *BakeManifestActivities(settings, store).activities(),

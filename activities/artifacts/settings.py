@@ -7,10 +7,13 @@ account, the `url` of a Helm repository): a tenant cannot point an artifact carr
 GitHub token at a server of their own. `applications` limits which applications may use an account
 (empty: every application).
 
+Fetches obey the worker's one egress policy, the top-level `egress:` section (the worker passes it
+in as `egress` here; `artifacts.egress` in a config file is deprecated, see workers/config.py).
+
 Example:
 ```yaml
+egress: {allow_hosts: [git.internal], allow_cidrs: [10.20.0.0/16]}
 artifacts:
-  egress: {allow_hosts: [git.internal], allow_cidrs: [10.20.0.0/16]}
   http:
     - {name: nexus, url_prefixes: ["https://nexus.internal/"], username: ci, password: {env: NEXUS_PASSWORD}}
   github: [{name: github, token: {file: /run/secrets/github-token}}]
@@ -105,7 +108,10 @@ class ArtifactAccounts(BaseModel):
     """The `artifacts:` section of a worker's configuration."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    egress: EgressPolicy = Field(default_factory=EgressPolicy)
+    egress: EgressPolicy = Field(
+        default_factory=EgressPolicy,
+        description="Deprecated in config files: the worker fills it from its top-level `egress`",
+    )
     limits: ArtifactLimits = Field(default_factory=ArtifactLimits)
     http: list[HttpArtifactAccount] = Field(default_factory=list)
     github: list[GitHubArtifactAccount] = Field(default_factory=list)

@@ -11,6 +11,13 @@ so every request carries a stable `notificationId` (email Message-ID, webhook de
 
 from activities.notify.channels import NotifyActivities, verify_signature
 from activities.notify.model import (
+    NotificationSettings,
+    SlackSettings,
+    SmsSettings,
+    SmtpSettings,
+    WebhookNotifySettings,
+)
+from workflows.notification_model import (
     EVENT_ALIASES,
     EVENTS,
     NOT_RETRYABLE,
@@ -21,11 +28,6 @@ from activities.notify.model import (
     JudgmentInfo,
     NotificationRequest,
     NotificationResult,
-    NotificationSettings,
-    SlackSettings,
-    SmsSettings,
-    SmtpSettings,
-    WebhookNotifySettings,
     normalize_event,
     notifications_for,
 )

@@ -21,7 +21,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.egress import EgressPolicy, guarded_client, redacted_text, redacted_url
-from activities.notify.model import NotificationRequest, NotificationResult, NotificationSettings
+from activities.notify.model import NotificationSettings
+from workflows.notification_model import NotificationRequest, NotificationResult
 
 
 def shown_address(channel: str, address: str) -> str:

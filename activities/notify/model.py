@@ -1,5 +1,6 @@
 """Notification settings of the worker (gennaker.yaml `notifications:`). What the workflow decides
-(events, requests, `notifications_for`) is in workflows/notification_model.py, re-exported here."""
+(events, requests, `notifications_for`) is in workflows/notification_model.py; the package
+(`activities.notify`) exports both."""
 
 from __future__ import annotations
 
@@ -8,41 +9,6 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.accounts import SecretRef
-from workflows.notification_model import (
-    EVENT_ALIASES,
-    EVENTS,
-    NOT_RETRYABLE,
-    NOTIFY_ACTIVITY,
-    NOTIFY_RETRY,
-    NOTIFY_TIMEOUT,
-    ChannelType,
-    JudgmentInfo,
-    NotificationRequest,
-    NotificationResult,
-    normalize_event,
-    notifications_for,
-)
-
-__all__ = [
-    "EVENTS",
-    "EVENT_ALIASES",
-    "NOTIFY_ACTIVITY",
-    "NOTIFY_RETRY",
-    "NOTIFY_TIMEOUT",
-    "NOT_RETRYABLE",
-    "ChannelType",
-    "JudgmentInfo",
-    "NotificationRequest",
-    "NotificationResult",
-    "NotificationSettings",
-    "SlackSettings",
-    "SmsSettings",
-    "SmtpSettings",
-    "WebhookNotifySettings",
-    "normalize_event",
-    "notifications_for",
-]
-
 
 # ---- worker-side configuration ----------------------------------------------------------------
 

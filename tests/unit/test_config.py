@@ -30,6 +30,24 @@ def test_duplicate_account_names_are_refused(tmp_path: Path) -> None:
         load_worker_config(path)
 
 
+def test_artifacts_obey_the_one_egress_policy_and_the_old_key_still_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "gennaker.yaml"
+    path.write_text("egress: {allow_hosts: [git.internal]}\n")
+    with caplog.at_level("WARNING", logger="workers.config"):
+        config = load_worker_config(path)
+    assert config.artifact_settings().egress == config.egress
+    assert "git.internal" in config.artifact_settings().egress.allow_hosts
+    assert "deprecated" not in caplog.text
+
+    path.write_text("egress: {allow_hosts: [git.internal]}\nartifacts: {egress: {allow_hosts: [old.internal]}}\n")
+    with caplog.at_level("WARNING", logger="workers.config"):
+        config = load_worker_config(path)
+    assert config.artifact_settings().egress.allow_hosts == ["old.internal"]  # as before: no fetch changes
+    assert "artifacts.egress is deprecated" in caplog.text
+
+
 def test_unknown_keys_are_refused_with_their_name(tmp_path: Path) -> None:
     path = tmp_path / "gennaker.yaml"
     path.write_text("temporal_adress: localhost:7233\n")

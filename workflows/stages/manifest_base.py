@@ -112,6 +112,32 @@ class KubernetesStage(StageConfig):
         )
         return result.states
 
+    async def change_then_wait(
+        self,
+        ctx: StageContext,
+        ref: ManifestRef,
+        method: Callable[[Any, I], Any],
+        arg: I,
+        *,
+        details: str,
+        summary: str,
+        doing: str,
+        left: str = "Nothing was changed.",
+        **outputs: Any,
+    ) -> dict[str, Any]:
+        """Change `ref` in place with one write, wait for it to be stable, and answer the stage's
+        outputs: the object, `outputs`, and the stable states."""
+        ctx.set_details(details)
+        await self.call(ctx, method, arg, WRITE, summary=summary, doing=doing, left=left)
+        states = await self.wait_stable(ctx, [ref])
+        return {
+            "account": self.account_name,
+            "manifest": ref.label,
+            "namespace": ref.namespace,
+            **outputs,
+            "stable": states,
+        }
+
 
 class TargetedStage(KubernetesStage):
     """A stage acting on one existing object: `manifestName`, or `cluster` + `criteria` (+ `kind`)."""

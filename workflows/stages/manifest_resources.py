@@ -18,7 +18,7 @@ from temporalio import workflow
 
 from workflows.context import StageContext
 from workflows.stages.base import StageFailed
-from workflows.stages.manifest_base import READ, WRITE, TargetedStage
+from workflows.stages.manifest_base import READ, TargetedStage
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -44,24 +44,16 @@ class RollingRestartManifestStage(TargetedStage):
             raise StageFailed(f"cannot restart {ref}: only {', '.join(RESTARTABLE)} roll out. Nothing was changed.")
         restarted_at = ctx.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: restarted_at}}}}}
-        ctx.set_details(f"restarting {ref}")
-        await self.call(
+        return await self.change_then_wait(
             ctx,
+            ref,
             KubernetesManifestActivities.patch_manifest,
             PatchManifestInput(ref=ref, patchBody=patch, mergeStrategy="strategic"),
-            WRITE,
+            details=f"restarting {ref}",
             summary=self.summary(),
             doing=f"restarting {ref}",
-            left="Nothing was changed.",
+            restartedAt=restarted_at,
         )
-        states = await self.wait_stable(ctx, [ref])
-        return {
-            "account": self.account_name,
-            "manifest": ref.label,
-            "namespace": ref.namespace,
-            "restartedAt": restarted_at,
-            "stable": states,
-        }
 
 
 @register_stage

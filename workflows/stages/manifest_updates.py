@@ -11,7 +11,7 @@ from temporalio import workflow
 
 from workflows.context import StageContext
 from workflows.stages.base import Expression
-from workflows.stages.manifest_base import READ, WRITE, TargetedStage, size_checked
+from workflows.stages.manifest_base import READ, TargetedStage, size_checked
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -37,25 +37,17 @@ class ScaleManifestStage(TargetedStage):
     async def run(self, ctx: StageContext) -> dict[str, Any]:
         ref = await self.target(ctx)
         replicas = int(self.replicas)
-        ctx.set_details(f"scaling {ref} to {replicas}")
         scale = ScaleManifestInput(ref=ref, replicas=replicas, application=ctx.execution.application)
-        await self.call(
+        return await self.change_then_wait(
             ctx,
+            ref,
             KubernetesManifestActivities.scale_manifest,
             scale,
-            WRITE,
+            details=f"scaling {ref} to {replicas}",
             summary=self.summary(),
             doing=f"scaling {ref}",
-            left="Nothing was changed.",
+            replicas=replicas,
         )
-        states = await self.wait_stable(ctx, [ref])
-        return {
-            "account": self.account_name,
-            "manifest": ref.label,
-            "namespace": ref.namespace,
-            "replicas": replicas,
-            "stable": states,
-        }
 
 
 class PatchOptions(BaseModel):
@@ -82,25 +74,17 @@ class PatchManifestStage(TargetedStage):
             body = body[0]  # deck stores a one-document YAML patch as a list
         size_checked("the patch body", body)
         ref = await self.target(ctx)
-        ctx.set_details(f"patching {ref}")
         patch = PatchManifestInput(ref=ref, patchBody=body, mergeStrategy=self.options.mergeStrategy)
-        await self.call(
+        return await self.change_then_wait(
             ctx,
+            ref,
             KubernetesManifestActivities.patch_manifest,
             patch,
-            WRITE,
+            details=f"patching {ref}",
             summary=self.summary(),
             doing=f"patching {ref}",
-            left="Nothing was changed.",
+            mergeStrategy=self.options.mergeStrategy,
         )
-        states = await self.wait_stable(ctx, [ref])
-        return {
-            "account": self.account_name,
-            "manifest": ref.label,
-            "namespace": ref.namespace,
-            "mergeStrategy": self.options.mergeStrategy,
-            "stable": states,
-        }
 
 
 @register_stage
@@ -132,24 +116,17 @@ class UndoRolloutManifestStage(TargetedStage):
             doing=f"finding the revision to restore for {ref}",
             left="The Deployment was not changed.",
         )
-        ctx.set_details(f"rolling {ref} back from revision {plan.fromRevision} to {plan.toRevision}")
-        await self.call(
+        return await self.change_then_wait(
             ctx,
+            ref,
             KubernetesManifestActivities.undo_rollout,
             plan,
-            WRITE,
+            details=f"rolling {ref} back from revision {plan.fromRevision} to {plan.toRevision}",
             summary=f"Roll {ref} back to revision {plan.toRevision} ({', '.join(plan.images)})",
             doing=f"rolling back {ref}",
             left="The Deployment was not changed.",
+            fromRevision=plan.fromRevision,
+            toRevision=plan.toRevision,
+            replicaSet=plan.replicaSet,
+            images=plan.images,
         )
-        states = await self.wait_stable(ctx, [ref])
-        return {
-            "account": self.account_name,
-            "manifest": ref.label,
-            "namespace": ref.namespace,
-            "fromRevision": plan.fromRevision,
-            "toRevision": plan.toRevision,
-            "replicaSet": plan.replicaSet,
-            "images": plan.images,
-            "stable": states,
-        }
