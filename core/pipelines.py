@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from core.errors import ServiceError, not_found
 from core.launch import ExecutionStarted, StartOptions, start_execution
+from core.policy import Policy
 from core.schedules import delete_pipeline_schedules, sync_schedules
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
