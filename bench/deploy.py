@@ -13,6 +13,12 @@ red/black deploy of the next version. Two watches in this process note (wall clo
   the new server group (old ones gone) (Endpoints watch).
 ready_to_traffic_ms = switched - last Ready (target < 1 s); ready_to_new_serving_ms = when every new
 pod was in the Endpoints (old ones possibly still there) - last Ready; deploy_s = pipeline wall time.
+
+Where the time goes (`ready_to_traffic_steps_ms`, medians, each from last Ready): the workflow's
+history says when the healthy wait's activity completed (`healthy_seen`), when the first traffic
+activity was scheduled (`switch_scheduled`, after a workflow task) and picked up by the worker
+(`switch_started`), and when the last one completed (`switch_done`). Temporal's event times and this
+process's clock are the same machine's clock.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +188,40 @@ async def worker_for(kube: Cluster, directory: Path) -> AsyncIterator[tuple[Clie
             await asyncio.to_thread(stop_process, worker)
 
 
-async def run_deploy(client: Client, account: str, kube: Cluster, stack: str, service: str, strategy: str) -> float:
+HEALTHY_ACTIVITY = "waitServerGroupHealthy"
+TRAFFIC_ACTIVITIES = ("setServerGroupTraffic", "switchServerGroupTraffic")
+
+
+async def switch_steps(client: Client, workflow_id: str, last_ready: float) -> dict[str, float]:
+    """Milliseconds from last Ready to each step of the switch, from the workflow's history."""
+    scheduled: dict[int, tuple[str, float]] = {}
+    started: dict[str, list[float]] = {}
+    completed: dict[str, list[float]] = {}
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        at = event.event_time.ToDatetime(tzinfo=UTC).timestamp()
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[event.event_id] = (event.activity_task_scheduled_event_attributes.activity_type.name, at)
+        elif event.HasField("activity_task_started_event_attributes"):
+            name, _ = scheduled[event.activity_task_started_event_attributes.scheduled_event_id]
+            started.setdefault(name, []).append(at)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            name, _ = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
+            completed.setdefault(name, []).append(at)
+    traffic_scheduled = [at for name, at in scheduled.values() if name in TRAFFIC_ACTIVITIES]
+    traffic_started = [at for name in TRAFFIC_ACTIVITIES for at in started.get(name, [])]
+    traffic_done = [at for name in TRAFFIC_ACTIVITIES for at in completed.get(name, [])]
+    steps = {
+        "healthy_seen": max(completed.get(HEALTHY_ACTIVITY, [last_ready])),
+        "switch_scheduled": min(traffic_scheduled, default=last_ready),
+        "switch_started": min(traffic_started, default=last_ready),
+        "switch_done": max(traffic_done, default=last_ready),
+    }
+    return {key: (at - last_ready) * 1000 for key, at in steps.items()}
+
+
+async def run_deploy(
+    client: Client, account: str, kube: Cluster, stack: str, service: str, strategy: str
+) -> tuple[float, str]:
     spec = parse_pipeline(
         {
             "application": "bench",
@@ -205,17 +245,18 @@ async def run_deploy(client: Client, account: str, kube: Cluster, stack: str, se
         }
     )
     started = time.perf_counter()
+    workflow_id = f"bench-deploy-{uuid.uuid4().hex}"
     result: ExecutionResult = await client.execute_workflow(
         PIPELINE_WORKFLOW,
         PipelineRunInput(pipeline=spec),
-        id=f"bench-deploy-{uuid.uuid4().hex}",
+        id=workflow_id,
         task_queue="gennaker-bench-deploy",
         result_type=ExecutionResult,
         search_attributes=initial_attributes("bench", "deploy", "bench"),
     )
     if result.status.value != "SUCCEEDED":
         raise RuntimeError(f"deploy {strategy} ended {result.status.value}: {result.outputs}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, workflow_id
 
 
 async def deploy_benchmark(rounds: int = 3) -> dict[str, Any]:
@@ -235,13 +276,17 @@ async def deploy_benchmark(rounds: int = 3) -> dict[str, Any]:
         async with worker_for(kube, Path(tmp)) as (client, account):
             await run_deploy(client, account, kube, stack, service, "none")  # v000 serves; also warms up
             deploys, switches, serving = [], [], []
+            steps: dict[str, list[float]] = {}
             for version in range(1, rounds + 1):
                 with Observer(kube, service, f"bench-{stack}-v{version:03d}") as seen:
-                    deploys.append(await run_deploy(client, account, kube, stack, service, "redblack"))
+                    took, workflow_id = await run_deploy(client, account, kube, stack, service, "redblack")
+                    deploys.append(took)
                 if seen.last_ready is None or seen.switched is None:
                     raise RuntimeError(f"round {version}: last ready {seen.last_ready}, switched {seen.switched}")
                 switches.append((seen.switched - seen.last_ready) * 1000)
                 serving.append(((seen.new_serving or seen.switched) - seen.last_ready) * 1000)
+                for key, ms in (await switch_steps(client, workflow_id, seen.last_ready)).items():
+                    steps.setdefault(key, []).append(ms)
     return {
         "cluster": "real" if os.environ.get("GENNAKER_TEST_KUBECONFIG") else "kubesim",
         "replicas": REPLICAS,
@@ -250,5 +295,6 @@ async def deploy_benchmark(rounds: int = 3) -> dict[str, Any]:
         "ready_to_traffic_max_ms": max(switches),
         "ready_to_traffic_p99_ms": percentile(switches, 99),
         "ready_to_new_serving_ms": statistics.median(serving),
+        "ready_to_traffic_steps_ms": {key: round(statistics.median(ms), 1) for key, ms in steps.items()},
         "deploy_s": statistics.median(deploys),
     }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -87,6 +88,18 @@ class Target:
     token: str
     temporal: Client
     stop_worker: Callable[[], None] | None = None
+    gateway_pid: int | None = None  # embedded: the whole `gennaker dev` process (worker and kubesim too)
+    temporal_pids: list[int] = field(default_factory=list)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc; 0 for one that is gone)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def interleaved(
@@ -166,11 +179,14 @@ async def phase(target: Target, rps: float, seconds: float, slot: float) -> dict
         )
         return None, ""
 
+    gateway_pids = [target.gateway_pid] if target.gateway_pid else []
     try:
         # One of each first, so connection setup is not in the figures.
         await through_gateway(0)
         await bare(0)
+        cpu_before = cpu_seconds(gateway_pids), cpu_seconds(target.temporal_pids)
         gateway_side, bare_side = await interleaved(through_gateway, bare, rps, seconds, slot)
+        cpu_after = cpu_seconds(gateway_pids), cpu_seconds(target.temporal_pids)
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
     g50, g99 = percentile(gateway_side.latencies, 50), percentile(gateway_side.latencies, 99)
@@ -191,6 +207,10 @@ async def phase(target: Target, rps: float, seconds: float, slot: float) -> dict
         "max_send_lag_ms": max(gateway_side.max_lag, bare_side.max_lag) * 1000,
         # The client could not send on time: the box, not the gateway, set the pace; figures not comparable.
         "generator_lagged": max(gateway_side.max_lag, bare_side.max_lag) > GENERATOR_LAG_LIMIT,
+        # Where the CPU went during the phase, per gateway submission: the gateway's process (in
+        # `embedded`, with its worker and kubesim), and the Temporal server (both sides' starts).
+        "gateway_cpu_ms_per_submission": (cpu_after[0] - cpu_before[0]) * 1000 / max(1, gateway_side.sent),
+        "temporal_cpu_ms_per_submission": (cpu_after[1] - cpu_before[1]) * 1000 / max(1, gateway_side.sent),
     }
 
 
@@ -269,7 +289,14 @@ async def separate_stack(directory: Path) -> AsyncIterator[Target]:
                 await _until(ready, "gennaker api", gateway, api_log)
                 await _until(account_reported, "gennaker worker", worker, worker_log)
             temporal = await connect(server.address, codec_keys_file=keys)
-            yield Target(api_url, token, temporal, stop_worker=lambda: stop_process(worker))
+            yield Target(
+                api_url,
+                token,
+                temporal,
+                stop_worker=lambda: stop_process(worker),
+                gateway_pid=gateway.pid,
+                temporal_pids=[server.process.pid] if server.process else [],
+            )
         finally:
             await asyncio.to_thread(stop_process, worker)
             await asyncio.to_thread(stop_process, gateway)
@@ -283,7 +310,7 @@ async def embedded_stack(directory: Path) -> AsyncIterator[Target]:
     children = descendants(stack.process.pid)  # its Temporal dev server runs in a session of its own
     try:
         temporal = await connect(stack.temporal_address, codec_keys_file=data_dir / "codec-keys.yaml")
-        yield Target(stack.api_url, stack.token, temporal)
+        yield Target(stack.api_url, stack.token, temporal, gateway_pid=stack.process.pid, temporal_pids=children)
     finally:
         await asyncio.to_thread(stack.stop)
         await asyncio.to_thread(stop_leftovers, children)

@@ -91,7 +91,7 @@ def start_kubesim(
     directory: Path | None = None,
 ) -> RunningKubesim:
     """Start a kubesim on a free loopback port and wait until it answers."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

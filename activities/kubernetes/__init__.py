@@ -34,6 +34,7 @@ def account_activities(client: KubernetesAccountClient) -> list[Callable[..., An
         groups.destroy_server_group,
         groups.set_server_group_scaling,
         traffic.set_server_group_traffic,
+        traffic.switch_server_group_traffic,
         traffic.quick_patch_server_group,
         firewalls.upsert_security_group,
         clusters.describe_cluster,

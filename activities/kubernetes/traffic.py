@@ -11,6 +11,11 @@ keeps the labels on only `enabledPods` of the live pods.
 Every change is followed by a watch on each Service's Endpoints until it agrees: the enabled, ready
 pods are listed and the disabled ones are gone.
 
+Red/black's switch is one activity (`switchServerGroupTraffic`): enable the new group, watch until
+its Services list its pods, then disable the older groups and watch until they have left — make
+before break, as separate enable and disable calls would, but without a task-queue round trip and
+a second reading of the ReplicaSets and Services between the two halves.
+
 Quick patch sets a new image on the pod template and deletes the pods still running the old one,
 one at a time (waiting for each replacement to be ready) or all at once. A retry recomputes which
 pods are stale from the live pods, so it never replaces a pod twice.
@@ -18,6 +23,8 @@ pods are stale from the live pods, so it never replaces a pod twice.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -33,7 +40,10 @@ from activities.kubernetes.servergroups import (
     SERVER_GROUP_LABEL,
     api,
 )
-from activities.kubernetes.waiting import Verdict, wait_for_object
+from activities.kubernetes.waiting import Verdict, heartbeat, wait_for_object
+
+# Pods relabelled at once per server group; below the client's connection pool (5 per CPU).
+RELABEL_CONCURRENCY = 8
 
 
 class TrafficRequest(BaseModel):
@@ -44,6 +54,13 @@ class TrafficRequest(BaseModel):
         default=None, description="Keep traffic on only this many live pods (template unchanged); None = all"
     )
     timeoutSeconds: float = 120
+
+
+class SwitchRequest(BaseModel):
+    namespace: str
+    enable: str = Field(description="The server group to put behind its load balancers")
+    disable: list[str] = Field(default_factory=list, description="Groups to take out once `enable` serves")
+    timeoutSeconds: float = Field(default=120, description="For the whole switch, both halves")
 
 
 class QuickPatchRequest(BaseModel):
@@ -69,19 +86,32 @@ class TrafficResult(BaseModel):
     disabledPods: list[str]
 
 
+class SwitchResult(BaseModel):
+    enabled: TrafficResult
+    disabled: list[TrafficResult]
+
+
 def load_balancers_of(rs: Any) -> list[str]:
     text = (rs.metadata.annotations or {}).get(LOAD_BALANCERS_ANNOTATION, "")
     return [name for name in text.split(",") if name]
 
 
 def traffic_labels(
-    client: KubernetesAccountClient, namespace: str, server_group: str, load_balancers: list[str]
+    client: KubernetesAccountClient,
+    namespace: str,
+    server_group: str,
+    load_balancers: list[str],
+    known: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, str]:
-    """The union of the Services' selectors, checked not to touch the ReplicaSet's selector."""
+    """The union of the Services' selectors, checked not to touch the ReplicaSet's selector.
+    Selectors already in `known` are not read again; those read are added to it."""
     labels: dict[str, str] = {}
+    known = {} if known is None else known
     for name in load_balancers:
-        service = api(client, client.core.read_namespaced_service, name, namespace, what=f"read Service {name}")
-        selector = dict(service.spec.selector or {})
+        if name not in known:
+            service = api(client, client.core.read_namespaced_service, name, namespace, what=f"read Service {name}")
+            known[name] = dict(service.spec.selector or {})
+        selector = known[name]
         if not selector:
             raise ApplicationError(
                 f"load balancer {namespace}/{name} has no selector; give it one such as "
@@ -106,13 +136,46 @@ class TrafficActivities:
 
     @activity.defn(name="setServerGroupTraffic")
     def set_server_group_traffic(self, req: TrafficRequest) -> TrafficResult:
+        result = self._relabel(req, {})
+        for balancer in result.loadBalancers:
+            self._wait_endpoints(
+                req.namespace, balancer, set(result.enabledPods), set(result.disabledPods), req.timeoutSeconds
+            )
+        return result
+
+    @activity.defn(name="switchServerGroupTraffic")
+    def switch_server_group_traffic(self, req: SwitchRequest) -> SwitchResult:
+        """Enable `enable`; once its Services list its ready pods, disable each of `disable`; once
+        their pods have left, return. Every step sets labels to an absolute value read from the
+        live objects, so a retried attempt finds what an earlier one did and redoes nothing."""
+        deadline = time.monotonic() + req.timeoutSeconds
+        selectors: dict[str, dict[str, str]] = {}  # Service -> selector, read once for both halves
+        enabled = self._relabel(TrafficRequest(namespace=req.namespace, name=req.enable, enabled=True), selectors)
+        on = set(enabled.enabledPods)
+        for balancer in enabled.loadBalancers:
+            self._wait_endpoints(req.namespace, balancer, on, set(enabled.disabledPods), _left(deadline))
+        heartbeat(f"{req.enable} serving; disabling {', '.join(req.disable) or 'nothing'}")
+        disabled = [
+            self._relabel(TrafficRequest(namespace=req.namespace, name=name, enabled=False), selectors)
+            for name in req.disable
+        ]
+        for balancer in sorted({b for result in disabled for b in result.loadBalancers}):
+            off = {pod for result in disabled if balancer in result.loadBalancers for pod in result.disabledPods}
+            # The new group's pods stay listed: the end state is checked whole, not just the old leaving.
+            still_on = on if balancer in enabled.loadBalancers else set()
+            self._wait_endpoints(req.namespace, balancer, still_on, off, _left(deadline))
+        return SwitchResult(enabled=enabled, disabled=disabled)
+
+    def _relabel(self, req: TrafficRequest, selectors: dict[str, dict[str, str]]) -> TrafficResult:
+        """Set the traffic labels on the ReplicaSet's template and its live pods (no wait).
+        `selectors` caches the Services' selectors across calls of one activity."""
         client = self.client
         client.check_namespace(req.namespace)
         rs = api(
             client, client.apps.read_namespaced_replica_set, req.name, req.namespace, what=f"read ReplicaSet {req.name}"
         )
         balancers = load_balancers_of(rs)
-        labels = traffic_labels(client, req.namespace, req.name, balancers)
+        labels = traffic_labels(client, req.namespace, req.name, balancers, selectors)
         partial = req.enabled and req.enabledPods is not None
         if not partial:
             template_labels: dict[str, Any] = {k: (v if req.enabled else None) for k, v in labels.items()}
@@ -134,28 +197,49 @@ class TrafficActivities:
         keep = len(live) if req.enabledPods is None else max(0, min(req.enabledPods, len(live)))
         on = [p.metadata.name for p in live[:keep]] if req.enabled else []
         off = [p.metadata.name for p in live if p.metadata.name not in on]
+        changes: dict[str, dict[str, Any]] = {}
         for pod in live:
             want_on = pod.metadata.name in on
             current = pod.metadata.labels or {}
             has = all(current.get(k) == v for k, v in labels.items())
             if labels and want_on != has:
-                body = {"metadata": {"labels": {k: (v if want_on else None) for k, v in labels.items()}}}
-                try:
-                    api(
-                        client,
-                        client.core.patch_namespaced_pod,
-                        pod.metadata.name,
-                        req.namespace,
-                        body,
-                        _content_type=MERGE_PATCH,
-                        what=f"relabel pod {pod.metadata.name}",
-                    )
-                except ApplicationError as exc:
-                    if exc.type != NOT_FOUND:  # a pod that went away meanwhile needs no label
-                        raise
-        for balancer in balancers:
-            self._wait_endpoints(req.namespace, balancer, set(on), set(off), req.timeoutSeconds)
+                changes[pod.metadata.name] = {
+                    "metadata": {"labels": {k: (v if want_on else None) for k, v in labels.items()}}
+                }
+        self._relabel_pods(req.namespace, changes)
         return TrafficResult(name=req.name, loadBalancers=balancers, enabledPods=on, disabledPods=off)
+
+    def _relabel_pods(self, namespace: str, changes: dict[str, dict[str, Any]]) -> None:
+        """Patch the pods' labels side by side: each patch is one request of its own, so a group's
+        pods change within one round trip of each other instead of one after another (the Service's
+        endpoints then settle once). The first failure is raised after all have been tried."""
+        client = self.client
+
+        def patch(name: str) -> None:
+            try:
+                response = api(
+                    client,
+                    client.core.patch_namespaced_pod,
+                    name,
+                    namespace,
+                    changes[name],
+                    _content_type=MERGE_PATCH,
+                    _preload_content=False,  # the patched pod is not needed: skip decoding it
+                    what=f"relabel pod {name}",
+                )
+                response.read()  # to the end, which hands the connection back to the pool
+            except ApplicationError as exc:
+                if exc.type != NOT_FOUND:  # a pod that went away meanwhile needs no label
+                    raise
+
+        if len(changes) <= 1:
+            for name in changes:
+                patch(name)
+            return
+        with ThreadPoolExecutor(max_workers=min(len(changes), RELABEL_CONCURRENCY)) as pool:
+            outcomes = [pool.submit(patch, name) for name in sorted(changes)]
+        for outcome in outcomes:
+            outcome.result()
 
     @activity.defn(name="quickPatchServerGroup")
     def quick_patch_server_group(self, req: QuickPatchRequest) -> QuickPatchResult:
@@ -234,6 +318,11 @@ class TrafficActivities:
             return Verdict(done=False, progress=f"{service}: {len(stale)} still listed, {len(missing)} missing")
 
         wait_for_object(client, client.core.list_namespaced_endpoints, namespace, service, judge, timeout, "Endpoints")
+
+
+def _left(deadline: float) -> float:
+    """Seconds to `deadline`; never 0, so a wait still judges the current state once."""
+    return max(0.1, deadline - time.monotonic())
 
 
 def _image(pod: Any, container: str) -> str | None:

@@ -43,11 +43,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.kubernetes.traffic import (
         QuickPatchRequest,
         QuickPatchResult,
+        SwitchRequest,
+        SwitchResult,
         TrafficActivities,
         TrafficRequest,
         TrafficResult,
     )
     from activities.kubernetes.waiting import WAIT_FAILED, WAIT_TIMEOUT
+
+# Red/black switches traffic in one activity (enable the new group, then disable the older ones);
+# executions that started before switched with one setServerGroupTraffic call per group.
+SWITCH_IN_ONE_CALL = "deploy-redblack-switch-in-one-call"
 
 SERVER_GROUP_NON_RETRYABLE = [*NON_RETRYABLE, WAIT_FAILED, WAIT_TIMEOUT, "ServerGroupExists", "NoAutoscaler"]
 
@@ -179,6 +185,21 @@ class ServerGroupOps:
             doing=summary[0].lower() + summary[1:],
         )
 
+    async def switch(self, new: str, older: list[str], limit: float = 120) -> SwitchResult:
+        """Enable `new`, then disable `older` once `new` serves: one activity, make before break."""
+        for name in (new, *older):
+            self.claim(cluster_of(name))
+        summary = f"Enable {new}" + (f", then disable {', '.join(older)}" if older else "")
+        self.ctx.set_details(summary[0].lower() + summary[1:])
+        return await self.calls.call(
+            TrafficActivities.switch_server_group_traffic,
+            SwitchRequest(namespace=self.namespace, enable=new, disable=older, timeoutSeconds=limit),
+            WAIT,
+            wait=_seconds(limit),
+            summary=summary,
+            doing=f"switching traffic to {new}",
+        )
+
     async def destroy(self, name: str, limit: float = 300) -> bool:
         self.claim(cluster_of(name))
         self.ctx.set_details(f"destroying {name}")
@@ -264,7 +285,12 @@ async def run_strategy(ops: ServerGroupOps, plan: DeployPlan, name: str, older: 
             phase = f"{name} never became healthy"
             await ops.wait_healthy(name, plan.timeout, plan.max_restarts)
             phase = f"switching traffic to {name} failed"
-            if blue_green:
+            if blue_green and workflow.patched(SWITCH_IN_ONE_CALL):
+                # Counted as disabled before the call: if it fails part-way, any of them may have
+                # lost traffic already, and the rollback re-enables them all (harmless if enabled).
+                run.disabled = [g.name for g in enabled_older]
+                await ops.switch(name, run.disabled)
+            elif blue_green:
                 await ops.traffic(name, True)
                 for group in enabled_older:
                     await ops.traffic(group.name, False)
