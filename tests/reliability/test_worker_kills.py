@@ -96,6 +96,7 @@ PHASES = {
     "createServerGroup": "creating the server group",
     "waitServerGroupHealthy": "in the health wait",
     "setServerGroupTraffic": "switching traffic",
+    "switchServerGroupTraffic": "switching traffic",
     "send_notification": "while a notification was being sent",
     "timer": "in the wait timer",
 }
