@@ -21,7 +21,8 @@ from api.app import create_app
 from api.schemas import EXAMPLE_PIPELINE
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.support.builders import eventually, judgment, variables, wait
+from tests.support.builders import judgment, variables, wait
+from tests.support.eventually import assert_eventually
 from workers.devserver import TemporalDevServer
 from workflows.stages.registry import registered_stage_types
 
@@ -102,7 +103,9 @@ def stage_of(state: dict[str, Any], ref: str) -> dict[str, Any]:
 async def until_state(
     api: httpx.AsyncClient, execution_id: str, predicate: Callable[[dict[str, Any]], bool], what: str = ""
 ) -> dict[str, Any]:
-    result: dict[str, Any] = await eventually(lambda: state_of(api, execution_id), predicate, what=what)
+    result: dict[str, Any] = await assert_eventually(
+        lambda: state_of(api, execution_id), predicate, what=what, timeout=20
+    )
     return result
 
 
@@ -282,7 +285,7 @@ async def test_idempotency_key_starts_one_workflow(api: httpx.AsyncClient, clien
     async def runs() -> list[str]:
         return [wf.run_id async for wf in client.list_workflows(f"WorkflowId = '{one['id']}'")]
 
-    found = await eventually(runs, lambda r: len(r) >= 1, what="the execution in visibility")
+    found = await assert_eventually(runs, lambda r: len(r) >= 1, what="the execution in visibility", timeout=20)
     assert found == [one["runId"]]
 
     # Still the same execution once it has finished: the key is not reused for a new run.
@@ -628,14 +631,23 @@ async def test_list_executions_filters_by_application_and_status(api: httpx.Asyn
         assert response.status_code == 200, response.text
         return {e["id"]: e for e in response.json()["executions"]}
 
-    everything = await eventually(lambda: listed(application=app), lambda found: {done, running} <= set(found))
+    everything = await assert_eventually(
+        lambda: listed(application=app),
+        lambda found: {done, running} <= set(found),
+        what="the awaited value",
+        timeout=20,
+    )
     assert other not in everything
     assert everything[done]["application"] == app and everything[done]["trigger"] == "manual"
 
-    succeeded = await eventually(lambda: listed(application=app, status="SUCCEEDED"), lambda f: done in f)
+    succeeded = await assert_eventually(
+        lambda: listed(application=app, status="SUCCEEDED"), lambda f: done in f, what="the awaited value", timeout=20
+    )
     assert set(succeeded) == {done} and succeeded[done]["status"] == "SUCCEEDED"
     assert succeeded[done]["temporalStatus"] == "COMPLETED" and succeeded[done]["closeTime"]
-    still = await eventually(lambda: listed(application=app, status="RUNNING"), lambda f: running in f)
+    still = await assert_eventually(
+        lambda: listed(application=app, status="RUNNING"), lambda f: running in f, what="the awaited value", timeout=20
+    )
     assert set(still) == {running} and still[running]["closeTime"] is None
 
     limited = await api.get("/executions", params={"application": app, "limit": 1})

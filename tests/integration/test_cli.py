@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from core.store import PipelineStore
-from tests.support.builders import eventually
+from tests.support.eventually import assert_eventually
 from tests.support.kube_rig import KubeRig, kube_fixture  # noqa: F401  (the module-scoped `kube` fixture)
 from workers.devserver import TemporalDevServer, free_port
 from workflows.stages.registry import registered_stage_types
@@ -154,17 +154,21 @@ def stage_of(state: dict[str, Any], ref: str) -> dict[str, Any]:
 
 
 async def until_waiting(http: httpx.AsyncClient, execution_id: str, ref: str) -> dict[str, Any]:
-    result: dict[str, Any] = await eventually(
-        lambda: state_of(http, execution_id), lambda s: stage_of(s, ref)["waitingForJudgment"], what=f"{ref} waiting"
+    result: dict[str, Any] = await assert_eventually(
+        lambda: state_of(http, execution_id),
+        lambda s: stage_of(s, ref)["waitingForJudgment"],
+        what=f"{ref} waiting",
+        timeout=20,
     )
     return result
 
 
 async def until_final(http: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = await eventually(
+    result: dict[str, Any] = await assert_eventually(
         lambda: state_of(http, execution_id),
         lambda s: s["status"] in ("SUCCEEDED", "TERMINAL", "CANCELED"),
         what="a final status",
+        timeout=20,
     )
     return result
 
@@ -425,7 +429,9 @@ async def test_list(gateway: str, tmp_path: Path) -> None:
     async def listed() -> Result:
         return await gennaker("list", "--app", app, "--status", "SUCCEEDED", api=gateway)
 
-    found = await eventually(listed, lambda r: r.code == 0 and execution in r.out, what="execution listed")
+    found = await assert_eventually(
+        listed, lambda r: r.code == 0 and execution in r.out, what="execution listed", timeout=20
+    )
     assert app in found.out and "SUCCEEDED" in found.out
     everything = await gennaker("list", "--limit", "5", api=gateway)
     assert everything.code == 0, str(everything)

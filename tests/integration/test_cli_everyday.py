@@ -33,7 +33,7 @@ from tests.integration.test_cli import (
     wait,
     write_pipeline,
 )
-from tests.support.builders import eventually
+from tests.support.eventually import assert_eventually
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401  (the `kube` fixture)
 
 # The rig's fixtures: the `gennaker api` subprocess and an HTTP client to it.
@@ -197,7 +197,9 @@ async def test_piped_list_is_tab_separated_and_never_truncated(gateway: str, tmp
     async def listed() -> Result:
         return await gennaker("list", "--app", app, api=gateway, COLUMNS="80")
 
-    found = await eventually(listed, lambda r: r.code == 0 and execution in r.out, what="execution listed")
+    found = await assert_eventually(
+        listed, lambda r: r.code == 0 and execution in r.out, what="execution listed", timeout=20
+    )
     row = next(r for r in rows(found) if r[0] == execution)
     assert row[1] == app and row[3] == "SUCCEEDED", found.out
     assert max(len(line) for line in found.out.splitlines()) > 80
@@ -220,8 +222,11 @@ async def test_status_shows_outputs_failures_notifications_and_judgment_prompt(
     assert (await gennaker("save", str(path), api=gateway)).code == 0
     execution = started_id(await gennaker("run", "--app", app, "--pipeline", name, api=gateway))
     await until_waiting(http, execution, "gate")
-    await eventually(
-        lambda: state_of(http, execution), lambda s: s["notificationFailures"], what="the notification failure"
+    await assert_eventually(
+        lambda: state_of(http, execution),
+        lambda s: s["notificationFailures"],
+        what="the notification failure",
+        timeout=20,
     )
 
     status = await gennaker("status", execution, api=gateway, COLUMNS="80")

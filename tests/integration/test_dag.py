@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import Runner, pipeline
+from tests.support.runner import Runner, pipeline
 from workflows.context import StageContext
 from workflows.model import PipelineInvalid, parse_pipeline
 from workflows.search import STATUS, TRIGGER

@@ -21,8 +21,8 @@ import workflows.stages.find_image  # noqa: F401  (registers `findImage`)
 from activities.accounts import RegistryAccount, SecretRef
 from activities.registry import RegistryClient, build_registry_account, check_registry_health, semver_key
 from core.directory import reported_accounts
-from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer
@@ -127,7 +127,7 @@ def test_invalid_regex_is_rejected_at_submission() -> None:
 
 
 async def test_health_of_registry_accounts_through_the_account_directory(
-    temporal_server: TemporalDevServer, client: Client, docker_rig: DockerRig, worker: None
+    task_queue: str, temporal_server: TemporalDevServer, client: Client, docker_rig: DockerRig, worker: None
 ) -> None:
     good = docker_rig.registry.account("health-ok", docker_host=docker_rig.engine.host, repositories=["shop/a"])
     bad = docker_rig.registry.account("health-bad", password="wrong")
@@ -135,7 +135,7 @@ async def test_health_of_registry_accounts_through_the_account_directory(
     assert check_registry_health(RegistryClient(good)).healthy
     config = WorkerConfig(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         serve_pipelines=False,
         registries=[good, bad, down],
         health_interval_seconds=60,

@@ -23,7 +23,6 @@ from api.routers import registry_events
 from api.routers.registry_events import ImagePushed, registry_event_log
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import TEST_TASK_QUEUE
 from tests.support.docker_rig import DockerRig, LocalRegistry, docker_rig_fixture  # noqa: F401
 from workers.devserver import TemporalDevServer, free_port
 
@@ -32,11 +31,13 @@ MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 @pytest.fixture(scope="module")
-def gateway(temporal_server: TemporalDevServer, client: Client, store: PipelineStore) -> FastAPI:
+def gateway(
+    task_queue: str, worker: None, temporal_server: TemporalDevServer, client: Client, store: PipelineStore
+) -> FastAPI:
     settings = GatewaySettings(
         temporal_address=temporal_server.address,
         database_url=store.database_url,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         auth_disabled=True,
     )
     app = create_app(settings, client=client, store=store)

@@ -31,7 +31,8 @@ from core.store.migrate import current_revision, head_revision, migration_lock
 from core.store.tokens import TokenCache, TokenStore
 from core.store.trigger_index import trigger_key
 from core.triggers import dispatch_registry_push
-from tests.support.builders import eventually, wait
+from tests.support.builders import wait
+from tests.support.eventually import assert_eventually
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401 (session fixture)
 from workers.devserver import TemporalDevServer
 from workflows.model import PipelineSpec
@@ -230,7 +231,7 @@ async def test_two_processes_migrate_one_fresh_database_at_once(database_url: st
             async def waiting() -> int:
                 return await asyncio.to_thread(_blocked_on, database_url, probe)
 
-            await eventually(waiting, lambda n: n == 2, timeout=60, what="both upgrades wait for the lock")
+            await assert_eventually(waiting, lambda n: n == 2, what="both upgrades wait for the lock", timeout=60)
         outputs = [await asyncio.wait_for(p.communicate(), timeout=60) for p in upgrades]
         for process, (out, err) in zip(upgrades, outputs, strict=True):
             assert process.returncode == 0, err.decode()

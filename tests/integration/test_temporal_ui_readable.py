@@ -25,7 +25,7 @@ from api.settings import GatewaySettings
 from core.codec import READABLE
 from core.executions import visibility_query
 from core.store import PipelineStore
-from tests.conftest import Runner, pipeline
+from tests.support.runner import Runner, pipeline
 from workers.devserver import TemporalDevServer
 from workflows.search import STATUS
 from workflows.state import ExecutionStatus, StageStatus

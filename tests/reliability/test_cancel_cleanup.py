@@ -35,19 +35,12 @@ from activities.jenkins import JenkinsMaster
 from activities.registry import build_registry_account
 from activities.script import ScriptSettings
 from core.store import PipelineStore
-from tests.reliability.conftest import (
-    SCRATCH_BAKE,
-    RegistryProxy,
-    finish,
-    query_until,
-    served_kube,
-    start_pipeline,
-    state_of,
-)
 from tests.reliability.report import ReliabilityReport
 from tests.support.docker_rig import DockerRig, serving
 from tests.support.fake_services import FakeHttp, FakeJenkins, JenkinsJob, Reply
+from tests.support.fault_proxies import RegistryProxy
 from tests.support.kube_rig import KubeRig
+from tests.support.reliability_runs import SCRATCH_BAKE, finish, query_until, served_kube, start_pipeline, state_of
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
@@ -356,7 +349,12 @@ async def observed(
         try:
             async with (
                 served_kube(client, ready_delay=1.0) as kube,
-                serving(client, build_registry_account(account.model_copy(update={"address": proxy.address}), TEST_EGRESS, TEST_BAKE)),
+                serving(
+                    client,
+                    build_registry_account(
+                        account.model_copy(update={"address": proxy.address}), TEST_EGRESS, TEST_BAKE
+                    ),
+                ),
             ):
                 rig = Rig(client, queue, kube, docker_rig, name, proxy, jenkins, http, engine)
                 names = list(SCENARIOS)

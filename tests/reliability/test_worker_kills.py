@@ -26,12 +26,11 @@ from temporalio.client import WorkflowHandle
 import workflows.stages.bake
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from core.temporal import connect
-from tests.reliability.conftest import (
-    ACTIVITY_QUEUE,
-    WORKFLOW_QUEUE,
-    RegistryProxy,
-    SlowSlack,
-    WorkerSubprocess,
+from tests.reliability.report import ReliabilityReport
+from tests.support.docker_rig import SCRATCH_DOCKERFILE, DockerRig
+from tests.support.fault_proxies import RegistryProxy, SlowSlack
+from tests.support.kube_rig import KubeRig, start_rig, stop_rig
+from tests.support.reliability_runs import (
     activity_attempts,
     finish,
     own_temporal,
@@ -40,9 +39,7 @@ from tests.reliability.conftest import (
     start_pipeline,
     worker_config,
 )
-from tests.reliability.report import ReliabilityReport
-from tests.support.docker_rig import SCRATCH_DOCKERFILE, DockerRig
-from tests.support.kube_rig import KubeRig, start_rig, stop_rig
+from tests.support.worker_process import ACTIVITY_QUEUE, WORKFLOW_QUEUE, WorkerSubprocess
 from workflows.state import ControlAck, ExecutionState, ExecutionStatus, JudgmentRequest
 
 SECTION = "Worker crash (SIGKILL)"

@@ -8,8 +8,8 @@ import asyncio
 from kubernetes import client as k8s
 
 from core.launch import start_execution
-from tests.conftest import Runner
 from tests.security.test_tenancy import ALICE, Rig, deploy, rig  # noqa: F401  (the module's kubesim rig)
+from tests.support.runner import Runner
 from workflows.model import parse_pipeline
 from workflows.state import StageStatus, TriggerInfo
 

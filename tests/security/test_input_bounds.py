@@ -26,7 +26,6 @@ from api.app import create_app
 from api.schemas import MAX_PARAMETER_BYTES, MAX_PARAMETERS
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import TEST_TASK_QUEUE
 from workers.devserver import TemporalDevServer, free_port
 from workflows.model import MAX_YAML_DEPTH, MAX_YAML_NODES, load_pipeline_text
 
@@ -45,10 +44,12 @@ DEEP_JSON = b'{"pipeline": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
 
 
 @pytest.fixture
-def settings(temporal_server: TemporalDevServer, store: PipelineStore) -> GatewaySettings:
+def settings(
+    task_queue: str, worker: None, temporal_server: TemporalDevServer, store: PipelineStore
+) -> GatewaySettings:
     return GatewaySettings(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         database_url=store.database_url,
         auth_disabled=True,
         codec_keys_file=Path(os.environ["GENNAKER_CODEC_KEYS_FILE"]),
@@ -182,13 +183,17 @@ async def test_parameters_are_bounded_in_number_and_size(api: httpx.AsyncClient)
 
 @pytest.fixture(scope="module")
 def gateway_process(
-    temporal_server: TemporalDevServer, store: PipelineStore, tmp_path_factory: pytest.TempPathFactory
+    task_queue: str,
+    worker: None,
+    temporal_server: TemporalDevServer,
+    store: PipelineStore,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[int, int]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENNAKER_") or k == "GENNAKER_CODEC_KEYS_FILE"}
     env |= {
         "GENNAKER_TEMPORAL_ADDRESS": temporal_server.address,
-        "GENNAKER_TASK_QUEUE": TEST_TASK_QUEUE,
+        "GENNAKER_TASK_QUEUE": task_queue,
         "GENNAKER_DATABASE_URL": store.database_url,
         "GENNAKER_AUTH_DISABLED": "true",
     }

@@ -34,8 +34,8 @@ from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.health import check_kubernetes_account
 from activities.kubernetes.servergroups import CLUSTER_LABEL, SERVER_GROUP_LABEL
 from kubesim.testing import RunningKubesim, start_kubesim
-from tests.conftest import TEST_TASK_QUEUE
 from tests.support.accounts import report_and_wait
+from tests.support.runner import DIRECTORY_QUEUE
 from workers.reporting import report_once
 from workers.runner import workflow_runner
 from workflows.reads import ClusterReadWorkflow
@@ -167,7 +167,7 @@ async def serve_account(
 ) -> AsyncIterator[Callable[[], Awaitable[None]]]:
     """A worker on the account's queue, reported to the account directory as `gennaker worker` does so
     the gateway knows it; yields a function that reports its health again (the worker's next tick).
-    With `directory_served` (a worker runs the directory workflow on TEST_TASK_QUEUE) each report also
+    With `directory_served` (a worker runs the directory workflow on DIRECTORY_QUEUE) each report also
     waits until the directory's memo shows the account; without one nothing would ever show it."""
     worker, kube = account_worker(client, account)
     task = asyncio.create_task(worker.run())
@@ -181,9 +181,9 @@ async def serve_account(
 
     async def report() -> None:
         if directory_served:
-            await report_and_wait(client, f"kube-rig-{account.name}", [provided], TEST_TASK_QUEUE)
+            await report_and_wait(client, f"kube-rig-{account.name}", [provided], DIRECTORY_QUEUE)
         else:
-            await report_once(client, f"kube-rig-{account.name}", [provided], TEST_TASK_QUEUE)
+            await report_once(client, f"kube-rig-{account.name}", [provided], DIRECTORY_QUEUE)
 
     await report()
     try:
