@@ -113,18 +113,23 @@ async def gateway(
         )
     try:
         async with httpx.AsyncClient(base_url=url, timeout=2) as http:
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:
+
+            async def ready() -> int:
                 if process.returncode is not None:
-                    raise AssertionError(f"gateway exited {process.returncode}: {log_path.read_text()}")
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"gateway not ready in 30s: {log_path.read_text()}")
-                await asyncio.sleep(0.1)
+                    raise RuntimeError(f"gateway exited {process.returncode}: {log_path.read_text()}")
+                return (await http.get("/readyz")).status_code
+
+            try:
+                await assert_eventually(
+                    ready,
+                    lambda status: status == 200,
+                    what="the gateway answers /readyz",
+                    timeout=30,
+                    interval=0.1,
+                    retry_on=(httpx.TransportError,),
+                )
+            except AssertionError as late:
+                raise AssertionError(f"{late}\n{log_path.read_text()}") from None
         yield url
     finally:
         if process.returncode is None:

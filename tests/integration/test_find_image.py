@@ -22,7 +22,8 @@ from activities.accounts import RegistryAccount, SecretRef
 from activities.registry import RegistryClient, build_registry_account, check_registry_health, semver_key
 from core.directory import reported_accounts
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
-from tests.support.runner import Runner, pipeline
+from tests.support.eventually import assert_eventually
+from tests.support.runner import DIRECTORY_QUEUE, Runner, pipeline
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer
@@ -127,7 +128,7 @@ def test_invalid_regex_is_rejected_at_submission() -> None:
 
 
 async def test_health_of_registry_accounts_through_the_account_directory(
-    task_queue: str, temporal_server: TemporalDevServer, client: Client, docker_rig: DockerRig, worker: None
+    temporal_server: TemporalDevServer, client: Client, docker_rig: DockerRig, worker: None
 ) -> None:
     good = docker_rig.registry.account("health-ok", docker_host=docker_rig.engine.host, repositories=["shop/a"])
     bad = docker_rig.registry.account("health-bad", password="wrong")
@@ -135,7 +136,7 @@ async def test_health_of_registry_accounts_through_the_account_directory(
     assert check_registry_health(RegistryClient(good)).healthy
     config = WorkerConfig(
         temporal_address=temporal_server.address,
-        task_queue=task_queue,
+        task_queue=DIRECTORY_QUEUE,  # it reports to the session's account directory
         serve_pipelines=False,
         registries=[good, bad, down],
         health_interval_seconds=60,
@@ -143,11 +144,13 @@ async def test_health_of_registry_accounts_through_the_account_directory(
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(config, stop))
     try:
-        for _ in range(100):
-            views = {v.name: v for v in await reported_accounts(client) if v.name.startswith("health-")}
-            if len(views) == 3:
-                break
-            await asyncio.sleep(0.1)
+
+        async def health_views() -> dict[str, Any]:
+            return {v.name: v for v in await reported_accounts(client) if v.name.startswith("health-")}
+
+        views = await assert_eventually(
+            health_views, lambda found: len(found) == 3, what="three health-* accounts reported", timeout=10
+        )
     finally:
         stop.set()
         await task

@@ -12,7 +12,6 @@ once the integrator registers them there.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import subprocess
@@ -45,6 +44,7 @@ from activities.kubernetes.manifests import KubernetesManifestActivities
 from activities.prior_artifacts import PriorArtifactActivities
 from activities.triggers import PipelineFinished
 from kubesim.testing import RunningKubesim, start_kubesim
+from tests.support.eventually import assert_eventually
 from tests.support.fake_services import FakeHttp, Reply
 from tests.support.runner import Runner, pipeline
 from workers.runner import workflow_runner
@@ -475,10 +475,12 @@ async def test_use_prior_artifact_binds_the_last_successful_executions_artifact(
         first = await run(client, queue, spec, TriggerInfo(type="docker", artifacts=[pushed]))
         assert first.status is ExecutionStatus.SUCCEEDED, first.model_dump_json(indent=1)
         query = f"GennakerPipeline = '{name}' AND GennakerStatus = 'SUCCEEDED'"
-        for _ in range(200):  # visibility is eventually consistent: wait for it to list the run
-            if [e async for e in client.list_workflows(query)]:
-                break
-            await asyncio.sleep(0.05)
+
+        async def listed() -> list[str]:
+            return [e.id async for e in client.list_workflows(query)]
+
+        # Visibility is eventually consistent: the next run reads the last one through it.
+        await assert_eventually(listed, what=f"the first run listed by {query}", timeout=10)
         second = await run(client, queue, spec, TriggerInfo(type="manual"))
         assert second.status is ExecutionStatus.SUCCEEDED, second.model_dump_json(indent=1)
         assert second.artifacts.bound["api-image"] == pushed
