@@ -18,6 +18,7 @@ from tests.support.runner import DIRECTORY_QUEUE, Runner, module_task_queue
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer, free_port
+from workers.reporting import report_once
 from workers.runner import pipeline_worker
 
 
@@ -52,8 +53,16 @@ def temporal_server(data_dir: Path) -> Iterator[TemporalDevServer]:
 
 
 @pytest.fixture(scope="session")
-async def client(temporal_server: TemporalDevServer) -> Client:
-    return await connect(temporal_server.address)
+async def client(temporal_server: TemporalDevServer, store: PipelineStore) -> AsyncIterator[Client]:
+    client = await connect(temporal_server.address)
+    config = WorkerConfig(egress=TEST_EGRESS, bake=TEST_BAKE)
+    async with pipeline_worker(client, store, task_queue=DIRECTORY_QUEUE, config=config):
+        # The account directory is one workflow per server, bound to the queue of whoever reports
+        # first — a worker process of some module reports to its own queue. Created here on the
+        # session worker's queue before any test runs, it outlives every module's worker (a directory
+        # left on a stopped worker's queue would never update its memo again).
+        await report_once(client, "test-session", [], DIRECTORY_QUEUE)
+        yield client
 
 
 @pytest.fixture(scope="session")
@@ -64,11 +73,9 @@ def store(data_dir: Path) -> Iterator[PipelineStore]:
 
 
 @pytest.fixture(scope="session")
-async def directory_worker(client: Client, store: PipelineStore) -> AsyncIterator[None]:
-    """The session's worker on DIRECTORY_QUEUE: it runs the account directory every module reports to."""
-    config = WorkerConfig(egress=TEST_EGRESS, bake=TEST_BAKE)
-    async with pipeline_worker(client, store, task_queue=DIRECTORY_QUEUE, config=config):
-        yield
+def directory_worker(client: Client) -> None:
+    """The session's worker on DIRECTORY_QUEUE, running the account directory every module reports
+    to (it runs as long as `client`)."""
 
 
 @pytest.fixture(scope="module")
