@@ -1,5 +1,5 @@
 """The gateway (api/) in-process through httpx's ASGI transport, wired to the session's real Temporal
-dev server, SQLite store and worker (task queue "gennaker-test").
+dev server, SQLite store and the module's worker on its own task queue.
 
 Visibility (GET /executions) is eventually consistent, so list assertions poll. Ordering is asserted
 through states a test controls (a judgment still waiting, a paused execution), never through time.
@@ -26,7 +26,6 @@ from tests.support.eventually import assert_eventually
 from workers.devserver import TemporalDevServer
 from workflows.stages.registry import registered_stage_types
 
-TASK_QUEUE = "gennaker-test"
 USER_HEADER = "X-Gennaker-User"
 FINAL = {"SUCCEEDED", "TERMINAL", "CANCELED"}
 
@@ -36,10 +35,10 @@ FINAL = {"SUCCEEDED", "TERMINAL", "CANCELED"}
 
 @pytest.fixture(scope="module")
 async def api(
-    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, worker: None
+    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, task_queue: str, worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
-        task_queue=TASK_QUEUE,
+        task_queue=task_queue,
         temporal_address=temporal_server.address,
         database_url=store.database_url,
         auth_disabled=True,  # identities come from X-Gennaker-User here; test_auth.py covers tokens

@@ -31,8 +31,6 @@ from workers.runner import pipeline_worker
 from workflows.accounts import ACCOUNT_DIRECTORY_ID, ACCOUNT_DIRECTORY_WORKFLOW, DirectoryState, WorkerReport
 from workflows.state import ExecutionResult, ExecutionStatus
 
-TASK_QUEUE = "gennaker-test"
-
 
 @pytest.fixture
 async def own_server(tmp_path: Path) -> AsyncIterator[tuple[TemporalDevServer, Client]]:
@@ -166,10 +164,10 @@ async def test_accounts_are_one_row_each_and_long_gone_workers_are_dropped(
 
 @pytest.fixture(scope="module")
 async def api(
-    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, worker: None
+    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, task_queue: str, worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
-        task_queue=TASK_QUEUE,
+        task_queue=task_queue,
         temporal_address=temporal_server.address,
         database_url=store.database_url,
         auth_disabled=True,

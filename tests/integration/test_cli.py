@@ -1,7 +1,7 @@
 """The `gennaker` console script as people run it: real subprocesses against a real gateway.
 
 The gateway is `gennaker api` in a subprocess bound to the session's Temporal dev server and store;
-the session's in-process worker (task queue "gennaker-test") runs the pipelines. Tests are async and
+the module's in-process worker (on its own task queue) runs the pipelines. Tests are async and
 use asyncio subprocesses so the event loop, and with it that worker, keeps running while the CLI works.
 
 Exit codes: 0 ok, 1 pipeline failed, 2 bad input, 3 gateway unreachable. No error case may print a
@@ -34,7 +34,6 @@ from workflows.stages.registry import registered_stage_types
 
 GENNAKER = str(Path(sys.executable).parent / "gennaker")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TASK_QUEUE = "gennaker-test"
 UNREACHABLE = "http://127.0.0.1:1"
 
 
@@ -95,7 +94,11 @@ def failed_cleanly(result: Result, code: int) -> None:
 
 @pytest.fixture(scope="module")
 async def gateway(
-    temporal_server: TemporalDevServer, store: PipelineStore, worker: None, tmp_path_factory: pytest.TempPathFactory
+    temporal_server: TemporalDevServer,
+    store: PipelineStore,
+    task_queue: str,
+    worker: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -103,7 +106,7 @@ async def gateway(
     env = cli_env(
         None,
         GENNAKER_TEMPORAL_ADDRESS=temporal_server.address,
-        GENNAKER_TASK_QUEUE=TASK_QUEUE,
+        GENNAKER_TASK_QUEUE=task_queue,
         GENNAKER_DATABASE_URL=store.database_url,
         GENNAKER_AUTH_DISABLED="true",  # identities from --user here; token use is tested in test_auth.py
     )
