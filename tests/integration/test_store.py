@@ -53,7 +53,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[PipelineStore]:
+def backend_store(database_url: str) -> Iterator[PipelineStore]:
+    """A store of its own on each backend (not the session's `store`, which the session `client`'s
+    worker uses: a module fixture of that name would shadow it)."""
     opened = PipelineStore(database_url)
     yield opened
     opened.close()
@@ -82,23 +84,25 @@ def candidates(store: PipelineStore, repository: str) -> list[tuple[str, int]]:
     return [(p.name, p.revision) for p in store.trigger_candidates("docker", docker_key(repository))]
 
 
-def test_the_trigger_index_follows_saves_disables_and_deletes(store: PipelineStore) -> None:
-    assert store.save("shop", "release", pipeline("release", docker("shop/a"))) == 1
-    assert candidates(store, "shop/a") == [("release", 1)]
-    store.save("shop", "release", pipeline("release", docker("shop/b"), {"type": "cron", "cron": "0 3 * * *"}))
-    assert candidates(store, "shop/a") == []
-    assert candidates(store, "shop/b") == [("release", 2)]
-    store.save("shop", "release", pipeline("release", docker("shop/b", enabled=False)))
-    assert candidates(store, "shop/b") == []
-    store.save("shop", "release", pipeline("release", docker("shop/b")))
-    store.save("other", "release", pipeline("release", docker("shop/b"), application="other"))
-    found = {(p.application, p.name, p.revision) for p in store.trigger_candidates("docker", docker_key("shop/b"))}
+def test_the_trigger_index_follows_saves_disables_and_deletes(backend_store: PipelineStore) -> None:
+    assert backend_store.save("shop", "release", pipeline("release", docker("shop/a"))) == 1
+    assert candidates(backend_store, "shop/a") == [("release", 1)]
+    backend_store.save("shop", "release", pipeline("release", docker("shop/b"), {"type": "cron", "cron": "0 3 * * *"}))
+    assert candidates(backend_store, "shop/a") == []
+    assert candidates(backend_store, "shop/b") == [("release", 2)]
+    backend_store.save("shop", "release", pipeline("release", docker("shop/b", enabled=False)))
+    assert candidates(backend_store, "shop/b") == []
+    backend_store.save("shop", "release", pipeline("release", docker("shop/b")))
+    backend_store.save("other", "release", pipeline("release", docker("shop/b"), application="other"))
+    found = {
+        (p.application, p.name, p.revision) for p in backend_store.trigger_candidates("docker", docker_key("shop/b"))
+    }
     assert found == {("shop", "release", 4), ("other", "release", 1)}
-    assert store.delete("shop", "release") == 5
-    found = {(p.application, p.name) for p in store.trigger_candidates("docker", docker_key("shop/b"))}
+    assert backend_store.delete("shop", "release") == 5
+    found = {(p.application, p.name) for p in backend_store.trigger_candidates("docker", docker_key("shop/b"))}
     assert found == {("other", "release")}
     # History stays whole: four saves and the tombstone.
-    assert [(r.revision, r.deleted) for r in store.revisions("shop", "release")] == [
+    assert [(r.revision, r.deleted) for r in backend_store.revisions("shop", "release")] == [
         (1, False),
         (2, False),
         (3, False),
@@ -260,16 +264,18 @@ def test_db_upgrade_reads_the_configuration_file(tmp_path: Path) -> None:
 
 
 async def test_a_delivery_parses_only_the_pipelines_that_watch_its_source(
-    store: PipelineStore, client: Client, temporal_server: TemporalDevServer, monkeypatch: pytest.MonkeyPatch
+    backend_store: PipelineStore, client: Client, temporal_server: TemporalDevServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     application = f"idx{uuid.uuid4().hex[:8]}"
     for i in range(500):
         name = f"p{i:03d}"
-        store.save(application, name, pipeline(name, docker(f"{application}/other-{i}"), application=application))
+        backend_store.save(
+            application, name, pipeline(name, docker(f"{application}/other-{i}"), application=application)
+        )
     # A heavy pipeline (thousands of stages) watching another repository costs deliveries nothing.
     heavy = pipeline("heavy", docker(f"{application}/heavy"), application=application, stages=3000)
-    store.save(application, "heavy", heavy)
-    store.save(application, "match", pipeline("match", docker(f"{application}/app"), application=application))
+    backend_store.save(application, "heavy", heavy)
+    backend_store.save(application, "match", pipeline("match", docker(f"{application}/app"), application=application))
 
     parsed: list[str] = []
     real_parse = core.triggers.parse_pipeline
@@ -283,7 +289,7 @@ async def test_a_delivery_parses_only_the_pipelines_that_watch_its_source(
     result = await dispatch_registry_push(
         client,
         settings,
-        store.aio,
+        backend_store.aio,
         account="local",
         repository=f"{application}/app",
         tag="v1",
