@@ -26,6 +26,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.accounts import KubernetesAccount, ProvidedAccount
@@ -41,6 +42,7 @@ from workers.runner import workflow_runner
 from workflows.reads import ClusterReadWorkflow
 
 REAL_KUBECONFIG = os.environ.get("GENNAKER_TEST_KUBECONFIG")
+REPORT_INTERVAL = 30.0  # seconds, as `gennaker worker` reports by default
 # On a real cluster: an image that idles, and the same image made to exit at once (a crash loop).
 REAL_IMAGE = os.environ.get("GENNAKER_TEST_IMAGE", "busybox:1.36")
 
@@ -185,10 +187,21 @@ async def serve_account(
         else:
             await report_once(client, f"kube-rig-{account.name}", [provided], DIRECTORY_QUEUE)
 
+    async def keep_reporting() -> None:
+        # As a worker's health tick does: a report older than the directory's STALE_AFTER (2 min) reads
+        # stale and the gateway refuses the account, which a module-scoped rig on a busy machine outlives.
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            with contextlib.suppress(RPCError):
+                await report_once(client, f"kube-rig-{account.name}", [provided], DIRECTORY_QUEUE)
+
     await report()
+    ticking = asyncio.create_task(keep_reporting())
     try:
         yield report
     finally:
+        ticking.cancel()
+        await asyncio.gather(ticking, return_exceptions=True)
         await worker.shutdown()
         await asyncio.gather(task, return_exceptions=True)
         kube.close()
