@@ -18,8 +18,8 @@ from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 
 from stack.dev import DevPorts
-from tests.integration.test_cli import GENNAKER, cli_env
 from tests.integration.test_dev_stack import DevStack, free_offset
+from tests.support.cli_rig import GENNAKER, cli_env
 from tests.support.console_gateway import screenshot_path
 from tests.support.eventually import assert_eventually
 

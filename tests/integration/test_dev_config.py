@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from stack.dev import DevPorts
-from tests.integration.test_cli import GENNAKER, cli_env
 from tests.integration.test_dev_stack import DevStack, free_offset
+from tests.support.cli_rig import GENNAKER, cli_env
 from tests.support.eventually import assert_eventually
 
 HMAC_KEY = "notify-hmac-key"
