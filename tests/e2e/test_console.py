@@ -20,9 +20,9 @@ import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from api.settings import GatewaySettings
 from core.store import PipelineStore
 from core.store.tokens import TOKEN_PREFIX, TokenStore
-from tests.conftest import TEST_TASK_QUEUE, Runner
-from tests.e2e.conftest import screenshot_path, serve
+from tests.support.console_gateway import screenshot_path, serve
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
+from tests.support.runner import Runner
 from workers.devserver import TemporalDevServer
 from workflows.state import StageStatus
 
@@ -50,6 +50,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(
+    task_queue: str,
     temporal_server: TemporalDevServer,
     client: Client,
     store: PipelineStore,
@@ -60,7 +61,7 @@ async def stack(
     policy.write_text(POLICY)
     settings = GatewaySettings(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         database_url=store.database_url,
         auth_policy_file=policy,
     )

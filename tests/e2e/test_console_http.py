@@ -15,9 +15,8 @@ from temporalio.client import Client
 
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import TEST_TASK_QUEUE
-from tests.e2e.conftest import console_app
-from tests.support.builders import eventually
+from tests.support.console_gateway import console_app
+from tests.support.eventually import assert_eventually
 from workers.devserver import TemporalDevServer
 
 APP = "console-http"
@@ -27,11 +26,11 @@ CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 @pytest.fixture(scope="module")
 async def console(
-    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, worker: None
+    task_queue: str, temporal_server: TemporalDevServer, client: Client, store: PipelineStore, worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         database_url=store.database_url,
         auth_disabled=True,
     )
@@ -83,8 +82,8 @@ async def start_hostile(console: httpx.AsyncClient) -> tuple[str, str]:
 
 async def test_hostile_strings_are_escaped_and_judgment_options_are_required(console: httpx.AsyncClient) -> None:
     execution, csrf = await start_hostile(console)
-    page = await eventually(
-        lambda: console.get(execution), lambda r: 'data-action="approve"' in r.text, what="judgment waiting"
+    page = await assert_eventually(
+        lambda: console.get(execution), lambda r: 'data-action="approve"' in r.text, what="judgment waiting", timeout=20
     )
     assert_escaped(page)
     assert page.text.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3  # graph label, panel, stage row, option
@@ -98,8 +97,11 @@ async def test_hostile_strings_are_escaped_and_judgment_options_are_required(con
     assert unknown.status_code == 422 and "not an option" in unknown.text
     approved = await console.post(judgment, data={"csrf": csrf, "judgmentStatus": "continue", "input": HOSTILE})
     assert approved.status_code == 303, approved.text
-    done = await eventually(
-        lambda: console.get(execution), lambda r: 'id="execution-status">SUCCEEDED' in r.text, what="succeeded"
+    done = await assert_eventually(
+        lambda: console.get(execution),
+        lambda r: 'id="execution-status">SUCCEEDED' in r.text,
+        what="succeeded",
+        timeout=20,
     )
     assert_escaped(done)
     assert "hx-trigger" not in done.text  # a finished execution is not polled any more
@@ -107,8 +109,8 @@ async def test_hostile_strings_are_escaped_and_judgment_options_are_required(con
 
 async def test_the_polled_fragment_answers_204_while_nothing_changes(console: httpx.AsyncClient) -> None:
     execution, _ = await start_hostile(console)
-    page = await eventually(
-        lambda: console.get(execution), lambda r: 'data-action="approve"' in r.text, what="judgment waiting"
+    page = await assert_eventually(
+        lambda: console.get(execution), lambda r: 'data-action="approve"' in r.text, what="judgment waiting", timeout=20
     )
     live = re.search(r'hx-get="([^"]+/live\?since=[0-9a-f]+)"', page.text)
     assert live, "a running execution's page polls its fragment"

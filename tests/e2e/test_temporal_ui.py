@@ -18,9 +18,10 @@ from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 
 from stack.dev import DevPorts
-from tests.e2e.conftest import screenshot_path
-from tests.integration.test_cli import GENNAKER, cli_env
 from tests.integration.test_dev_stack import DevStack, free_offset
+from tests.support.cli_rig import GENNAKER, cli_env
+from tests.support.console_gateway import screenshot_path
+from tests.support.eventually import assert_eventually
 
 TICKET = "CHG-4711"
 
@@ -62,11 +63,9 @@ async def state_of(http: httpx.AsyncClient, execution_id: str) -> dict[str, Any]
 
 
 async def until_state(http: httpx.AsyncClient, execution_id: str, check: Any, what: str, timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check(await state_of(http, execution_id)):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{execution_id}: never {what}: {await state_of(http, execution_id)}")
-        await asyncio.sleep(0.2)
+    await assert_eventually(
+        lambda: state_of(http, execution_id), check, what=f"{execution_id}: {what}", timeout=timeout, interval=0.2
+    )
 
 
 async def page_text(page: Page) -> str:
@@ -80,16 +79,17 @@ async def page_text(page: Page) -> str:
 
 async def shows(page: Page, expect: list[str], name: str, timeout: float = 30) -> str:
     """Waits until every expected text shows (the UI loads, then decodes); a screenshot either way."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        text = await page_text(page)
-        missing = [e for e in expect if e not in text]
-        if not missing:
-            break
-        if asyncio.get_running_loop().time() > deadline:
-            await page.screenshot(path=str(screenshot_path(f"temporal-ui-{name}-missing")), full_page=True)
-            raise AssertionError(f"{name}: {missing} not on the page\n{text}")
-        await asyncio.sleep(0.25)
+    try:
+        text = await assert_eventually(
+            lambda: page_text(page),
+            lambda seen: all(e in seen for e in expect),
+            what=f"{name}: {expect} on the page",
+            timeout=timeout,
+            interval=0.25,
+        )
+    except AssertionError:
+        await page.screenshot(path=str(screenshot_path(f"temporal-ui-{name}-missing")), full_page=True)
+        raise
     await page.screenshot(path=str(screenshot_path(f"temporal-ui-{name}")), full_page=True)
     return text
 

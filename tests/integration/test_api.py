@@ -1,5 +1,5 @@
 """The gateway (api/) in-process through httpx's ASGI transport, wired to the session's real Temporal
-dev server, SQLite store and worker (task queue "gennaker-test").
+dev server, SQLite store and the module's worker on its own task queue.
 
 Visibility (GET /executions) is eventually consistent, so list assertions poll. Ordering is asserted
 through states a test controls (a judgment still waiting, a paused execution), never through time.
@@ -21,11 +21,11 @@ from api.app import create_app
 from api.schemas import EXAMPLE_PIPELINE
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.support.builders import eventually, judgment, variables, wait
+from tests.support.builders import judgment, variables, wait
+from tests.support.eventually import assert_eventually
 from workers.devserver import TemporalDevServer
 from workflows.stages.registry import registered_stage_types
 
-TASK_QUEUE = "gennaker-test"
 USER_HEADER = "X-Gennaker-User"
 FINAL = {"SUCCEEDED", "TERMINAL", "CANCELED"}
 
@@ -35,10 +35,10 @@ FINAL = {"SUCCEEDED", "TERMINAL", "CANCELED"}
 
 @pytest.fixture(scope="module")
 async def api(
-    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, worker: None
+    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, task_queue: str, worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
-        task_queue=TASK_QUEUE,
+        task_queue=task_queue,
         temporal_address=temporal_server.address,
         database_url=store.database_url,
         auth_disabled=True,  # identities come from X-Gennaker-User here; test_auth.py covers tokens
@@ -102,7 +102,9 @@ def stage_of(state: dict[str, Any], ref: str) -> dict[str, Any]:
 async def until_state(
     api: httpx.AsyncClient, execution_id: str, predicate: Callable[[dict[str, Any]], bool], what: str = ""
 ) -> dict[str, Any]:
-    result: dict[str, Any] = await eventually(lambda: state_of(api, execution_id), predicate, what=what)
+    result: dict[str, Any] = await assert_eventually(
+        lambda: state_of(api, execution_id), predicate, what=what, timeout=20
+    )
     return result
 
 
@@ -282,7 +284,7 @@ async def test_idempotency_key_starts_one_workflow(api: httpx.AsyncClient, clien
     async def runs() -> list[str]:
         return [wf.run_id async for wf in client.list_workflows(f"WorkflowId = '{one['id']}'")]
 
-    found = await eventually(runs, lambda r: len(r) >= 1, what="the execution in visibility")
+    found = await assert_eventually(runs, lambda r: len(r) >= 1, what="the execution in visibility", timeout=20)
     assert found == [one["runId"]]
 
     # Still the same execution once it has finished: the key is not reused for a new run.
@@ -628,14 +630,23 @@ async def test_list_executions_filters_by_application_and_status(api: httpx.Asyn
         assert response.status_code == 200, response.text
         return {e["id"]: e for e in response.json()["executions"]}
 
-    everything = await eventually(lambda: listed(application=app), lambda found: {done, running} <= set(found))
+    everything = await assert_eventually(
+        lambda: listed(application=app),
+        lambda found: {done, running} <= set(found),
+        what="the awaited value",
+        timeout=20,
+    )
     assert other not in everything
     assert everything[done]["application"] == app and everything[done]["trigger"] == "manual"
 
-    succeeded = await eventually(lambda: listed(application=app, status="SUCCEEDED"), lambda f: done in f)
+    succeeded = await assert_eventually(
+        lambda: listed(application=app, status="SUCCEEDED"), lambda f: done in f, what="the awaited value", timeout=20
+    )
     assert set(succeeded) == {done} and succeeded[done]["status"] == "SUCCEEDED"
     assert succeeded[done]["temporalStatus"] == "COMPLETED" and succeeded[done]["closeTime"]
-    still = await eventually(lambda: listed(application=app, status="RUNNING"), lambda f: running in f)
+    still = await assert_eventually(
+        lambda: listed(application=app, status="RUNNING"), lambda f: running in f, what="the awaited value", timeout=20
+    )
     assert set(still) == {running} and still[running]["closeTime"] is None
 
     limited = await api.get("/executions", params={"application": app, "limit": 1})

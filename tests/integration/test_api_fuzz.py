@@ -37,7 +37,6 @@ from api.routers.registry_events import SECRET_ENV as REGISTRY_SECRET_ENV
 from api.settings import GatewaySettings
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
-from tests.conftest import TEST_TASK_QUEUE
 from workers.devserver import TemporalDevServer
 
 EXAMPLES_PER_OPERATION = 25  # split between valid (positive) and invalid (negative) inputs
@@ -68,6 +67,7 @@ class Sent:
 
 @pytest.fixture(scope="module")
 async def gateway(
+    task_queue: str,
     temporal_server: TemporalDevServer,
     client: Client,
     store: PipelineStore,
@@ -87,7 +87,7 @@ async def gateway(
         tokens.close()
     gateway_settings = GatewaySettings(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         database_url=store.database_url,
         auth_policy_file=policy,
     )

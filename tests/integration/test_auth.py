@@ -20,7 +20,7 @@ from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
-from tests.conftest import TEST_TASK_QUEUE
+from tests.support.eventually import assert_eventually
 from workers.devserver import TemporalDevServer
 
 ISSUER = "https://login.example.test"
@@ -53,7 +53,12 @@ def oidc_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def settings(
-    temporal_server: TemporalDevServer, store: PipelineStore, tmp_path_factory: pytest.TempPathFactory, oidc_key: Any
+    task_queue: str,
+    worker: None,
+    temporal_server: TemporalDevServer,
+    store: PipelineStore,
+    tmp_path_factory: pytest.TempPathFactory,
+    oidc_key: Any,
 ) -> GatewaySettings:
     folder = tmp_path_factory.mktemp("auth")
     policy = folder / "policy.yaml"
@@ -63,7 +68,7 @@ def settings(
     jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "test-key", "use": "sig", "alg": "RS256"}]}))
     return GatewaySettings(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         database_url=store.database_url,
         auth_policy_file=policy,
         oidc_issuer=ISSUER,
@@ -123,18 +128,15 @@ async def start(api: httpx.AsyncClient, token: str, pipeline: dict[str, Any]) ->
 
 
 async def until_waiting(api: httpx.AsyncClient, token: str, execution: str) -> None:
-    for _ in range(200):
-        state = (await api.get(f"/executions/{execution}", headers=bearer(token))).json()
-        if any(s.get("waitingForJudgment") for s in state["stages"]):
-            return
-        await _sleep()
-    raise AssertionError(f"{execution} never waited for its judgment")
+    async def state() -> Any:
+        return (await api.get(f"/executions/{execution}", headers=bearer(token))).json()
 
-
-async def _sleep() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
+    await assert_eventually(
+        state,
+        lambda s: any(stage.get("waitingForJudgment") for stage in s["stages"]),
+        what=f"{execution} waiting for its judgment",
+        timeout=10,
+    )
 
 
 def denial(response: httpx.Response, status: int) -> str:

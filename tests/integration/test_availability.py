@@ -24,13 +24,12 @@ from api.settings import GatewaySettings
 from core.directory import read_directory
 from core.store import PipelineStore
 from core.temporal import connect
-from tests.support.builders import eventually, judgment, wait
+from tests.support.builders import judgment, wait
+from tests.support.eventually import assert_eventually
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.accounts import ACCOUNT_DIRECTORY_ID, ACCOUNT_DIRECTORY_WORKFLOW, DirectoryState, WorkerReport
 from workflows.state import ExecutionResult, ExecutionStatus
-
-TASK_QUEUE = "gennaker-test"
 
 
 @pytest.fixture
@@ -98,7 +97,9 @@ async def test_submission_needs_no_worker_and_runs_once_one_starts(
         # A worker reports its account once, then every worker goes away.
         async with pipeline_worker(client, store, task_queue=queue):
             await report(client, "w1", [health("prod")], queue)
-            await eventually(lambda: read_directory(client), lambda d: d.known() == {"prod"}, what="memo")
+            await assert_eventually(
+                lambda: read_directory(client), lambda d: d.known() == {"prod"}, what="memo", timeout=20
+            )
 
         async with gateway(settings, client, store) as http:
             # A misspelt account is refused at once, naming the field and the accounts that exist.
@@ -145,7 +146,12 @@ async def test_accounts_are_one_row_each_and_long_gone_workers_are_dropped(
             await report(client, "old-pid", [health("prod")], queue, ago=300)
             await report(client, "new-pid", [health("prod"), health("local", "registry")], queue)
             await report(client, "gone", [health("legacy")], queue, ago=3600)
-            await eventually(lambda: read_directory(client, timedelta(days=1)), lambda d: len(d.views) == 3)
+            await assert_eventually(
+                lambda: read_directory(client, timedelta(days=1)),
+                lambda d: len(d.views) == 3,
+                what="the awaited value",
+                timeout=20,
+            )
             async with gateway(settings, client, store) as http:
                 rows = (await http.get("/accounts")).json()
         assert [(r["kind"], r["name"], r["workerId"], r["stale"]) for r in rows] == [
@@ -158,10 +164,10 @@ async def test_accounts_are_one_row_each_and_long_gone_workers_are_dropped(
 
 @pytest.fixture(scope="module")
 async def api(
-    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, worker: None
+    temporal_server: TemporalDevServer, client: Client, store: PipelineStore, task_queue: str, worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
-        task_queue=TASK_QUEUE,
+        task_queue=task_queue,
         temporal_address=temporal_server.address,
         database_url=store.database_url,
         auth_disabled=True,
@@ -173,10 +179,11 @@ async def api(
 async def test_a_run_terminated_in_temporal_reads_terminated_everywhere(api: httpx.AsyncClient, client: Client) -> None:
     spec = pipeline(judgment("approve"))
     execution = (await api.post("/executions", json={"pipeline": spec})).json()["id"]
-    await eventually(
+    await assert_eventually(
         lambda: api.get(f"/executions/{execution}"),
         lambda r: r.json()["stages"][0]["status"] == "RUNNING",
         what="the judgment waiting",
+        timeout=20,
     )
     # As `temporal workflow terminate` or the UI's Terminate button would.
     handle = client.get_workflow_handle(execution)
@@ -190,10 +197,11 @@ async def test_a_run_terminated_in_temporal_reads_terminated_everywhere(api: htt
     def listed(response: httpx.Response) -> list[dict[str, Any]]:
         return [e for e in response.json()["executions"] if e["id"] == execution]
 
-    rows = await eventually(
+    rows = await assert_eventually(
         lambda: api.get("/executions", params={"application": "avail", "status": "TERMINATED"}),
         lambda r: len(listed(r)) == 1,
         what="the run in the TERMINATED listing",
+        timeout=20,
     )
     assert listed(rows)[0]["status"] == "TERMINATED" and listed(rows)[0]["temporalStatus"] == "TERMINATED"
     running = await api.get("/executions", params={"application": "avail", "status": "RUNNING"})

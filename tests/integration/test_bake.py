@@ -24,8 +24,8 @@ import workflows.stages.bake  # registers `bake`
 import workflows.stages.find_image  # noqa: F401  (registers `findImage`)
 from activities.bake import INPUT_LABEL, BakeActivities, BakeRequest, BuildContext
 from activities.registry import RegistryClient, build_registry_account
-from tests.conftest import Runner, pipeline
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workflows.state import StageStatus
 

@@ -1,8 +1,9 @@
 """The `gennaker` console script as people run it: real subprocesses against a real gateway.
 
-The gateway is `gennaker api` in a subprocess bound to the session's Temporal dev server and store;
-the session's in-process worker (task queue "gennaker-test") runs the pipelines. Tests are async and
-use asyncio subprocesses so the event loop, and with it that worker, keeps running while the CLI works.
+The gateway is the session's `gennaker api` subprocess (`cli_gateway`, tests/integration/conftest.py)
+on the session's Temporal dev server and store, with an in-process worker on a queue of its own.
+Tests are async and use asyncio subprocesses so the event loop, and with it that worker, keeps
+running while the CLI works.
 
 Exit codes: 0 ok, 1 pipeline failed, 2 bad input, 3 gateway unreachable. No error case may print a
 traceback.
@@ -12,182 +13,42 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from core.store import PipelineStore
-from tests.support.builders import eventually
+from tests.support.cli_rig import (
+    EXAMPLES,
+    Result,
+    failed_cleanly,
+    gennaker,
+    judgment,
+    stage_of,
+    started_id,
+    state_of,
+    until_final,
+    until_waiting,
+    wait,
+    write_pipeline,
+)
+from tests.support.eventually import assert_eventually
 from tests.support.kube_rig import KubeRig, kube_fixture  # noqa: F401  (the module-scoped `kube` fixture)
-from workers.devserver import TemporalDevServer, free_port
 from workflows.stages.registry import registered_stage_types
 
-GENNAKER = str(Path(sys.executable).parent / "gennaker")
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TASK_QUEUE = "gennaker-test"
 UNREACHABLE = "http://127.0.0.1:1"
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def flat_err(self) -> str:
-        """stderr with line wrapping undone (rich wraps long lines)."""
-        return " ".join(self.err.split())
-
-    @property
-    def flat_out(self) -> str:
-        return " ".join(self.out.split())
-
-    def __str__(self) -> str:
-        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
-
-
-def cli_env(api: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENNAKER_") or k == "GENNAKER_CODEC_KEYS_FILE"}
-    env["COLUMNS"] = "250"  # rich wraps at 80 columns when not on a terminal
-    env["USER"] = env.get("USER", "cli-tester")
-    if api is not None:
-        env["GENNAKER_API_URL"] = api
-    env.update(extra)
-    return env
-
-
-async def gennaker(*args: str, api: str | None = None, timeout: float = 60, **env: str) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        GENNAKER,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_env(api, **env),
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise AssertionError(f"`gennaker {' '.join(args)}` did not finish in {timeout}s") from None
-    assert process.returncode is not None
-    return Result(process.returncode, out.decode(), err.decode())
-
-
-def failed_cleanly(result: Result, code: int) -> None:
-    assert result.code == code, str(result)
-    assert "Traceback" not in result.err and "Traceback" not in result.out, str(result)
-
-
-# ---- the gateway subprocess ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def gateway(
-    temporal_server: TemporalDevServer, store: PipelineStore, worker: None, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("cli-gateway") / "gateway.log"
-    env = cli_env(
-        None,
-        GENNAKER_TEMPORAL_ADDRESS=temporal_server.address,
-        GENNAKER_TASK_QUEUE=TASK_QUEUE,
-        GENNAKER_DATABASE_URL=store.database_url,
-        GENNAKER_AUTH_DISABLED="true",  # identities from --user here; token use is tested in test_auth.py
-    )
-    with open(log_path, "wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            GENNAKER, "api", "--host", "127.0.0.1", "--port", str(port), env=env, stdout=log, stderr=log
-        )
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=2) as http:
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:
-                if process.returncode is not None:
-                    raise AssertionError(f"gateway exited {process.returncode}: {log_path.read_text()}")
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"gateway not ready in 30s: {log_path.read_text()}")
-                await asyncio.sleep(0.1)
-        yield url
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+@pytest.fixture
+def gateway(cli_gateway: str) -> str:
+    return cli_gateway
 
 
 @pytest.fixture
-async def http(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
-        yield client
-
-
-async def state_of(http: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
-    response = await http.get(f"/executions/{execution_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def stage_of(state: dict[str, Any], ref: str) -> dict[str, Any]:
-    return next(s for s in state["stages"] if s["refId"] == ref)
-
-
-async def until_waiting(http: httpx.AsyncClient, execution_id: str, ref: str) -> dict[str, Any]:
-    result: dict[str, Any] = await eventually(
-        lambda: state_of(http, execution_id), lambda s: stage_of(s, ref)["waitingForJudgment"], what=f"{ref} waiting"
-    )
-    return result
-
-
-async def until_final(http: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = await eventually(
-        lambda: state_of(http, execution_id),
-        lambda s: s["status"] in ("SUCCEEDED", "TERMINAL", "CANCELED"),
-        what="a final status",
-    )
-    return result
-
-
-def started_id(result: Result) -> str:
-    found = re.search(r"started (\S+)", result.out)
-    assert found, str(result)
-    return found.group(1)
-
-
-def write_pipeline(directory: Path, *stages: dict[str, Any], app: str = "clitest", **extra: Any) -> Path:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"application": app, "name": name, "stages": list(stages), **extra}))
-    return path
-
-
-def wait(ref: str, seconds: float = 0.1, *parents: str) -> dict[str, Any]:
-    return {"refId": ref, "type": "wait", "waitTime": seconds, "requisiteStageRefIds": list(parents)}
-
-
-def judgment(ref: str, *parents: str, **extra: Any) -> dict[str, Any]:
-    return {"refId": ref, "type": "manualJudgment", "requisiteStageRefIds": list(parents), **extra}
+def http(cli_http: httpx.AsyncClient) -> httpx.AsyncClient:
+    return cli_http
 
 
 def failing_check(ref: str, *parents: str) -> dict[str, Any]:
@@ -425,7 +286,9 @@ async def test_list(gateway: str, tmp_path: Path) -> None:
     async def listed() -> Result:
         return await gennaker("list", "--app", app, "--status", "SUCCEEDED", api=gateway)
 
-    found = await eventually(listed, lambda r: r.code == 0 and execution in r.out, what="execution listed")
+    found = await assert_eventually(
+        listed, lambda r: r.code == 0 and execution in r.out, what="execution listed", timeout=20
+    )
     assert app in found.out and "SUCCEEDED" in found.out
     everything = await gennaker("list", "--limit", "5", api=gateway)
     assert everything.code == 0, str(everything)

@@ -1,8 +1,8 @@
 """Everyday CLI commands as people run them: `pipelines`, `applications`, `accounts`,
 `servergroup`, the richer `status`, piped output, help text, Ctrl-C while following.
 
-Real subprocesses of the `gennaker` console script against `gennaker api` (the rig of test_cli.py),
-the session's Temporal dev server and worker, and a kubesim account served by its own worker.
+Real subprocesses of the `gennaker` console script against the session's `gennaker api` (shared with
+test_cli.py) and its worker, and a kubesim account served by its own worker.
 Subprocess output is a pipe, so every table here comes out in its piped (tab-separated) form.
 """
 
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
-from tests.integration import test_cli
-from tests.integration.test_cli import (
+from tests.support.cli_rig import (
     GENNAKER,
     Result,
     cli_env,
@@ -33,13 +33,24 @@ from tests.integration.test_cli import (
     wait,
     write_pipeline,
 )
-from tests.support.builders import eventually
+from tests.support.eventually import assert_eventually
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401  (the `kube` fixture)
 
-# The rig's fixtures: the `gennaker api` subprocess and an HTTP client to it.
-gateway = test_cli.gateway
-http = test_cli.http
+# A test here runs a dozen or two `gennaker` interpreters (about 1.3 s of CPU each to start) and the
+# first one also waits for the gateway subprocess: on a busy 2-core machine that is minutes, not hangs.
+pytestmark = pytest.mark.timeout(300)
 PYTHON_TYPE = re.compile(r"<(str|int|float|bool|path|list\[[^>]*\]|[a-z]+ range)>")
+
+
+@pytest.fixture
+def gateway(cli_gateway: str) -> str:
+    """The session's `gennaker api` subprocess (tests/integration/conftest.py), shared with test_cli."""
+    return cli_gateway
+
+
+@pytest.fixture
+def http(cli_http: httpx.AsyncClient) -> httpx.AsyncClient:
+    return cli_http
 
 
 def rows(result: Result) -> list[list[str]]:
@@ -112,14 +123,15 @@ async def test_pipelines_list_get_history_delete(gateway: str, tmp_path: Path) -
     found = {row[1]: row for row in rows(listed)[1:]}
     assert found[name][:4] == [app, name, "2", "bob"]
     assert found[long_name[:63]][:4] == [app, long_name[:63], "1", "ann"]  # untruncated at 80 columns
-    everywhere = await gennaker("pipelines", "list", api=gateway)
+    everywhere, got, as_json = await asyncio.gather(
+        gennaker("pipelines", "list", api=gateway),
+        gennaker("pipelines", "get", app, name, api=gateway),
+        gennaker("pipelines", "get", app, name, "--revision", "1", "--format", "json", api=gateway),
+    )
     assert everywhere.code == 0 and name in everywhere.out, str(everywhere)
-
-    got = await gennaker("pipelines", "get", app, name, api=gateway)
     assert got.code == 0, str(got)
     assert got.out.startswith(f"# {app}/{name} revision 2 by bob")
     assert yaml.safe_load(got.out) == second
-    as_json = await gennaker("pipelines", "get", app, name, "--revision", "1", "--format", "json", api=gateway)
     assert as_json.code == 0, str(as_json)
     assert "description" not in yaml.safe_load(as_json.out) and yaml.safe_load(as_json.out)["name"] == name
     # What `get` prints, `save` takes back (a new revision, same content).
@@ -141,7 +153,7 @@ async def test_pipelines_list_get_history_delete(gateway: str, tmp_path: Path) -
     after = await gennaker("pipelines", "list", "--app", app, api=gateway)
     assert name not in after.out and long_name[:63] in after.out
 
-    for args in (
+    refused = (
         ["pipelines", "get", app, name],  # deleted
         ["pipelines", "get", app, long_name[:63], "--revision", "9"],
         ["pipelines", "get", app, long_name[:63], "--format", "toml"],
@@ -149,8 +161,9 @@ async def test_pipelines_list_get_history_delete(gateway: str, tmp_path: Path) -
         ["pipelines", "delete", app, name],  # already deleted
         ["pipelines", "history", app, "never-saved"],
         ["pipelines", "list", "--app", "Not_A_Name"],
-    ):
-        failed_cleanly(await gennaker(*args, api=gateway), 2)
+    )
+    for result in await asyncio.gather(*(gennaker(*args, api=gateway) for args in refused)):
+        failed_cleanly(result, 2)
 
 
 async def test_applications_and_accounts(gateway: str, tmp_path: Path, kube: KubeRig) -> None:
@@ -197,7 +210,9 @@ async def test_piped_list_is_tab_separated_and_never_truncated(gateway: str, tmp
     async def listed() -> Result:
         return await gennaker("list", "--app", app, api=gateway, COLUMNS="80")
 
-    found = await eventually(listed, lambda r: r.code == 0 and execution in r.out, what="execution listed")
+    found = await assert_eventually(
+        listed, lambda r: r.code == 0 and execution in r.out, what="execution listed", timeout=20
+    )
     row = next(r for r in rows(found) if r[0] == execution)
     assert row[1] == app and row[3] == "SUCCEEDED", found.out
     assert max(len(line) for line in found.out.splitlines()) > 80
@@ -220,8 +235,11 @@ async def test_status_shows_outputs_failures_notifications_and_judgment_prompt(
     assert (await gennaker("save", str(path), api=gateway)).code == 0
     execution = started_id(await gennaker("run", "--app", app, "--pipeline", name, api=gateway))
     await until_waiting(http, execution, "gate")
-    await eventually(
-        lambda: state_of(http, execution), lambda s: s["notificationFailures"], what="the notification failure"
+    await assert_eventually(
+        lambda: state_of(http, execution),
+        lambda s: s["notificationFailures"],
+        what="the notification failure",
+        timeout=20,
     )
 
     status = await gennaker("status", execution, api=gateway, COLUMNS="80")

@@ -18,9 +18,9 @@ from api.app import create_app
 from api.routers import clusters
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.accounts import report_and_wait
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
+from tests.support.runner import DIRECTORY_QUEUE, Runner, pipeline
 from workers.devserver import TemporalDevServer
 from workflows.state import StageStatus
 
@@ -111,7 +111,7 @@ async def test_an_unreadable_account_is_reported_not_hidden(gateway: httpx.Async
             checkedAt=datetime.now(UTC),
         ),
     )
-    await report_and_wait(client, "ghost-worker", [ghost], TEST_TASK_QUEUE)
+    await report_and_wait(client, "ghost-worker", [ghost], DIRECTORY_QUEUE)
     response = await gateway.get("/applications/shop/clusters", params={"account": "ghost"})
     # Not a server error: the answer says which account could not be read and why.
     assert response.status_code == 200, response.text

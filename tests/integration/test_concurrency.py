@@ -6,7 +6,7 @@ import asyncio
 import itertools
 from typing import Any
 
-from tests.conftest import Runner, pipeline
+from tests.support.runner import Runner, pipeline
 from workflows.state import ExecutionState, ExecutionStatus, StageStatus
 
 

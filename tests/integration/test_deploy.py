@@ -19,8 +19,8 @@ import pytest
 from temporalio.client import Client
 
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
-from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture, start_rig, stop_rig  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from workers.devserver import TemporalDevServer
 from workflows.pipeline import PipelineWorkflow
 from workflows.state import ExecutionState, JudgmentRequest, StageStatus
@@ -50,10 +50,19 @@ async def test_red_black_switches_traffic_then_scales_down(runner: Runner, kube:
     v0 = outputs(await deploy(runner, kube, stack=s, loadBalancers=[f"shop-{s}"]))
     assert v0["serverGroup"] == f"shop-{s}-v000"
     assert kube.serving(f"shop-{s}") == kube.pods(v0["serverGroup"])
-    handle = await runner.start(pipeline(deploy_stage(
-        kube, stack=s, loadBalancers=[f"shop-{s}"], strategy="redblack", scaleDown=True,
-        delayBeforeScaleDownSec=1.5, container=kube.container("2.0"),
-    )))
+    handle = await runner.start(
+        pipeline(
+            deploy_stage(
+                kube,
+                stack=s,
+                loadBalancers=[f"shop-{s}"],
+                strategy="redblack",
+                scaleDown=True,
+                delayBeforeScaleDownSec=1.5,
+                container=kube.container("2.0"),
+            )
+        )
+    )
     # While it waits to scale down: v001 enabled, v000 disabled (out of the endpoints) but still running.
     await runner.wait_until(handle, lambda st: "scaling down" in (st.stage("deploy").details or ""), timeout=30)
     v1 = f"shop-{s}-v001"
@@ -67,16 +76,21 @@ async def test_red_black_switches_traffic_then_scales_down(runner: Runner, kube:
 
 
 @pytest.mark.parametrize("failed_group", ["disable", "destroy"])
-async def test_red_black_that_never_gets_healthy_rolls_back(
-    runner: Runner, kube: KubeRig, failed_group: str
-) -> None:
+async def test_red_black_that_never_gets_healthy_rolls_back(runner: Runner, kube: KubeRig, failed_group: str) -> None:
     s = stack()
     kube.service(f"shop-{s}")
     outputs(await deploy(runner, kube, stack=s, loadBalancers=[f"shop-{s}"]))
     old_pods = kube.pods(f"shop-{s}-v000")
     state = await deploy(
-        runner, kube, stack=s, loadBalancers=[f"shop-{s}"], strategy="redblack", maxRestarts=1,
-        waitForHealthySec=8, container=kube.container(crashloop=True), rollback={"failedServerGroup": failed_group},
+        runner,
+        kube,
+        stack=s,
+        loadBalancers=[f"shop-{s}"],
+        strategy="redblack",
+        maxRestarts=1,
+        waitForHealthySec=8,
+        container=kube.container(crashloop=True),
+        rollback={"failedServerGroup": failed_group},
     )
     stage = state.stage("deploy")
     assert stage is not None and stage.status is StageStatus.TERMINAL and stage.error is not None
@@ -93,15 +107,21 @@ async def test_red_black_that_never_gets_healthy_rolls_back(
         assert f"lb.gennaker.io/shop-{s}" not in labels
 
 
-async def test_highlander_destroys_older_groups_only_once_the_new_one_is_healthy(
-    runner: Runner, kube: KubeRig
-) -> None:
+async def test_highlander_destroys_older_groups_only_once_the_new_one_is_healthy(runner: Runner, kube: KubeRig) -> None:
     s = stack()
     kube.service(f"shop-{s}")
     for _ in range(2):
         outputs(await deploy(runner, kube, stack=s, loadBalancers=[f"shop-{s}"]))
-    failed = await deploy(runner, kube, stack=s, loadBalancers=[f"shop-{s}"], strategy="highlander", maxRestarts=1,
-                          waitForHealthySec=8, container=kube.container(crashloop=True))
+    failed = await deploy(
+        runner,
+        kube,
+        stack=s,
+        loadBalancers=[f"shop-{s}"],
+        strategy="highlander",
+        maxRestarts=1,
+        waitForHealthySec=8,
+        container=kube.container(crashloop=True),
+    )
     assert failed.stage("deploy").status is StageStatus.TERMINAL  # type: ignore[union-attr]
     assert {f"shop-{s}-v000", f"shop-{s}-v001"} <= set(kube.server_groups(f"shop-{s}"))
     done = outputs(await deploy(runner, kube, stack=s, loadBalancers=[f"shop-{s}"], strategy="highlander"))
@@ -119,17 +139,28 @@ async def test_rolling_red_black_shifts_traffic_in_steps_with_approval(
     kube.service(lb)
     outputs(await deploy(runner, kube, stack=s, loadBalancers=[lb], capacity={"min": 4, "max": 4, "desired": 4}))
     old, new = f"shop-{s}-v000", f"shop-{s}-v001"
-    handle = await runner.start(pipeline(deploy_stage(
-        kube, stack=s, loadBalancers=[lb], strategy="rollingRedBlack", targetPercentages=[25, 50, 100],
-        capacity={"min": 4, "max": 4, "desired": 4}, stepJudgment={"judgmentInputs": ["go"]}, scaleDown=True,
-        container=kube.container("2.0"),
-    )))
+    handle = await runner.start(
+        pipeline(
+            deploy_stage(
+                kube,
+                stack=s,
+                loadBalancers=[lb],
+                strategy="rollingRedBlack",
+                targetPercentages=[25, 50, 100],
+                capacity={"min": 4, "max": 4, "desired": 4},
+                stepJudgment={"judgmentInputs": ["go"]},
+                scaleDown=True,
+                container=kube.container("2.0"),
+            )
+        )
+    )
     for step, (new_serving, old_serving) in ((2, (1, 3)), (3, (2, 2))):
         # The deploy stage itself waits for each step's approval (no child pipeline).
         await runner.wait_until(
             handle,
-            lambda st, n=step: st.stage("deploy").waitingForJudgment
-            and f"approval of step {n}" in (st.stage("deploy").details or ""),
+            lambda st, n=step: (
+                st.stage("deploy").waitingForJudgment and f"approval of step {n}" in (st.stage("deploy").details or "")
+            ),
             timeout=60,
         )
         serving = kube.serving(lb)
@@ -178,9 +209,19 @@ class AccountWorkerProcess:
         self._log = open(log, "ab")  # noqa: SIM115 - closed in kill()
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.k8s_worker_proc", "--address", address,
-             "--account", rig.account.model_dump_json()],
-            cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.support.k8s_worker_proc",
+                "--address",
+                address,
+                "--account",
+                rig.account.model_dump_json(),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def kill(self) -> None:
@@ -198,9 +239,7 @@ async def test_deploy_survives_a_killed_account_worker(
     try:
         s = stack()
         handle = await runner.start(pipeline(deploy_stage(rig, stack=s)))
-        await runner.wait_until(
-            handle, lambda st: "healthy" in (st.stage("deploy").details or ""), timeout=30
-        )
+        await runner.wait_until(handle, lambda st: "healthy" in (st.stage("deploy").details or ""), timeout=30)
         workers[0].kill()
         workers.append(AccountWorkerProcess(temporal_server.address, rig, tmp_path / "second.log"))
         state = await runner.finish(handle, timeout=60)

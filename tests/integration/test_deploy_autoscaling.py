@@ -10,8 +10,8 @@ import kubernetes.client as k8s
 import pytest
 
 import workflows.stages.servergroups  # noqa: F401  (registers the cluster stages)
-from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from workflows.model import PipelineInvalid, parse_pipeline
 from workflows.state import ExecutionState, StageStatus
 

@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from stack.dev import DevPorts
-from tests.integration.test_cli import GENNAKER, cli_env
 from tests.integration.test_dev_stack import DevStack, free_offset
+from tests.support.cli_rig import GENNAKER, cli_env
+from tests.support.eventually import assert_eventually
 
 HMAC_KEY = "notify-hmac-key"
 TRIGGER_SECRET = "s3cret-for-the-deploy-hook"
@@ -106,10 +107,16 @@ async def test_dev_takes_the_workers_config_file(
     token = (stack.data_dir / "admin-token").read_text().strip()
     async with httpx.AsyncClient(base_url=stack.api, timeout=15, headers={"Authorization": f"Bearer {token}"}) as http:
         # The file's registry account is served (and reported) by the embedded worker.
-        deadline = asyncio.get_running_loop().time() + 30
-        while "extra-registry" not in (await http.get("/accounts")).text:
-            assert asyncio.get_running_loop().time() < deadline, (await http.get("/accounts")).text
-            await asyncio.sleep(0.3)
+        async def accounts() -> str:
+            return (await http.get("/accounts")).text
+
+        await assert_eventually(
+            accounts,
+            lambda text: "extra-registry" in text,
+            what="extra-registry in /accounts",
+            timeout=30,
+            interval=0.3,
+        )
 
         pipeline = {
             "application": "shop",

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from stack.dev import DevPorts
-from tests.integration.test_cli import EXAMPLES, GENNAKER, cli_env, gennaker, started_id
+from tests.support.cli_rig import EXAMPLES, GENNAKER, cli_env, gennaker, started_id
+from tests.support.eventually import assert_eventually
 
 UP_LINE = "is up"
 
@@ -92,13 +93,15 @@ class DevStack:
         return f"--- stdout\n{self.stdout.read_text()}\n--- stderr\n{self.stderr.read_text()}"
 
     async def wait_until_up(self, timeout: float = 45) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while UP_LINE not in self.stdout.read_text():
+        def banner_or_exit() -> bool:
             if self.process.returncode is not None:
-                raise AssertionError(f"`gennaker dev` exited {self.process.returncode}\n{self.output()}")
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no {UP_LINE!r} line in {timeout}s\n{self.output()}")
-            await asyncio.sleep(0.1)
+                raise RuntimeError(f"`gennaker dev` exited {self.process.returncode}\n{self.output()}")
+            return UP_LINE in self.stdout.read_text()
+
+        try:
+            await assert_eventually(banner_or_exit, what=f"the {UP_LINE!r} line", timeout=timeout, interval=0.1)
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}\n{self.output()}") from None
         self.remember_temporal()
 
     def remember_temporal(self) -> None:
@@ -168,19 +171,6 @@ async def start_stack(
     return stack
 
 
-async def until(check: object, timeout: float = 10, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check() if callable(check) else check
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}")
-        await asyncio.sleep(0.1)
-
-
 async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> None:
     offset = free_offset()
     data_dir = tmp_path / "data"
@@ -207,7 +197,9 @@ async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> No
             accounts = (await http.get("/accounts")).json()
             return any(a["name"] == "local-sim" and a["healthy"] and "simulation" in a["details"] for a in accounts)
 
-        await until(sim_account_healthy, 20, "account local-sim reported healthy")
+        await assert_eventually(
+            sim_account_healthy, what="account local-sim reported healthy", timeout=20, interval=0.1
+        )
         assert "SIMULATED" in banner
 
         async def ui_answers() -> bool:
@@ -217,7 +209,7 @@ async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> No
             except httpx.TransportError:
                 return False
 
-        await until(ui_answers, 15, "the Temporal UI answers HTTP")
+        await assert_eventually(ui_answers, what="the Temporal UI answers HTTP", timeout=15, interval=0.1)
 
         # A pipeline through the CLI, pointed at the stack by GENNAKER_API_URL.
         saved = await gennaker("save", str(EXAMPLES / "smoke-test.yaml"), api=stack.api, GENNAKER_TOKEN=token)
@@ -235,7 +227,7 @@ async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> No
     code = await stack.interrupt()
     assert code == 0, stack.output()
     assert "Traceback" not in stack.stderr.read_text(), stack.output()
-    await until(lambda: not listening(ports.temporal), 5, "Temporal port closed")
+    await assert_eventually(lambda: not listening(ports.temporal), what="Temporal port closed", timeout=5, interval=0.1)
     assert not listening(ports.api) and not listening(ports.ui)
     assert not any(alive(pid) for pid in stack.temporal_pids)
 
@@ -264,29 +256,11 @@ async def test_dev_stack_lifecycle(stacks: list[DevStack], tmp_path: Path) -> No
     assert not (tmp_path / "other").exists()
 
     assert await again.interrupt() == 0, again.output()
-    await until(lambda: not listening(ports.temporal), 5, "Temporal port closed")
+    await assert_eventually(lambda: not listening(ports.temporal), what="Temporal port closed", timeout=5, interval=0.1)
 
 
 def saved_revision(out: str) -> int:
     return int(out.split("revision")[-1].split()[0])
-
-
-async def test_up_banner_is_visible_without_pythonunbuffered(stacks: list[DevStack], tmp_path: Path) -> None:
-    stack = await start_stack(stacks, tmp_path / "data", free_offset(), tmp_path / "logs", unbuffered=False)
-    async with httpx.AsyncClient(base_url=stack.api, timeout=3) as http:
-
-        async def ready() -> bool:
-            if stack.process.returncode is not None:
-                raise AssertionError(stack.output())
-            try:
-                return (await http.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await until(ready, 45, "the gateway answers /readyz")
-    stack.remember_temporal()
-    # The banner is printed right after the gateway starts serving; allow a moment for that.
-    await until(lambda: UP_LINE in stack.stdout.read_text(), 3, "the 'is up' banner in stdout")
 
 
 def environ(pid: int) -> dict[str, str]:
@@ -304,8 +278,11 @@ async def test_temporal_child_keeps_no_secrets_and_its_death_stops_the_stack(
         tmp_path / "data",
         free_offset(),
         tmp_path / "logs",
+        unbuffered=False,
         extra_env={"GENNAKER_TRIGGER_SECRET_DEPLOYS": secret, "GENNAKER_TOKEN": "gnk_not-for-temporal"},
     )
+    # Started without PYTHONUNBUFFERED, as a service manager would: the up banner still reaches the
+    # log file while the stack runs (wait_until_up reads it there), not only when the process exits.
     await stack.wait_until_up()
     assert stack.temporal_pids, stack.output()
     server = stack.temporal_pids[0]
@@ -329,7 +306,12 @@ async def test_ctrl_c_while_starting_stops_everything_within_ten_seconds(
 ) -> None:
     stack = await start_stack(stacks, tmp_path / "data", free_offset(), tmp_path / "logs")
     # Interrupt as soon as the Temporal server process exists, before the stack says it is up.
-    await until(lambda: (stack.remember_temporal(), bool(stack.temporal_pids))[1], 30, "the temporal child")
+    await assert_eventually(
+        lambda: (stack.remember_temporal(), bool(stack.temporal_pids))[1],
+        what="the temporal child",
+        timeout=30,
+        interval=0.1,
+    )
     assert UP_LINE not in stack.stdout.read_text()
     code = await stack.interrupt(timeout=10)
     assert code == 0, stack.output()

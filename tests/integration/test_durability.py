@@ -23,7 +23,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from core.store import PipelineStore
 from core.temporal import connect
-from tests.conftest import pipeline
+from tests.support.runner import Runner, pipeline
 from tests.support.worker_process import WORKFLOW_QUEUE, WorkerSubprocess
 from workers.devserver import TemporalDevServer, free_port
 from workflows.model import parse_pipeline
@@ -89,17 +89,6 @@ async def start_pipeline(client: Client, task_queue: str, spec: dict[str, Any]) 
     )
 
 
-async def query_until(handle: WorkflowHandle[Any, Any], predicate: Any, timeout: float = 30) -> ExecutionState:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        state = await handle.query("state", result_type=ExecutionState)
-        if predicate(state):
-            return state
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not reached in {timeout}s: {state.model_dump_json(indent=1)}")
-        await asyncio.sleep(0.1)
-
-
 def wait(ref: str, seconds: float, *parents: str) -> dict[str, Any]:
     return {"refId": ref, "type": "wait", "waitTime": seconds, "requisiteStageRefIds": list(parents)}
 
@@ -127,8 +116,8 @@ async def test_pipelines_survive_a_killed_worker(
             name="gate",
         ),
     )
-    await query_until(timer, lambda s: s.stage("nap").status is StageStatus.RUNNING)
-    await query_until(gate, lambda s: s.stage("approve").waitingForJudgment)
+    await Runner.wait_until(timer, lambda s: s.stage("nap").status is StageStatus.RUNNING, timeout=30)
+    await Runner.wait_until(gate, lambda s: s.stage("approve").waitingForJudgment, timeout=30)
 
     first.kill()
     assert first.process.returncode == -signal.SIGKILL
@@ -175,7 +164,7 @@ async def test_pipeline_survives_a_killed_temporal_server(
         queue,
         pipeline(wait("before", 0.1), wait("nap", 2, "before"), mark("after", "nap"), name="server-crash"),
     )
-    await query_until(handle, lambda s: s.stage("nap").status is StageStatus.RUNNING)
+    await Runner.wait_until(handle, lambda s: s.stage("nap").status is StageStatus.RUNNING, timeout=30)
     server_pid = own_server.process.pid if own_server.process else None
 
     own_server.kill()

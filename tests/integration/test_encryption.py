@@ -13,7 +13,7 @@ from temporalio.client import Client
 from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import Runner, pipeline
+from tests.support.runner import Runner, pipeline
 from workers.devserver import TemporalDevServer
 
 MARKER = "very-recognisable-parameter-value"
@@ -32,7 +32,10 @@ async def api(
     )
     app = create_app(settings, client=client, store=store)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
+    ):
         yield http
 
 

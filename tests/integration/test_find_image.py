@@ -21,8 +21,9 @@ import workflows.stages.find_image  # noqa: F401  (registers `findImage`)
 from activities.accounts import RegistryAccount, SecretRef
 from activities.registry import RegistryClient, build_registry_account, check_registry_health, semver_key
 from core.directory import reported_accounts
-from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
+from tests.support.eventually import assert_eventually
+from tests.support.runner import DIRECTORY_QUEUE, Runner, pipeline
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer
@@ -135,7 +136,7 @@ async def test_health_of_registry_accounts_through_the_account_directory(
     assert check_registry_health(RegistryClient(good)).healthy
     config = WorkerConfig(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=DIRECTORY_QUEUE,  # it reports to the session's account directory
         serve_pipelines=False,
         registries=[good, bad, down],
         health_interval_seconds=60,
@@ -143,11 +144,13 @@ async def test_health_of_registry_accounts_through_the_account_directory(
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(config, stop))
     try:
-        for _ in range(100):
-            views = {v.name: v for v in await reported_accounts(client) if v.name.startswith("health-")}
-            if len(views) == 3:
-                break
-            await asyncio.sleep(0.1)
+
+        async def health_views() -> dict[str, Any]:
+            return {v.name: v for v in await reported_accounts(client) if v.name.startswith("health-")}
+
+        views = await assert_eventually(
+            health_views, lambda found: len(found) == 3, what="three health-* accounts reported", timeout=10
+        )
     finally:
         stop.set()
         await task

@@ -15,8 +15,9 @@ from temporalio.client import Client, WorkflowHandle
 import workflows.stages.jenkins  # noqa: F401  (registers `type: jenkins`)
 from activities.jenkins import JenkinsMaster, job_path, parse_properties
 from core.store import PipelineStore
-from tests.conftest import Runner
+from tests.support.eventually import assert_eventually
 from tests.support.fake_services import FakeJenkins, JenkinsJob
+from tests.support.runner import Runner
 from tests.support.worker_policy import TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
@@ -137,10 +138,9 @@ async def test_unknown_master_and_job_fail_fast(client: Client, jenkins_worker: 
 async def test_cancel_stops_the_build(client: Client, jenkins_worker: None, jenkins: FakeJenkins) -> None:
     jenkins.jobs["long"] = JenkinsJob(build_polls=10_000)
     handle = await start(client, stage("build", "long"))
-    for _ in range(200):
-        if jenkins.received("GET", "/job/long/1/"):
-            break
-        await asyncio.sleep(0.05)
+    await assert_eventually(
+        lambda: jenkins.received("GET", "/job/long/1/"), what="the build polled at Jenkins", timeout=10
+    )
     await handle.cancel()
     state = await finish(handle)
     assert state.stage("build").status is StageStatus.CANCELED  # type: ignore[union-attr]

@@ -31,8 +31,8 @@ from activities.kubernetes.manifests import (
     ManifestRef,
     PatchManifestInput,
 )
-from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, kube_fixture  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from workflows.state import ExecutionState, StageStatus
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "manifests" / "shop.yaml"
@@ -54,8 +54,16 @@ def stage(rig: KubeRig, ref: str, type_: str, *parents: str, **fields: Any) -> d
 
 
 def deploy(rig: KubeRig, manifests: list[dict[str, Any]], ref: str = "deploy", *parents: str) -> dict[str, Any]:
-    return stage(rig, ref, "deployManifest", *parents, manifests=manifests, skipExpressionEvaluation=True,
-                 moniker={"app": "shop"}, waitTimeoutSeconds=60)
+    return stage(
+        rig,
+        ref,
+        "deployManifest",
+        *parents,
+        manifests=manifests,
+        skipExpressionEvaluation=True,
+        moniker={"app": "shop"},
+        waitTimeoutSeconds=60,
+    )
 
 
 async def run(runner: Runner, *stages: dict[str, Any]) -> ExecutionState:
@@ -106,7 +114,10 @@ async def test_the_corpus_app_deploys_reapplies_changes_rolls_back_and_deletes(r
     state = await run(runner, deploy(kube, manifests))
     out = succeeded(state, "deploy")
     assert [r["kind"] for r in out["deployedManifests"]] == [m["kind"] for m in manifests]  # as given
-    assert out["manifestNamesByNamespace"][""] == ["namespace " + ns, "customResourceDefinition caches.shop.example.com"]
+    assert out["manifestNamesByNamespace"][""] == [
+        "namespace " + ns,
+        "customResourceDefinition caches.shop.example.com",
+    ]
     assert out["stable"][f"Deployment {ns}/web"] == "rolled out: 1/1 available"
     assert out["stable"]["CustomResourceDefinition caches.shop.example.com"] == "established"
     assert out["stable"][f"Cache {ns}/sessions"] == "applied (nothing to wait for)"
@@ -150,11 +161,32 @@ async def test_the_corpus_app_deploys_reapplies_changes_rolls_back_and_deletes(r
     assert kube.apps.read_namespaced_deployment("web", ns).spec.template.metadata.annotations[RELEASE] == "2"
 
     # Deleted: every kind by label, the custom resource and its CRD included; the namespace is the rig's.
-    kinds = ["cache", "ingress", "horizontalPodAutoscaler", "podDisruptionBudget", "service", "deployment",
-             "configMap", "secret", "roleBinding", "role", "serviceAccount", "customResourceDefinition"]
-    state = await run(runner, stage(kube, "delete", "deleteManifest", location=ns, mode="label", kinds=kinds,
-                                    labelSelectors={"selectors": [{"kind": "EQUALS", "key": LABEL,
-                                                                   "values": ["shop"]}]}))
+    kinds = [
+        "cache",
+        "ingress",
+        "horizontalPodAutoscaler",
+        "podDisruptionBudget",
+        "service",
+        "deployment",
+        "configMap",
+        "secret",
+        "roleBinding",
+        "role",
+        "serviceAccount",
+        "customResourceDefinition",
+    ]
+    state = await run(
+        runner,
+        stage(
+            kube,
+            "delete",
+            "deleteManifest",
+            location=ns,
+            mode="label",
+            kinds=kinds,
+            labelSelectors={"selectors": [{"kind": "EQUALS", "key": LABEL, "values": ["shop"]}]},
+        ),
+    )
     deleted = succeeded(state, "delete")["deletedManifests"]
     assert len(deleted) == len(manifests) - 1 and "CustomResourceDefinition caches.shop.example.com" in deleted
     assert missing(kube.apps.read_namespaced_deployment, "web", ns)
@@ -168,8 +200,9 @@ async def test_replicas_an_autoscaler_owns_survive_a_reapply(runner: Runner, kub
     find(manifests, "Deployment")["metadata"]["name"] = "hpa-web"
     succeeded(await run(runner, deploy(kube, manifests)), "deploy")
     # The autoscaler writes /scale as its own field manager, as the HPA controller does.
-    kube.apps.patch_namespaced_deployment_scale("hpa-web", ns, {"spec": {"replicas": 3}},
-                                                field_manager="horizontal-pod-autoscaler")
+    kube.apps.patch_namespaced_deployment_scale(
+        "hpa-web", ns, {"spec": {"replicas": 3}}, field_manager="horizontal-pod-autoscaler"
+    )
     state = await run(runner, deploy(kube, manifests))
     assert succeeded(state, "deploy")["stable"][f"Deployment {ns}/hpa-web"] == "rolled out: 3/3 available"
     assert kube.apps.read_namespaced_deployment("hpa-web", ns).spec.replicas == 3
@@ -180,8 +213,12 @@ async def test_an_unknown_kind_fails_naming_kind_api_version_and_account_before_
 ) -> None:
     name = f"cm-{uuid.uuid4().hex[:6]}"
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": kube.namespace}}
-    monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-               "metadata": {"name": "web", "namespace": kube.namespace}, "spec": {"endpoints": [{"port": "http"}]}}
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "web", "namespace": kube.namespace},
+        "spec": {"endpoints": [{"port": "http"}]},
+    }
     message = failed(await run(runner, deploy(kube, [config, monitor])), "deploy")
     assert "'ServiceMonitor'" in message and "monitoring.coreos.com/v1" in message, message
     assert f"account {kube.account.name}" in message
@@ -190,10 +227,15 @@ async def test_an_unknown_kind_fails_naming_kind_api_version_and_account_before_
 
 async def test_a_field_another_manager_owns_conflicts_unless_forced(runner: Runner, kube: KubeRig) -> None:
     name, ns = f"flags-{uuid.uuid4().hex[:6]}", kube.namespace
-    kube.core.create_namespaced_config_map(ns, {"metadata": {"name": name}, "data": {"checkout": "old"}},
-                                           field_manager="kubectl-edit")
-    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
-                "data": {"checkout": "new"}}
+    kube.core.create_namespaced_config_map(
+        ns, {"metadata": {"name": name}, "data": {"checkout": "old"}}, field_manager="kubectl-edit"
+    )
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns},
+        "data": {"checkout": "new"},
+    }
     message = failed(await run(runner, deploy(kube, [manifest])), "deploy")
     assert "'kubectl-edit' owns .data.checkout" in message and "force" in message, message
     assert kube.core.read_namespaced_config_map(name, ns).data == {"checkout": "old"}
@@ -206,8 +248,9 @@ async def test_a_field_another_manager_owns_conflicts_unless_forced(runner: Runn
     # The activity's own option does the same (the stage-side `force` field is not wired yet).
     kube.core.patch_namespaced_config_map(name, ns, {"data": {"checkout": "edited"}}, field_manager="kubectl-edit")
     activities = KubernetesManifestActivities(KubernetesAccountClient(kube.account))
-    activities.apply_manifests(ApplyManifestsInput(manifests=[manifest], executionId="direct", stage="s",
-                                                   application="shop", force=True))
+    activities.apply_manifests(
+        ApplyManifestsInput(manifests=[manifest], executionId="direct", stage="s", application="shop", force=True)
+    )
     assert kube.core.read_namespaced_config_map(name, ns).data == {"checkout": "new"}
 
 
@@ -225,11 +268,22 @@ async def test_objects_of_another_application_are_not_changed(runner: Runner, ku
 
 def stateful_set(name: str, release: str) -> dict[str, Any]:
     labels = {LABEL: name}
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
-            "spec": {"replicas": 2, "serviceName": name, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels, "annotations": {RELEASE: release}},
-                                  "spec": {"containers": [{"name": "db", "image": "busybox:1.36",
-                                                           "command": ["sh", "-c", "sleep 3600"]}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "serviceName": name,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {RELEASE: release}},
+                "spec": {
+                    "containers": [{"name": "db", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 3600"]}]
+                },
+            },
+        },
+    }
 
 
 async def test_a_stateful_set_rolls_out_and_back_through_its_controller_revisions(
@@ -273,10 +327,19 @@ async def test_a_rollout_that_cannot_finish_reports_every_object(runner: Runner,
     kube.needs_kubesim()  # the crash loop is kubesim's image-tag convention
     name, ns = f"loop-{uuid.uuid4().hex[:6]}", kube.namespace
     labels = {LABEL: name}
-    broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-              "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                       "template": {"metadata": {"labels": labels},
-                                    "spec": {"containers": [{"name": "web", "image": "shop/web:crashloop"}]}}}}
+    broken = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "web", "image": "shop/web:crashloop"}]},
+            },
+        },
+    }
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {}}
     state = await run(runner, {**deploy(kube, [config, broken]), "namespaceOverride": ns, "waitTimeoutSeconds": 2})
     message = failed(state, "deploy")
@@ -293,8 +356,9 @@ async def test_namespaces_outside_the_account_and_the_authorization_hook_stop_ev
 
     def apply(*manifests: dict[str, Any]) -> str:
         try:
-            activities.apply_manifests(ApplyManifestsInput(manifests=list(manifests), executionId="e", stage="s",
-                                                           application="shop"))
+            activities.apply_manifests(
+                ApplyManifestsInput(manifests=list(manifests), executionId="e", stage="s", application="shop")
+            )
         except ApplicationError as exc:
             return f"{exc.type}: {exc.message}"
         raise AssertionError("applied")
@@ -308,8 +372,12 @@ async def test_namespaces_outside_the_account_and_the_authorization_hook_stop_ev
         raise ApplicationError("not yours", type="ManifestNotAuthorized", non_retryable=True)
 
     monkeypatch.setattr("activities.kubernetes.manifest_apply.authorize_objects", refuse)
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
-            "rules": []}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name},
+        "rules": [],
+    }
     assert apply(config, role).startswith("ManifestNotAuthorized")
     assert seen == [[f"ConfigMap {kube.namespace}/{name} (v1)", f"ClusterRole {name} (rbac.authorization.k8s.io/v1)"]]
     assert missing(kube.core.read_namespaced_config_map, name, kube.namespace)
@@ -319,12 +387,14 @@ async def test_delete_and_patch_refuse_another_applications_objects(kube: KubeRi
     activities = KubernetesManifestActivities(KubernetesAccountClient(kube.account))
     name, ns = f"theirs-{uuid.uuid4().hex[:6]}", kube.namespace
     kube.core.create_namespaced_config_map(
-        ns, {"metadata": {"name": name, "annotations": {APPLICATION_ANNOTATION: "billing"}}, "data": {"a": "1"}})
+        ns, {"metadata": {"name": name, "annotations": {APPLICATION_ANNOTATION: "billing"}}, "data": {"a": "1"}}
+    )
     ref = ManifestRef(kind="configMap", name=name, namespace=ns)
     for attempt in (
         lambda: activities.delete_manifests(DeleteManifestsInput(refs=[ref], application="shop")),
-        lambda: activities.patch_manifest(PatchManifestInput(ref=ref, patchBody={"data": {"a": "2"}},
-                                                             mergeStrategy="merge", application="shop")),
+        lambda: activities.patch_manifest(
+            PatchManifestInput(ref=ref, patchBody={"data": {"a": "2"}}, mergeStrategy="merge", application="shop")
+        ),
     ):
         try:
             attempt()
@@ -341,10 +411,13 @@ async def test_objects_earlier_gennaker_versions_replaced_are_taken_over_others_
     ns, ours, unknown = kube.namespace, f"old-{uuid.uuid4().hex[:6]}", f"kubectl-{uuid.uuid4().hex[:6]}"
     # What create-or-replace wrote before: an update under the client's User-Agent, annotated for shop.
     kube.core.create_namespaced_config_map(
-        ns, {"metadata": {"name": ours, "annotations": {APPLICATION_ANNOTATION: "shop"}}, "data": {"a": "1"}})
+        ns, {"metadata": {"name": ours, "annotations": {APPLICATION_ANNOTATION: "shop"}}, "data": {"a": "1"}}
+    )
     kube.core.create_namespaced_config_map(ns, {"metadata": {"name": unknown}, "data": {"a": "1"}})
-    manifests = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": ns}, "data": {"a": "2"}}
-                 for n in (ours, unknown)]
+    manifests = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": ns}, "data": {"a": "2"}}
+        for n in (ours, unknown)
+    ]
     succeeded(await run(runner, deploy(kube, manifests[:1])), "deploy")
     assert kube.core.read_namespaced_config_map(ours, ns).data == {"a": "2"}
     message = failed(await run(runner, deploy(kube, manifests[1:])), "deploy")

@@ -12,7 +12,6 @@ once the integrator registers them there.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import subprocess
@@ -45,8 +44,9 @@ from activities.kubernetes.manifests import KubernetesManifestActivities
 from activities.prior_artifacts import PriorArtifactActivities
 from activities.triggers import PipelineFinished
 from kubesim.testing import RunningKubesim, start_kubesim
-from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
+from tests.support.eventually import assert_eventually
 from tests.support.fake_services import FakeHttp, Reply
+from tests.support.runner import Runner, pipeline
 from workers.runner import workflow_runner
 from workflows.artifacts import Artifact
 from workflows.model import PipelineInvalid, parse_pipeline
@@ -210,10 +210,10 @@ async def rig(
 
 async def run(
     client: Client,
+    queue: str,
     spec: dict[str, Any],
     trigger: TriggerInfo | None = None,
     timeout: float = 60,
-    queue: str = TEST_TASK_QUEUE,
 ) -> ExecutionState:
     parsed = parse_pipeline(spec)
     handle = await client.start_workflow(
@@ -243,7 +243,7 @@ def image_of(rig: AccountRig, name: str) -> str:
 
 
 async def test_trigger_image_is_bound_into_a_manifest_fetched_over_http(
-    client: Client, worker: None, rig: AccountRig, files: FakeHttp
+    client: Client, worker: None, task_queue: str, rig: AccountRig, files: FakeHttp
 ) -> None:
     pushed = Artifact(type="docker/image", name=IMAGE_NAME, reference=f"{IMAGE_NAME}:1.4.2", version="1.4.2")
     spec = pipeline(
@@ -270,7 +270,7 @@ async def test_trigger_image_is_bound_into_a_manifest_fetched_over_http(
             },
         ],
     )
-    state = await run(client, spec, TriggerInfo(type="docker", artifacts=[pushed]))
+    state = await run(client, task_queue, spec, TriggerInfo(type="docker", artifacts=[pushed]))
     out = outputs(state, "deploy")
     assert image_of(rig, "web-from-url") == f"{IMAGE_NAME}:1.4.2"
     assert out["manifestArtifact"] == "http/file web.yaml"
@@ -282,7 +282,7 @@ async def test_trigger_image_is_bound_into_a_manifest_fetched_over_http(
 
 
 async def test_helm_chart_in_git_baked_then_deployed(
-    client: Client, worker: None, rig: AccountRig, repository: Path
+    client: Client, worker: None, task_queue: str, rig: AccountRig, repository: Path
 ) -> None:
     chart = {"type": "git/repo", "reference": repository.as_uri(), "version": "main", "metadata": {"subPath": "charts"}}
     spec = pipeline(
@@ -307,7 +307,7 @@ async def test_helm_chart_in_git_baked_then_deployed(
         ),
         name="helm-bake",
     )
-    state = await run(client, spec)
+    state = await run(client, task_queue, spec)
     baked = outputs(state, "bake")
     assert baked["kinds"] == {"Deployment": 1} and baked["renderer"].startswith("helm")
     assert state.artifacts.bound["baked"].metadata["contentDigest"] == baked["manifestDigest"]
@@ -321,7 +321,7 @@ async def test_helm_chart_in_git_baked_then_deployed(
 
 
 async def test_kustomize_overlay_baked_then_deployed_with_the_trigger_image(
-    client: Client, worker: None, rig: AccountRig, repository: Path
+    client: Client, worker: None, task_queue: str, rig: AccountRig, repository: Path
 ) -> None:
     pushed = Artifact(type="docker/image", name=IMAGE_NAME, reference=f"{IMAGE_NAME}@sha256:{'a' * 64}")
     spec = pipeline(
@@ -354,14 +354,14 @@ async def test_kustomize_overlay_baked_then_deployed_with_the_trigger_image(
             },
         ],
     )
-    state = await run(client, spec, TriggerInfo(type="webhook", artifacts=[pushed]))
+    state = await run(client, task_queue, spec, TriggerInfo(type="webhook", artifacts=[pushed]))
     assert outputs(state, "bake")["kinds"] == {"Deployment": 1}
     assert outputs(state, "deploy")["manifestNamesByNamespace"] == {rig.namespace: ["deployment prod-kweb"]}
     assert image_of(rig, "prod-kweb") == pushed.reference
 
 
 async def test_run_job_manifest_from_an_inline_artifact_with_the_trigger_image(
-    client: Client, worker: None, rig: AccountRig
+    client: Client, worker: None, task_queue: str, rig: AccountRig
 ) -> None:
     job = {
         "apiVersion": "batch/v1",
@@ -402,7 +402,7 @@ async def test_run_job_manifest_from_an_inline_artifact_with_the_trigger_image(
         expectedArtifacts=[{"id": "migrate-image", "matchArtifact": {"type": "docker/image", "name": "shop/migrate"}}],
     )
     pushed = Artifact(type="docker/image", name="shop/migrate", reference="shop/migrate:7")
-    state = await run(client, spec, TriggerInfo(type="docker", artifacts=[pushed]))
+    state = await run(client, task_queue, spec, TriggerInfo(type="docker", artifacts=[pushed]))
     out = outputs(state, "job")
     assert state.stage("job").type == "runJob"  # type: ignore[union-attr]
     assert out["done"] is True and out["manifestArtifact"] == "embedded/base64 migrate.yaml"
@@ -411,7 +411,7 @@ async def test_run_job_manifest_from_an_inline_artifact_with_the_trigger_image(
 
 
 async def test_an_expected_artifact_that_cannot_be_bound_ends_the_execution_before_any_stage(
-    client: Client, worker: None, rig: AccountRig
+    client: Client, worker: None, task_queue: str, rig: AccountRig
 ) -> None:
     spec = pipeline(
         stage(
@@ -432,6 +432,7 @@ async def test_an_expected_artifact_that_cannot_be_bound_ends_the_execution_befo
     )
     state = await run(
         client,
+        task_queue,
         spec,
         TriggerInfo(
             type="docker", artifacts=[Artifact(type="docker/image", name=IMAGE_NAME, reference=f"{IMAGE_NAME}:9")]
@@ -471,17 +472,19 @@ async def test_use_prior_artifact_binds_the_last_successful_executions_artifact(
         ],
         workflow_runner=workflow_runner(),
     ):
-        first = await run(client, spec, TriggerInfo(type="docker", artifacts=[pushed]), queue=queue)
+        first = await run(client, queue, spec, TriggerInfo(type="docker", artifacts=[pushed]))
         assert first.status is ExecutionStatus.SUCCEEDED, first.model_dump_json(indent=1)
         query = f"GennakerPipeline = '{name}' AND GennakerStatus = 'SUCCEEDED'"
-        for _ in range(200):  # visibility is eventually consistent: wait for it to list the run
-            if [e async for e in client.list_workflows(query)]:
-                break
-            await asyncio.sleep(0.05)
-        second = await run(client, spec, TriggerInfo(type="manual"), queue=queue)
+
+        async def listed() -> list[str]:
+            return [e.id async for e in client.list_workflows(query)]
+
+        # Visibility is eventually consistent: the next run reads the last one through it.
+        await assert_eventually(listed, what=f"the first run listed by {query}", timeout=10)
+        second = await run(client, queue, spec, TriggerInfo(type="manual"))
         assert second.status is ExecutionStatus.SUCCEEDED, second.model_dump_json(indent=1)
         assert second.artifacts.bound["api-image"] == pushed
-        lonely = await run(client, {**spec, "name": f"{name}-new"}, TriggerInfo(type="manual"), queue=queue)
+        lonely = await run(client, queue, {**spec, "name": f"{name}-new"}, TriggerInfo(type="manual"))
     assert lonely.status is ExecutionStatus.TERMINAL
     assert lonely.failure is not None and "api-image" in lonely.failure
     assert "a prior execution (there is none)" in lonely.failure

@@ -12,7 +12,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from activities.kubernetes.manifests import EXECUTION_ANNOTATION
-from tests.conftest import Runner, pipeline
 from tests.support.kube_manifests_rig import (  # noqa: F401
     ACCOUNT,
     WEB_IMAGE_V1,
@@ -25,6 +24,7 @@ from tests.support.kube_manifests_rig import (  # noqa: F401
     run_stages,
     unique,
 )
+from tests.support.runner import Runner, pipeline
 from workflows.model import PipelineInvalid, parse_pipeline
 from workflows.state import ExecutionState, StageStatus
 
@@ -61,16 +61,29 @@ async def activity_attempts(handle: WorkflowHandle[Any, Any], activity_type: str
 
 async def test_deploy_then_undo_rollout_to_the_previous_image(runner: Runner, kube: KubeRig) -> None:
     name, ns = unique("web"), kube.namespace
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
-              "data": {"release": "${{ parameters.tag }}"}}
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-               "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 80}]}}
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": {"release": "${{ parameters.tag }}"},
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 80}]},
+    }
     state = await run_stages(
         runner,
-        k8s_stage("v1", "deployManifest", manifests=[config, deployment(name, "${{ parameters.image }}"), service],
-                  namespaceOverride=ns),
-        k8s_stage("v2", "deployManifest", "v1", manifests=[deployment(name, WEB_IMAGE_V2), service],
-                  namespaceOverride=ns),
+        k8s_stage(
+            "v1",
+            "deployManifest",
+            manifests=[config, deployment(name, "${{ parameters.image }}"), service],
+            namespaceOverride=ns,
+        ),
+        k8s_stage(
+            "v2", "deployManifest", "v1", manifests=[deployment(name, WEB_IMAGE_V2), service], namespaceOverride=ns
+        ),
         k8s_stage("undo", "undoRolloutManifest", "v2", location=ns, manifestName=f"deployment {name}"),
         parameters={"tag": "r-42", "image": WEB_IMAGE_V1},
     )
@@ -89,16 +102,29 @@ async def test_deploy_then_undo_rollout_to_the_previous_image(runner: Runner, ku
 async def test_patch_with_each_merge_strategy(runner: Runner, kube: KubeRig) -> None:
     name, ns = unique("patch"), kube.namespace
     target = {"location": ns, "manifestName": f"deployment {name}"}
-    env_patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "MODE",
-                                                                                         "value": "blue"}]}]}}}}
+    env_patch = {
+        "spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "MODE", "value": "blue"}]}]}}}
+    }
     state = await run_stages(
         runner,
         k8s_stage("deploy", "deployManifest", manifests=[deployment(name, replicas=1)], namespaceOverride=ns),
         k8s_stage("strategic", "patchManifest", "deploy", patchBody=env_patch, **target),
-        k8s_stage("merge", "patchManifest", "strategic", patchBody={"metadata": {"labels": {"tier": "web"}}},
-                  options={"mergeStrategy": "merge"}, **target),
-        k8s_stage("json", "patchManifest", "merge", patchBody=[{"op": "replace", "path": "/spec/replicas", "value": 2}],
-                  options={"mergeStrategy": "json"}, **target),
+        k8s_stage(
+            "merge",
+            "patchManifest",
+            "strategic",
+            patchBody={"metadata": {"labels": {"tier": "web"}}},
+            options={"mergeStrategy": "merge"},
+            **target,
+        ),
+        k8s_stage(
+            "json",
+            "patchManifest",
+            "merge",
+            patchBody=[{"op": "replace", "path": "/spec/replicas", "value": 2}],
+            options={"mergeStrategy": "json"},
+            **target,
+        ),
     )
     assert outputs(state, "json")["mergeStrategy"] == "json"
     live = kube.apps.read_namespaced_deployment(name, ns)
@@ -114,17 +140,27 @@ async def test_scale_by_cluster_criteria_and_by_name(runner: Runner, kube: KubeR
 
     def server_group(version: int) -> dict[str, Any]:
         labels = {"app": cluster, "version": f"v{version:03d}"}
-        return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": f"{cluster}-v{version:03d}"},
-                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels},
-                                      "spec": {"containers": [{"name": "web", "image": WEB_IMAGE_V1}]}}}}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": f"{cluster}-v{version:03d}"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "web", "image": WEB_IMAGE_V1}]},
+                },
+            },
+        }
 
     state = await run_stages(
         runner,
         k8s_stage("deploy", "deployManifest", manifests=[server_group(0), server_group(1)], namespaceOverride=ns),
         k8s_stage("up", "scaleManifest", "deploy", location=ns, cluster=cluster, criteria="newest", replicas=3),
-        k8s_stage("down", "scaleManifest", "up", location=ns, manifestName=f"replicaSet {cluster}-v000",
-                  replicas="${{ 0 }}"),
+        k8s_stage(
+            "down", "scaleManifest", "up", location=ns, manifestName=f"replicaSet {cluster}-v000", replicas="${{ 0 }}"
+        ),
     )
     assert outputs(state, "up")["manifest"] == f"replicaSet {cluster}-v001"
     assert outputs(state, "up")["stable"] == {f"ReplicaSet {ns}/{cluster}-v001": "3/3 replicas ready"}
@@ -137,17 +173,36 @@ async def test_delete_cascading_by_label_and_already_gone(runner: Runner, kube: 
     name, ns, team = unique("gone"), kube.namespace, unique("team")
     state = await run_stages(
         runner,
-        k8s_stage("deploy", "deployManifest", namespaceOverride=ns,
-                  manifests=[deployment(name), config_map(f"{name}-a", team=team), config_map(f"{name}-b", team=team)]),
-        k8s_stage("delete", "deleteManifest", "deploy", location=ns, manifestName=f"deployment {name}",
-                  options={"cascading": True}),
-        k8s_stage("by-label", "deleteManifest", "deploy", location=ns, mode="label", kinds=["configMap"],
-                  labelSelectors={"selectors": [{"kind": "EQUALS", "key": "team", "values": [team]}]}),
+        k8s_stage(
+            "deploy",
+            "deployManifest",
+            namespaceOverride=ns,
+            manifests=[deployment(name), config_map(f"{name}-a", team=team), config_map(f"{name}-b", team=team)],
+        ),
+        k8s_stage(
+            "delete",
+            "deleteManifest",
+            "deploy",
+            location=ns,
+            manifestName=f"deployment {name}",
+            options={"cascading": True},
+        ),
+        k8s_stage(
+            "by-label",
+            "deleteManifest",
+            "deploy",
+            location=ns,
+            mode="label",
+            kinds=["configMap"],
+            labelSelectors={"selectors": [{"kind": "EQUALS", "key": "team", "values": [team]}]},
+        ),
         k8s_stage("again", "deleteManifest", "delete", location=ns, manifestName=f"deployment {name}"),
     )
     assert outputs(state, "delete")["deletedManifests"] == [f"Deployment {ns}/{name}"]
     assert sorted(outputs(state, "by-label")["deletedManifests"]) == [
-        f"ConfigMap {ns}/{name}-a", f"ConfigMap {ns}/{name}-b"]
+        f"ConfigMap {ns}/{name}-a",
+        f"ConfigMap {ns}/{name}-b",
+    ]
     assert outputs(state, "again")["alreadyGone"] == [f"Deployment {ns}/{name}"]
     # Cascading deletion waited for the dependents: nothing of the Deployment is left when it ends.
     assert kube.gone(kube.apps.read_namespaced_deployment, name)
@@ -160,8 +215,14 @@ async def test_revoked_credentials_fail_at_once_naming_the_account(runner: Runne
     sim = kube.require_sim()
     sim.inject(revoke_token=True)
     started = time.monotonic()
-    handle = await runner.start(pipeline(k8s_stage("deploy", "deployManifest", manifests=[config_map(unique("cm"))],
-                                                   namespaceOverride=kube.namespace), name="revoked"))
+    handle = await runner.start(
+        pipeline(
+            k8s_stage(
+                "deploy", "deployManifest", manifests=[config_map(unique("cm"))], namespaceOverride=kube.namespace
+            ),
+            name="revoked",
+        )
+    )
     state = await runner.finish(handle)
     message = failure(state, "deploy")
     assert f"account {ACCOUNT}: 401 Unauthorized" in message and "kubeconfig" in message, message
@@ -173,11 +234,16 @@ async def test_a_burst_of_server_errors_is_retried(runner: Runner, kube: KubeRig
     sim = kube.require_sim()
     name = unique("burst")
     sim.inject(error_burst={"count": 2, "code": 503})
-    handle = await runner.start(pipeline(k8s_stage("deploy", "deployManifest", manifests=[config_map(name)],
-                                                   namespaceOverride=kube.namespace), name="burst"))
+    handle = await runner.start(
+        pipeline(
+            k8s_stage("deploy", "deployManifest", manifests=[config_map(name)], namespaceOverride=kube.namespace),
+            name="burst",
+        )
+    )
     state = await runner.finish(handle)
-    assert outputs(state, "deploy")["deployedManifests"] == [{"kind": "ConfigMap", "name": name,
-                                                               "namespace": kube.namespace, "apiVersion": "v1"}]
+    assert outputs(state, "deploy")["deployedManifests"] == [
+        {"kind": "ConfigMap", "name": name, "namespace": kube.namespace, "apiVersion": "v1"}
+    ]
     assert (await activity_attempts(handle, "apply_manifests"))[0] > 1
     assert kube.core.read_namespaced_config_map(name, kube.namespace).data == {"a": "1"}
 
@@ -185,8 +251,9 @@ async def test_a_burst_of_server_errors_is_retried(runner: Runner, kube: KubeRig
 async def test_oversized_manifests_are_refused_before_anything_is_written(runner: Runner, kube: KubeRig) -> None:
     name = unique("big")
     huge = {**config_map(name), "data": {"blob": "x" * 210_000}}
-    state = await run_stages(runner, k8s_stage("deploy", "deployManifest", manifests=[huge],
-                                               namespaceOverride=kube.namespace))
+    state = await run_stages(
+        runner, k8s_stage("deploy", "deployManifest", manifests=[huge], namespaceOverride=kube.namespace)
+    )
     message = failure(state, "deploy")
     assert "the limit is 200 KB" in message and "Nothing was written" in message
     assert kube.gone(kube.core.read_namespaced_config_map, name)
@@ -194,11 +261,14 @@ async def test_oversized_manifests_are_refused_before_anything_is_written(runner
 
 def test_unsupported_kinds_and_ambiguous_targets_are_rejected_at_submission() -> None:
     with pytest.raises(PipelineInvalid) as bad_kind:
-        parse_pipeline(pipeline(k8s_stage("d", "deployManifest", manifests=[{"kind": "Stateful Set", "metadata": {"name": "db"}}])))
+        parse_pipeline(
+            pipeline(k8s_stage("d", "deployManifest", manifests=[{"kind": "Stateful Set", "metadata": {"name": "db"}}]))
+        )
     assert "kind 'Stateful Set' is not a Kubernetes kind name" in str(bad_kind.value)
     with pytest.raises(PipelineInvalid) as both:
-        parse_pipeline(pipeline(k8s_stage("x", "deleteManifest", manifestName="deployment a", cluster="a",
-                                          criteria="newest")))
+        parse_pipeline(
+            pipeline(k8s_stage("x", "deleteManifest", manifestName="deployment a", cluster="a", criteria="newest"))
+        )
     assert "give `manifestName`" in str(both.value)
     with pytest.raises(PipelineInvalid) as no_account:
         parse_pipeline(pipeline({"refId": "s", "type": "scaleManifest", "manifestName": "deployment a", "replicas": 1}))

@@ -15,8 +15,8 @@ import pytest
 from temporalio.client import Client
 
 from activities.kubernetes.manifest_traffic import LOAD_BALANCERS_ANNOTATION
-from tests.conftest import pipeline
 from tests.integration.test_manifest_artifacts import AccountRig, account_worker, outputs, run
+from tests.support.runner import pipeline
 from workflows.state import ExecutionState, StageStatus
 
 ACCOUNT = "traffic-sim"

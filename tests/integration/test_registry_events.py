@@ -23,8 +23,8 @@ from api.routers import registry_events
 from api.routers.registry_events import ImagePushed, registry_event_log
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import TEST_TASK_QUEUE
 from tests.support.docker_rig import DockerRig, LocalRegistry, docker_rig_fixture  # noqa: F401
+from tests.support.eventually import assert_eventually
 from workers.devserver import TemporalDevServer, free_port
 
 SECRET = "hook-" + uuid.uuid4().hex
@@ -32,11 +32,13 @@ MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 @pytest.fixture(scope="module")
-def gateway(temporal_server: TemporalDevServer, client: Client, store: PipelineStore) -> FastAPI:
+def gateway(
+    task_queue: str, worker: None, temporal_server: TemporalDevServer, client: Client, store: PipelineStore
+) -> FastAPI:
     settings = GatewaySettings(
         temporal_address=temporal_server.address,
         database_url=store.database_url,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         auth_disabled=True,
     )
     app = create_app(settings, client=client, store=store)
@@ -199,11 +201,11 @@ async def test_real_registry_notifies_the_gateway(
         repository = f"shop/{uuid.uuid4().hex[:6]}"
         digest = await asyncio.to_thread(registry.push_synthetic, repository, "v7", datetime.now(UTC))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(100):
-                events = (await http.get("/webhooks/registry/events", params={"account": "notifying"})).json()
-                if events:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def received() -> list[dict[str, Any]]:
+                return list((await http.get("/webhooks/registry/events", params={"account": "notifying"})).json())
+
+            events = await assert_eventually(received, what="the registry's push event received", timeout=10)
         assert [(e["repository"], e["tag"], e["digest"]) for e in events] == [(repository, "v7", digest)]
         assert events[0]["image"] == f"{registry.address}/{repository}:v7"
     finally:

@@ -12,7 +12,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.kubernetes.jobs import JOB_NOT_OURS, StartJobInput, WaitForJobInput, job_name, parse_outputs
 from kubesim.testing import wait_until
-from tests.conftest import Runner, pipeline
 from tests.support.kube_manifests_rig import (  # noqa: F401
     SHELL_IMAGE,
     KubeRig,
@@ -22,15 +21,24 @@ from tests.support.kube_manifests_rig import (  # noqa: F401
     run_stages,
     unique,
 )
+from tests.support.runner import Runner, pipeline
 from workflows.state import ExecutionState, StageStatus
 
 
 def job_manifest(name: str, script: str, backoff_limit: int = 0, image: str = SHELL_IMAGE) -> dict[str, Any]:
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"backoffLimit": backoff_limit, "template": {"spec": {
-            "restartPolicy": "Never", "containers": [{"name": "main", "image": image, "command": ["sh", "-c", script]}],
-        }}},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": image, "command": ["sh", "-c", script]}],
+                }
+            },
+        },
     }
 
 
@@ -42,14 +50,23 @@ def stage_of(state: ExecutionState, ref: str) -> Any:
 
 async def test_outputs_are_parsed_from_the_log_and_flow_downstream(runner: Runner, kube: KubeRig) -> None:
     kube.needs_containers()  # the outputs are what the container prints
-    script = "echo migrating; echo 'GENNAKER_OUTPUTS {\"version\": \"1.2.3\", \"rows\": 42}'; echo SPINNAKER_PROPERTY_REGION=eu; echo done"
+    script = 'echo migrating; echo \'GENNAKER_OUTPUTS {"version": "1.2.3", "rows": 42}\'; echo SPINNAKER_PROPERTY_REGION=eu; echo done'
     state = await run_stages(
         runner,
-        k8s_stage("migrate", "runJob", manifest={**job_manifest("migrate", script),
-                                                  "metadata": {"name": "migrate", "namespace": "gn-jobs"}},
-                  deleteOnCompletion=True),
-        {"refId": "use", "type": "evaluateVariables", "requisiteStageRefIds": ["migrate"],
-         "variables": [{"key": "tag", "value": "v${{ stages.migrate.outputs.version }}-${{ stages.migrate.outputs.region }}"}]},
+        k8s_stage(
+            "migrate",
+            "runJob",
+            manifest={**job_manifest("migrate", script), "metadata": {"name": "migrate", "namespace": "gn-jobs"}},
+            deleteOnCompletion=True,
+        ),
+        {
+            "refId": "use",
+            "type": "evaluateVariables",
+            "requisiteStageRefIds": ["migrate"],
+            "variables": [
+                {"key": "tag", "value": "v${{ stages.migrate.outputs.version }}-${{ stages.migrate.outputs.region }}"}
+            ],
+        },
     )
     migrate = stage_of(state, "migrate")
     assert migrate.status is StageStatus.SUCCEEDED, migrate.error
@@ -68,15 +85,22 @@ async def test_failure_after_backoff_limit_carries_the_log_tail(runner: Runner, 
     script = "echo step one; echo 'error: table locked'; exit 3"
     state = await run_stages(
         runner,
-        k8s_stage("job", "runJob", namespace=kube.namespace, backoffLimit=1, logTailLines=2,
-                  container={"image": SHELL_IMAGE, "command": ["sh", "-c", script]}),
+        k8s_stage(
+            "job",
+            "runJob",
+            namespace=kube.namespace,
+            backoffLimit=1,
+            logTailLines=2,
+            container={"image": SHELL_IMAGE, "command": ["sh", "-c", script]},
+        ),
     )
     job = stage_of(state, "job")
     assert job.status is StageStatus.TERMINAL
     message = job.error.message
     assert "BackoffLimitExceeded" in message and "2 pod(s) failed with backoffLimit 1" in message, message
-    assert message.endswith("Last 2 log lines of pod " + job.error.details["jobStatus"]["pod"] +
-                            ":\nstep one\nerror: table locked"), message
+    assert message.endswith(
+        "Last 2 log lines of pod " + job.error.details["jobStatus"]["pod"] + ":\nstep one\nerror: table locked"
+    ), message
     assert "is left in place for inspection" in message
     live = kube.batch.read_namespaced_job(job.error.details["jobName"], kube.namespace)
     assert live.status.failed == 2
@@ -86,8 +110,14 @@ async def test_a_pod_that_fails_once_is_retried_within_backoff_limit(runner: Run
     kube.require_sim()  # the :fail-once tag is kubesim's
     state = await run_stages(
         runner,
-        k8s_stage("job", "runJob", namespace=kube.namespace, backoffLimit=1, deleteOnCompletion=True,
-                  manifest=job_manifest(unique("flaky"), "echo ok", image="shell:fail-once")),
+        k8s_stage(
+            "job",
+            "runJob",
+            namespace=kube.namespace,
+            backoffLimit=1,
+            deleteOnCompletion=True,
+            manifest=job_manifest(unique("flaky"), "echo ok", image="shell:fail-once"),
+        ),
     )
     job = stage_of(state, "job")
     assert job.status is StageStatus.SUCCEEDED, job.error
@@ -96,9 +126,12 @@ async def test_a_pod_that_fails_once_is_retried_within_backoff_limit(runner: Run
 
 async def test_canceling_the_pipeline_deletes_its_running_job(runner: Runner, kube: KubeRig) -> None:
     name = unique("slow")
-    handle = await runner.start(pipeline(k8s_stage("job", "runJob", namespace=kube.namespace,
-                                                   manifest=job_manifest(name, "echo started; sleep 60")),
-                                         name="cancel-job"))
+    handle = await runner.start(
+        pipeline(
+            k8s_stage("job", "runJob", namespace=kube.namespace, manifest=job_manifest(name, "echo started; sleep 60")),
+            name="cancel-job",
+        )
+    )
     running = await runner.wait_until(handle, lambda s: "running Job" in (s.stage("job").details or ""))
     job_name_ = running.stage("job").details.rsplit("/", 1)[-1]
     wait_until(lambda: kube.batch.read_namespaced_job(job_name_, kube.namespace).status.active, 10, what="a pod")
@@ -110,9 +143,14 @@ async def test_canceling_the_pipeline_deletes_its_running_job(runner: Runner, ku
 
 async def test_a_retried_start_reattaches_to_the_same_job(kube: KubeRig) -> None:
     env = ActivityEnvironment()
-    start = StartJobInput(manifest=job_manifest("retry", "echo 'GENNAKER_OUTPUTS {\"ok\": true}'"),
-                          namespace=kube.namespace, executionId=unique("exec"), runId="run-1", stage="job",
-                          application="shop")
+    start = StartJobInput(
+        manifest=job_manifest("retry", "echo 'GENNAKER_OUTPUTS {\"ok\": true}'"),
+        namespace=kube.namespace,
+        executionId=unique("exec"),
+        runId="run-1",
+        stage="job",
+        application="shop",
+    )
     first = env.run(kube.jobs.start_job, start)
     second = env.run(kube.jobs.start_job, start)
     assert (first.name, first.reattached, second.name, second.reattached) == (second.name, False, first.name, True)
@@ -125,19 +163,27 @@ async def test_a_retried_start_reattaches_to_the_same_job(kube: KubeRig) -> None
     # A restarted stage is a new run: it gets its own Job rather than the finished one.
     assert env.run(kube.jobs.start_job, start.model_copy(update={"runId": "run-2"})).name != first.name
     # Someone else's Job under our name is not adopted.
-    kube.batch.patch_namespaced_job(first.name, kube.namespace, {"metadata": {"annotations": {
-        "gennaker.io/execution-id": "someone-else"}}}, _content_type="application/merge-patch+json")
+    kube.batch.patch_namespaced_job(
+        first.name,
+        kube.namespace,
+        {"metadata": {"annotations": {"gennaker.io/execution-id": "someone-else"}}},
+        _content_type="application/merge-patch+json",
+    )
     with pytest.raises(ApplicationError) as raised:
         env.run(kube.jobs.start_job, start)
     assert raised.value.type == JOB_NOT_OURS and "already exists" in raised.value.message
     for run in ("run-1", "run-2"):
-        env.run(kube.jobs.delete_job, first.model_copy(update={"name": job_name("retry", start.executionId, run, "job")}))
+        env.run(
+            kube.jobs.delete_job, first.model_copy(update={"name": job_name("retry", start.executionId, run, "job")})
+        )
     kube.wait_gone(kube.batch.read_namespaced_job, first.name)
 
 
 def test_parse_outputs_reports_the_bad_line() -> None:
     assert parse_outputs(["x", 'GENNAKER_OUTPUTS {"a": 1}', 'GENNAKER_OUTPUTS {"a": 2, "b": "c"}']) == (
-        {"a": 2, "b": "c"}, None)
+        {"a": 2, "b": "c"},
+        None,
+    )
     found, error = parse_outputs(["GENNAKER_OUTPUTS {not json"])
     assert found == {} and error is not None and "log line 1" in error
     assert parse_outputs(["GENNAKER_OUTPUTS [1]"])[1] == "log line 1: GENNAKER_OUTPUTS needs a JSON object, got list"

@@ -19,8 +19,8 @@ from temporalio.testing import ActivityEnvironment
 import workflows.stages.script  # noqa: F401  (registers `type: script`)
 from activities.script import ScriptActivities, ScriptRequest, ScriptResult, ScriptSettings, container_name
 from core.store import PipelineStore
-from tests.conftest import Runner
 from tests.support.docker_rig import DockerRig, docker_rig_fixture  # noqa: F401
+from tests.support.runner import Runner
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
 from workflows.state import ExecutionState, StageStatus

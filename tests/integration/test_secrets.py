@@ -57,9 +57,10 @@ from api.settings import GatewaySettings
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
 from kubesim.testing import RunningKubesim, start_kubesim
-from tests.conftest import TEST_TASK_QUEUE
 from tests.support.docker_rig import PASSWORD, USERNAME, DockerRig, docker_rig_fixture  # noqa: F401
+from tests.support.eventually import assert_eventually
 from tests.support.fake_services import FakeJenkins, FakeSlack, FakeTwilio, JenkinsJob
+from tests.support.runner import DIRECTORY_QUEUE
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer, free_port
@@ -324,17 +325,6 @@ def api_token(store: PipelineStore) -> str:
         tokens.close()
 
 
-async def wait_for(what: str, check: Any, timeout: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture(scope="module")
 def secret_values() -> Secrets:
     return Secrets(
@@ -409,7 +399,7 @@ async def evidence(
             )
             # The account directory must live on the session worker's queue (other modules report to
             # it after this one is gone); make sure it exists there before this worker reports.
-            await report_once(client, "test-secrets-bootstrap", [], TEST_TASK_QUEUE)
+            await report_once(client, "test-secrets-bootstrap", [], DIRECTORY_QUEUE)
             settings = GatewaySettings(
                 temporal_address=temporal_server.address,
                 task_queue=QUEUE,
@@ -457,7 +447,7 @@ async def run_pipelines(
         names = {a["name"]: a for a in answer.json()}
         return all(names.get(n, {}).get("healthy") for n in (REGISTRY, KUBE))
 
-    await wait_for("the worker to report healthy accounts", accounts_reported, 20)
+    await assert_eventually(accounts_reported, what="the worker to report healthy accounts", timeout=20, interval=0.1)
 
     async def submit(pipeline: dict[str, Any]) -> str:
         answer = await api.post("/executions", json={"pipeline": pipeline, "parameters": {"marker": MARKER}})
@@ -478,7 +468,7 @@ async def run_pipelines(
         assert current["status"] == "RUNNING", current
         return any(st["refId"] == "approve" and st.get("waitingForJudgment") for st in current["stages"])
 
-    await wait_for("the release to wait for its judgment", waiting, 40)
+    await assert_eventually(waiting, what="the release to wait for its judgment", timeout=40, interval=0.1)
     judged = await api.post(
         f"/executions/{release}/stages/approve/judgment", json={"judgmentStatus": "continue", "input": "ship"}
     )
@@ -488,12 +478,16 @@ async def run_pipelines(
         current = await state(execution)
         return current if current.get("endTime") and current["status"] != "RUNNING" else None
 
-    done = await wait_for("the release to finish", lambda: finished(release), 40)
-    failed = await wait_for("the broken pipeline to finish", lambda: finished(broken), 20)
+    done = await assert_eventually(lambda: finished(release), what="the release to finish", timeout=40, interval=0.1)
+    failed = await assert_eventually(
+        lambda: finished(broken), what="the broken pipeline to finish", timeout=20, interval=0.1
+    )
     assert done["status"] == "SUCCEEDED", done.get("failure")
     assert failed["status"] == "TERMINAL" and "no-such-job" in str(failed.get("failure")), failed
     for execution in (release, broken):
-        await wait_for(f"{execution} to close", lambda e=execution: _closed(client, e), 15)
+        await assert_eventually(
+            lambda e=execution: _closed(client, e), what=f"{execution} to close", timeout=15, interval=0.1
+        )
     evidence.states = {release: done, broken: failed}
     evidence.delivered = {
         "email": len(mailbox.messages),

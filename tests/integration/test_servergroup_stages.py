@@ -10,8 +10,8 @@ import workflows.stages.deploy
 import workflows.stages.servergroups  # noqa: F401  (registers the cluster stages)
 from activities.kubernetes.clusters import ServerGroupView
 from activities.kubernetes.servergroups import Capacity
-from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from workflows.stages.servergroups import pick_target
 from workflows.state import ExecutionState, StageStatus
 
@@ -42,8 +42,11 @@ async def two_groups(runner: Runner, rig: KubeRig) -> tuple[str, str, str]:
     s = "t" + uuid.uuid4().hex[:6]
     lb = f"shop-{s}"
     rig.service(lb)
-    await run(runner, deploy_stage(rig, "d0", stack=s, loadBalancers=[lb]),
-              deploy_stage(rig, "d1", stack=s, loadBalancers=[lb], container=rig.container("2.0")))
+    await run(
+        runner,
+        deploy_stage(rig, "d0", stack=s, loadBalancers=[lb]),
+        deploy_stage(rig, "d1", stack=s, loadBalancers=[lb], container=rig.container("2.0")),
+    )
     return lb, f"shop-{s}-v000", f"shop-{s}-v001"
 
 
@@ -64,23 +67,43 @@ async def test_resize_find_image_quick_patch_and_scaling(runner: Runner, kube: K
     cluster = v0[: -len("-v000")]
     from kubernetes import client as k8s
 
-    k8s.AutoscalingV2Api(kube.api_client).create_namespaced_horizontal_pod_autoscaler(kube.namespace, {
-        "metadata": {"name": f"{v1}-hpa"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": v1},
-                 "minReplicas": 1, "maxReplicas": 6},
-    })
+    k8s.AutoscalingV2Api(kube.api_client).create_namespaced_horizontal_pod_autoscaler(
+        kube.namespace,
+        {
+            "metadata": {"name": f"{v1}-hpa"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": v1},
+                "minReplicas": 1,
+                "maxReplicas": 6,
+            },
+        },
+    )
     new_image = kube.container("3.0")["image"] if kube.sim else "busybox:1.37"
     state = await run(
         runner,
         on(kube, "find", "findImageFromCluster", cluster=cluster),
-        on(kube, "exact", "resizeServerGroup", cluster=cluster, resizeType="exact",
-           capacity={"min": 1, "max": 5, "desired": 3}),
+        on(
+            kube,
+            "exact",
+            "resizeServerGroup",
+            cluster=cluster,
+            resizeType="exact",
+            capacity={"min": 1, "max": 5, "desired": 3},
+        ),
         on(kube, "pct", "resizeServerGroup", cluster=cluster, resizeType="percentage", scalePct=50),
-        on(kube, "inc", "resizeServerGroup", cluster=cluster, resizeType="incremental", action="scale_down",
-           scaleNum=4),
+        on(
+            kube, "inc", "resizeServerGroup", cluster=cluster, resizeType="incremental", action="scale_down", scaleNum=4
+        ),
         on(kube, "patch", "quickPatchServerGroup", cluster=cluster, image=new_image),
-        on(kube, "patch-all", "quickPatchServerGroup", cluster=cluster, target="oldest", image=new_image,
-           rollingPatch=False),
+        on(
+            kube,
+            "patch-all",
+            "quickPatchServerGroup",
+            cluster=cluster,
+            target="oldest",
+            image=new_image,
+            rollingPatch=False,
+        ),
         on(kube, "suspend", "modifyScalingProcess", cluster=cluster, action="suspend", processes=["Launch"]),
     )
     assert out(state, "find")["serverGroup"] == v1 and out(state, "find")["image"] == kube.container("2.0")["image"]
@@ -120,14 +143,36 @@ async def test_shrink_cluster_spares_enabled_groups_and_destroy_removes_one(runn
 def test_targets_pick_like_spinnaker() -> None:
     def group(version: int, desired: int) -> ServerGroupView:
         return ServerGroupView(
-            account="a", namespace="n", name=f"c-v{version:03d}", cluster="c", application="c", version=version,
-            images=[], desired=desired, ready=desired, current=desired, capacity=Capacity(desired=desired),
-            enabled=True, loadBalancers=[], securityGroups=[],
+            account="a",
+            namespace="n",
+            name=f"c-v{version:03d}",
+            cluster="c",
+            application="c",
+            version=version,
+            images=[],
+            desired=desired,
+            ready=desired,
+            current=desired,
+            capacity=Capacity(desired=desired),
+            enabled=True,
+            loadBalancers=[],
+            securityGroups=[],
         )
 
     groups = [group(0, 3), group(1, 5), group(2, 5)]
-    picked = {t: pick_target(groups, t).name for t in ("current_asg_dynamic", "ancestor_asg_dynamic",  # type: ignore[union-attr]
-                                                       "oldest_asg_dynamic", "largest_asg_dynamic")}
-    assert picked == {"current_asg_dynamic": "c-v002", "ancestor_asg_dynamic": "c-v001",
-                      "oldest_asg_dynamic": "c-v000", "largest_asg_dynamic": "c-v002"}
+    picked = {
+        t: pick_target(groups, t).name
+        for t in (
+            "current_asg_dynamic",
+            "ancestor_asg_dynamic",  # type: ignore[union-attr]
+            "oldest_asg_dynamic",
+            "largest_asg_dynamic",
+        )
+    }
+    assert picked == {
+        "current_asg_dynamic": "c-v002",
+        "ancestor_asg_dynamic": "c-v001",
+        "oldest_asg_dynamic": "c-v000",
+        "largest_asg_dynamic": "c-v002",
+    }
     assert pick_target(groups[:1], "previous") is None

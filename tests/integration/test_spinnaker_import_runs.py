@@ -22,10 +22,10 @@ from api.settings import GatewaySettings
 from core.spinnaker import MAX_BYTES, ImportOptions, ImportResult, import_path
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
-from tests.conftest import Runner
 from tests.support.kube_manifests_rig import ACCOUNT, KubeRig, kube_worker_fixture  # noqa: F401
 from tests.support.kube_rig import KubeRig as ServerGroupRig
 from tests.support.kube_rig import kube_fixture  # noqa: F401
+from tests.support.runner import Runner
 from workers.devserver import TemporalDevServer
 from workflows.model import parse_pipeline, resolve_parameters
 from workflows.pipeline import PipelineWorkflow
@@ -44,7 +44,9 @@ async def start(runner: Runner, pipeline: dict[str, Any], given: dict[str, Any] 
     return await runner.start(pipeline, resolve_parameters(parse_pipeline(pipeline), given or {}))
 
 
-async def run(runner: Runner, pipeline: dict[str, Any], given: dict[str, Any] | None = None, timeout: float = 60) -> ExecutionState:
+async def run(
+    runner: Runner, pipeline: dict[str, Any], given: dict[str, Any] | None = None, timeout: float = 60
+) -> ExecutionState:
     return await runner.finish(await start(runner, pipeline, given), timeout=timeout)
 
 
@@ -64,13 +66,23 @@ def pure() -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    "stem", ["01-wait", "02-params-and-vars", "08-pipeline-trigger", "19-spel-forms", "21-edit-as-json", "24-flags-and-branches"]
+    "stem",
+    [
+        "01-wait",
+        "02-params-and-vars",
+        "08-pipeline-trigger",
+        "19-spel-forms",
+        "21-edit-as-json",
+        "24-flags-and-branches",
+    ],
 )
 async def test_imported_pipeline_runs(runner: Runner, pure: dict[str, dict[str, Any]], stem: str) -> None:
     succeeded(await run(runner, pure[stem]))
 
 
-async def test_translated_expressions_give_spinnakers_values_in_a_run(runner: Runner, pure: dict[str, dict[str, Any]]) -> None:
+async def test_translated_expressions_give_spinnakers_values_in_a_run(
+    runner: Runner, pure: dict[str, dict[str, Any]]
+) -> None:
     state = await run(runner, pure["19-spel-forms"])
     succeeded(state)
     forms = outputs(state, "2")
@@ -96,7 +108,9 @@ async def test_imported_judgment_gate_waits_for_a_person(runner: Runner, pure: d
 
 
 async def test_imported_manifest_and_job_pipelines_run_on_kubesim(runner: Runner, kube_worker: KubeRig) -> None:
-    pipelines = imported(ImportOptions(account_map={"k8s-prod": ACCOUNT}, namespace_map={"default": "gn-manifests", "jobs": "gn-jobs"}))
+    pipelines = imported(
+        ImportOptions(account_map={"k8s-prod": ACCOUNT}, namespace_map={"default": "gn-manifests", "jobs": "gn-jobs"})
+    )
     state = await run(runner, pipelines["04-deploy-manifest"], {"tag": "1.26-alpine"})
     succeeded(state)
     config = kube_worker.client.core.read_namespaced_config_map("web-config", "gn-manifests")
@@ -111,7 +125,9 @@ async def test_imported_manifest_and_job_pipelines_run_on_kubesim(runner: Runner
 
 
 async def test_imported_server_group_pipeline_runs_on_kubesim(runner: Runner, kube: ServerGroupRig) -> None:
-    pipelines = imported(ImportOptions(account_map={"k8s-v1": kube.account.name}, namespace_map={"default": kube.namespace}))
+    pipelines = imported(
+        ImportOptions(account_map={"k8s-v1": kube.account.name}, namespace_map={"default": kube.namespace})
+    )
     state = await run(runner, pipelines["13-server-group-ops"], timeout=120)
     succeeded(state)
     groups = kube.server_groups("shop-ops")
@@ -162,8 +178,12 @@ async def test_api_imports_and_saves_only_for_writers(gateway: tuple[httpx.Async
     body = {"pipelines": [corpus("01-wait"), corpus("11-bake-vm")], "application": "imp", "save": True}
     denied = await http.post("/import/spinnaker", json=body, headers={"Authorization": auth["viewer"]})
     assert denied.status_code == 403, denied.text
-    assert (await http.get("/applications/imp/pipelines/wait-a-bit", headers={"Authorization": auth["viewer"]})).status_code == 404
-    looked = await http.post("/import/spinnaker", json={**body, "save": False}, headers={"Authorization": auth["viewer"]})
+    assert (
+        await http.get("/applications/imp/pipelines/wait-a-bit", headers={"Authorization": auth["viewer"]})
+    ).status_code == 404
+    looked = await http.post(
+        "/import/spinnaker", json={**body, "save": False}, headers={"Authorization": auth["viewer"]}
+    )
     assert looked.status_code == 200 and looked.json()["saved"] == []
     response = await http.post("/import/spinnaker", json=body, headers={"Authorization": auth["editor"]})
     assert response.status_code == 200, response.text

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -22,8 +23,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from core.store import PipelineStore
-from tests.conftest import Runner, pipeline
 from tests.support.builders import judgment, variables, wait
+from tests.support.history import of_type, pending_timers, settled_history
+from tests.support.runner import Runner, pipeline
 from workers.devserver import TemporalDevServer, temporal_cli
 from workflows.pipeline import PipelineWorkflow
 from workflows.state import (
@@ -360,8 +362,11 @@ async def test_pause_holds_new_stages_until_resume(runner: Runner) -> None:
     paused = await handle.execute_update(PipelineWorkflow.pause, ControlRequest(reason="freeze"))
     assert paused.accepted and paused.status is ExecutionStatus.PAUSED and paused.judgment is None
     await handle.execute_update(PipelineWorkflow.judge, JudgmentRequest(refId="approve"))
-    state = await runner.wait_until(handle, lambda s: s.stage("approve").status is StageStatus.SUCCEEDED)
-    await asyncio.sleep(1.5)  # long enough for `next` to have run, were it not held
+    await runner.wait_until(handle, lambda s: s.stage("approve").status is StageStatus.SUCCEEDED)
+    # The workflow took the judgment and went idle without starting `next`'s timer: with nothing in
+    # flight, nothing but a resume can start it.
+    events = await settled_history(handle)
+    assert of_type(events, EventType.EVENT_TYPE_TIMER_STARTED) == []
     state = await runner.state(handle)
     nxt = state.stage("next")
     assert nxt and nxt.status is StageStatus.NOT_STARTED
@@ -379,7 +384,11 @@ async def test_pause_freezes_a_running_wait(runner: Runner) -> None:
     handle = await runner.start(pipeline(wait("w", 1)))
     await runner.wait_until(handle, lambda s: s.stage("w").status is StageStatus.RUNNING)
     await handle.execute_update(PipelineWorkflow.pause, ControlRequest())
-    await asyncio.sleep(2.5)  # well past the wait's end (1 s plus the server's timer slack)
+    # The pause canceled the wait's timer and started none: the wait cannot end while paused.
+    events = await settled_history(handle)
+    assert of_type(events, EventType.EVENT_TYPE_TIMER_CANCELED), "the pause did not cancel the wait's timer"
+    assert of_type(events, EventType.EVENT_TYPE_TIMER_FIRED) == []
+    assert pending_timers(events) == []
     state = await runner.state(handle)
     w = state.stage("w")
     assert w and w.status is StageStatus.RUNNING and state.status is ExecutionStatus.PAUSED

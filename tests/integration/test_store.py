@@ -31,7 +31,8 @@ from core.store.migrate import current_revision, head_revision, migration_lock
 from core.store.tokens import TokenCache, TokenStore
 from core.store.trigger_index import trigger_key
 from core.triggers import dispatch_registry_push
-from tests.support.builders import eventually, wait
+from tests.support.builders import wait
+from tests.support.eventually import assert_eventually
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401 (session fixture)
 from workers.devserver import TemporalDevServer
 from workflows.model import PipelineSpec
@@ -52,7 +53,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[PipelineStore]:
+def backend_store(database_url: str) -> Iterator[PipelineStore]:
+    """A store of its own on each backend (not the session's `store`, which the session `client`'s
+    worker uses: a module fixture of that name would shadow it)."""
     opened = PipelineStore(database_url)
     yield opened
     opened.close()
@@ -81,23 +84,25 @@ def candidates(store: PipelineStore, repository: str) -> list[tuple[str, int]]:
     return [(p.name, p.revision) for p in store.trigger_candidates("docker", docker_key(repository))]
 
 
-def test_the_trigger_index_follows_saves_disables_and_deletes(store: PipelineStore) -> None:
-    assert store.save("shop", "release", pipeline("release", docker("shop/a"))) == 1
-    assert candidates(store, "shop/a") == [("release", 1)]
-    store.save("shop", "release", pipeline("release", docker("shop/b"), {"type": "cron", "cron": "0 3 * * *"}))
-    assert candidates(store, "shop/a") == []
-    assert candidates(store, "shop/b") == [("release", 2)]
-    store.save("shop", "release", pipeline("release", docker("shop/b", enabled=False)))
-    assert candidates(store, "shop/b") == []
-    store.save("shop", "release", pipeline("release", docker("shop/b")))
-    store.save("other", "release", pipeline("release", docker("shop/b"), application="other"))
-    found = {(p.application, p.name, p.revision) for p in store.trigger_candidates("docker", docker_key("shop/b"))}
+def test_the_trigger_index_follows_saves_disables_and_deletes(backend_store: PipelineStore) -> None:
+    assert backend_store.save("shop", "release", pipeline("release", docker("shop/a"))) == 1
+    assert candidates(backend_store, "shop/a") == [("release", 1)]
+    backend_store.save("shop", "release", pipeline("release", docker("shop/b"), {"type": "cron", "cron": "0 3 * * *"}))
+    assert candidates(backend_store, "shop/a") == []
+    assert candidates(backend_store, "shop/b") == [("release", 2)]
+    backend_store.save("shop", "release", pipeline("release", docker("shop/b", enabled=False)))
+    assert candidates(backend_store, "shop/b") == []
+    backend_store.save("shop", "release", pipeline("release", docker("shop/b")))
+    backend_store.save("other", "release", pipeline("release", docker("shop/b"), application="other"))
+    found = {
+        (p.application, p.name, p.revision) for p in backend_store.trigger_candidates("docker", docker_key("shop/b"))
+    }
     assert found == {("shop", "release", 4), ("other", "release", 1)}
-    assert store.delete("shop", "release") == 5
-    found = {(p.application, p.name) for p in store.trigger_candidates("docker", docker_key("shop/b"))}
+    assert backend_store.delete("shop", "release") == 5
+    found = {(p.application, p.name) for p in backend_store.trigger_candidates("docker", docker_key("shop/b"))}
     assert found == {("other", "release")}
     # History stays whole: four saves and the tombstone.
-    assert [(r.revision, r.deleted) for r in store.revisions("shop", "release")] == [
+    assert [(r.revision, r.deleted) for r in backend_store.revisions("shop", "release")] == [
         (1, False),
         (2, False),
         (3, False),
@@ -230,7 +235,7 @@ async def test_two_processes_migrate_one_fresh_database_at_once(database_url: st
             async def waiting() -> int:
                 return await asyncio.to_thread(_blocked_on, database_url, probe)
 
-            await eventually(waiting, lambda n: n == 2, timeout=60, what="both upgrades wait for the lock")
+            await assert_eventually(waiting, lambda n: n == 2, what="both upgrades wait for the lock", timeout=60)
         outputs = [await asyncio.wait_for(p.communicate(), timeout=60) for p in upgrades]
         for process, (out, err) in zip(upgrades, outputs, strict=True):
             assert process.returncode == 0, err.decode()
@@ -259,16 +264,18 @@ def test_db_upgrade_reads_the_configuration_file(tmp_path: Path) -> None:
 
 
 async def test_a_delivery_parses_only_the_pipelines_that_watch_its_source(
-    store: PipelineStore, client: Client, temporal_server: TemporalDevServer, monkeypatch: pytest.MonkeyPatch
+    backend_store: PipelineStore, client: Client, temporal_server: TemporalDevServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     application = f"idx{uuid.uuid4().hex[:8]}"
     for i in range(500):
         name = f"p{i:03d}"
-        store.save(application, name, pipeline(name, docker(f"{application}/other-{i}"), application=application))
+        backend_store.save(
+            application, name, pipeline(name, docker(f"{application}/other-{i}"), application=application)
+        )
     # A heavy pipeline (thousands of stages) watching another repository costs deliveries nothing.
     heavy = pipeline("heavy", docker(f"{application}/heavy"), application=application, stages=3000)
-    store.save(application, "heavy", heavy)
-    store.save(application, "match", pipeline("match", docker(f"{application}/app"), application=application))
+    backend_store.save(application, "heavy", heavy)
+    backend_store.save(application, "match", pipeline("match", docker(f"{application}/app"), application=application))
 
     parsed: list[str] = []
     real_parse = core.triggers.parse_pipeline
@@ -282,7 +289,7 @@ async def test_a_delivery_parses_only_the_pipelines_that_watch_its_source(
     result = await dispatch_registry_push(
         client,
         settings,
-        store.aio,
+        backend_store.aio,
         account="local",
         repository=f"{application}/app",
         tag="v1",

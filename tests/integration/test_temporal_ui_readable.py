@@ -3,7 +3,6 @@ inputs still encrypted; a stage whose account has no worker fails after its own 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -25,7 +24,8 @@ from api.settings import GatewaySettings
 from core.codec import READABLE
 from core.executions import visibility_query
 from core.store import PipelineStore
-from tests.conftest import Runner, pipeline
+from tests.support.eventually import assert_eventually
+from tests.support.runner import Runner, pipeline
 from workers.devserver import TemporalDevServer
 from workflows.search import STATUS
 from workflows.state import ExecutionStatus, StageStatus
@@ -55,18 +55,18 @@ async def test_summaries_and_details_are_readable_and_name_the_stage(
     handle = await runner.start(spec, {"p": SECRET_PARAMETER})
     raw = (await _raw(temporal_server)).get_workflow_handle(handle.id)
 
-    async def waiting_details() -> str:
-        for _ in range(200):
-            answer = await raw.query("__temporal_workflow_metadata")
-            # A client without the key reads it: the answer is stored in clear (json/protobuf).
-            assert isinstance(answer, WorkflowMetadata), answer
-            text = answer.current_details
-            if "waits for a judgment" in text:
-                return text
-            await asyncio.sleep(0.05)
-        raise AssertionError("the current details never showed the waiting judgment")
+    async def current_details() -> str:
+        answer = await raw.query("__temporal_workflow_metadata")
+        # A client without the key reads it: the answer is stored in clear (json/protobuf).
+        assert isinstance(answer, WorkflowMetadata), answer
+        return answer.current_details
 
-    details = await waiting_details()
+    details = await assert_eventually(
+        current_details,
+        lambda text: "waits for a judgment" in text,
+        what="details show the waiting judgment",
+        timeout=10,
+    )
     assert "**approve** (manualJudgment)" in details and "**approve** waits for a judgment" in details
     assert "instructions: Check the canary dashboard" in details
     assert "options: ship, hold" in details
@@ -206,11 +206,10 @@ async def test_a_superseded_run_reads_superseded_in_the_list(runner: Runner, cli
     assert described.typed_search_attributes.get(STATUS) == "SUPERSEDED"  # what GennakerStatus says
     # The console's and API's CANCELED filter still finds it (visibility is eventually consistent).
     query = visibility_query(spec["application"], "ui-supersede", ExecutionStatus.CANCELED)
-    for _ in range(100):
-        if second.id in [wf.id async for wf in client.list_workflows(query)]:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError(f"{second.id} not listed by {query}")
+
+    async def listed() -> list[str]:
+        return [wf.id async for wf in client.list_workflows(query)]
+
+    await assert_eventually(listed, lambda ids: second.id in ids, what=f"{second.id} listed by {query}", timeout=10)
     for handle in (first, third):
         await handle.cancel()

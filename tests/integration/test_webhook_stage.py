@@ -18,8 +18,8 @@ from activities.webhook_paths import MAX_DOCUMENT_NODES, JsonPathError, check_do
 from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
+from tests.support.runner import Runner
 from tests.support.worker_policy import TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker

@@ -10,8 +10,7 @@ import pytest
 from kubernetes import client
 
 from kubesim.testing import RunningKubesim, start_kubesim
-
-READY_DELAY = 0.1
+from tests.kubesim.util import READY_DELAY
 
 
 @pytest.fixture(scope="session")

@@ -59,9 +59,14 @@ def test_status_bodies(core: client.CoreV1Api, apps: client.AppsV1Api, ns: str) 
         core.read_namespaced_pod("missing", ns)
     body = status_body(err.value)
     assert body == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'pods "missing" not found', "reason": "NotFound",
-        "details": {"name": "missing", "kind": "pods"}, "code": 404,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "missing" not found',
+        "reason": "NotFound",
+        "details": {"name": "missing", "kind": "pods"},
+        "code": 404,
     }
 
     core.create_namespaced_config_map(ns, _cm("dup"))
@@ -127,20 +132,32 @@ def test_strategic_merge_patch(apps: client.AppsV1Api, core: client.CoreV1Api, n
     rs = replica_set("web-v001", 0, {"app": "web"})
     rs["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "envoy:1"})
     apps.create_namespaced_replica_set(ns, rs)
-    patched = apps.patch_namespaced_replica_set("web-v001", ns, {
-        "metadata": {"labels": {"traffic": "enabled"}},
-        "spec": {"template": {"metadata": {"labels": {"lb": "web"}},
-                              "spec": {"containers": [{"name": "main", "image": "nginx:1.26"}]}}},
-    })
+    patched = apps.patch_namespaced_replica_set(
+        "web-v001",
+        ns,
+        {
+            "metadata": {"labels": {"traffic": "enabled"}},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"lb": "web"}},
+                    "spec": {"containers": [{"name": "main", "image": "nginx:1.26"}]},
+                }
+            },
+        },
+    )
     containers = {c.name: c.image for c in patched.spec.template.spec.containers}
     assert containers == {"main": "nginx:1.26", "sidecar": "envoy:1"}
     assert patched.metadata.labels == {"app": "web", "traffic": "enabled"}
     assert patched.spec.template.metadata.labels == {"app": "web", "lb": "web"}
     assert patched.metadata.generation == 2
-    removed = apps.patch_namespaced_replica_set("web-v001", ns, {
-        "metadata": {"labels": {"traffic": None}},
-        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}},
-    })
+    removed = apps.patch_namespaced_replica_set(
+        "web-v001",
+        ns,
+        {
+            "metadata": {"labels": {"traffic": None}},
+            "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}},
+        },
+    )
     assert [c.name for c in removed.spec.template.spec.containers] == ["main"]
     assert "traffic" not in removed.metadata.labels
 
@@ -151,12 +168,16 @@ def test_merge_and_json_patch(core: client.CoreV1Api, ns: str) -> None:
         "m", ns, {"data": {"a": None, "c": "3"}}, _content_type="application/merge-patch+json"
     )
     assert merged.data == {"b": "2", "c": "3"}
-    jp = core.patch_namespaced_config_map("m", ns, [
-        {"op": "test", "path": "/data/b", "value": "2"},
-        {"op": "replace", "path": "/data/b", "value": "two"},
-        {"op": "add", "path": "/metadata/labels/x", "value": "y"},
-        {"op": "remove", "path": "/data/c"},
-    ])
+    jp = core.patch_namespaced_config_map(
+        "m",
+        ns,
+        [
+            {"op": "test", "path": "/data/b", "value": "2"},
+            {"op": "replace", "path": "/data/b", "value": "two"},
+            {"op": "add", "path": "/metadata/labels/x", "value": "y"},
+            {"op": "remove", "path": "/data/c"},
+        ],
+    )
     assert jp.data == {"b": "two"} and jp.metadata.labels["x"] == "y"
     with pytest.raises(client.ApiException) as err:
         core.patch_namespaced_config_map("m", ns, [{"op": "test", "path": "/data/b", "value": "nope"}])

@@ -30,8 +30,10 @@ def _condition(d: Any, type_: str) -> Any:
 
 
 def _replica_sets(apps: client.AppsV1Api, ns: str) -> dict[str, tuple[str, int]]:
-    return {rs.metadata.name: (rs.metadata.annotations[REVISION], rs.spec.replicas)
-            for rs in apps.list_namespaced_replica_set(ns).items}
+    return {
+        rs.metadata.name: (rs.metadata.annotations[REVISION], rs.spec.replicas)
+        for rs in apps.list_namespaced_replica_set(ns).items
+    }
 
 
 def test_rolling_update_respects_surge_and_unavailable(apps: client.AppsV1Api, ns: str) -> None:
@@ -42,8 +44,9 @@ def test_rolling_update_respects_surge_and_unavailable(apps: client.AppsV1Api, n
     assert _condition(d, "Available").status == "True"
     assert _condition(d, "Progressing").reason == "NewReplicaSetAvailable"
 
-    apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {
-        "containers": [{"name": "main", "image": "web:2"}]}}}})
+    apps.patch_namespaced_deployment(
+        "web", ns, {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "web:2"}]}}}}
+    )
     peak = 0
 
     def rolled() -> Any:
@@ -67,8 +70,9 @@ def test_rollout_undo(apps: client.AppsV1Api, ns: str) -> None:
     apps.create_namespaced_deployment(ns, deployment("api", 2, "api:1"))
     wait_until(lambda: _complete(apps, ns, "api"))
     first = next(iter(_replica_sets(apps, ns)))
-    apps.patch_namespaced_deployment("api", ns, {"spec": {"template": {"spec": {
-        "containers": [{"name": "main", "image": "api:2"}]}}}})
+    apps.patch_namespaced_deployment(
+        "api", ns, {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "api:2"}]}}}}
+    )
     wait_until(lambda: (d := _complete(apps, ns, "api")) and d.metadata.annotations[REVISION] == "2")
 
     # What `kubectl rollout undo` does: copy revision 1's template (minus pod-template-hash) back.
@@ -81,8 +85,9 @@ def test_rollout_undo(apps: client.AppsV1Api, ns: str) -> None:
     assert _replica_sets(apps, ns)[first] == ("3", 2), "the old ReplicaSet is reused under a new revision"
 
     # The legacy rollback annotation (0 = previous revision).
-    apps.patch_namespaced_deployment("api", ns, {"metadata": {"annotations": {
-        "deprecated.deployment.rollback.to": "0"}}})
+    apps.patch_namespaced_deployment(
+        "api", ns, {"metadata": {"annotations": {"deprecated.deployment.rollback.to": "0"}}}
+    )
     d = wait_until(lambda: (d := _complete(apps, ns, "api")) and d.metadata.annotations[REVISION] == "4" and d)
     assert d.spec.template.spec.containers[0].image == "api:2"
     assert "deprecated.deployment.rollback.to" not in d.metadata.annotations
@@ -91,8 +96,9 @@ def test_rollout_undo(apps: client.AppsV1Api, ns: str) -> None:
 def test_recreate_never_mixes_versions(apps: client.AppsV1Api, core: client.CoreV1Api, ns: str) -> None:
     apps.create_namespaced_deployment(ns, deployment("db", 2, "db:1", strategy={"type": "Recreate"}))
     wait_until(lambda: _complete(apps, ns, "db"))
-    apps.patch_namespaced_deployment("db", ns, {"spec": {"template": {"spec": {
-        "containers": [{"name": "main", "image": "db:2"}]}}}})
+    apps.patch_namespaced_deployment(
+        "db", ns, {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "db:2"}]}}}}
+    )
 
     def done() -> Any:
         images = {p.spec.containers[0].image for p in core.list_namespaced_pod(ns).items}
@@ -105,8 +111,14 @@ def test_recreate_never_mixes_versions(apps: client.AppsV1Api, core: client.Core
 
 def test_scale_subresource_and_progress_deadline(apps: client.AppsV1Api, ns: str) -> None:
     apps.create_namespaced_deployment(ns, deployment("crash", 1, "app:crashloop", progressDeadlineSeconds=1))
-    d = wait_until(lambda: (d := apps.read_namespaced_deployment("crash", ns)).status.conditions
-                   and _condition(d, "Progressing").reason == "ProgressDeadlineExceeded" and d, timeout=10)
+    d = wait_until(
+        lambda: (
+            (d := apps.read_namespaced_deployment("crash", ns)).status.conditions
+            and _condition(d, "Progressing").reason == "ProgressDeadlineExceeded"
+            and d
+        ),
+        timeout=10,
+    )
     assert _condition(d, "Progressing").status == "False"
     assert _condition(d, "Available").status == "False"
 

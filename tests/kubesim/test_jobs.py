@@ -16,8 +16,12 @@ def _job(name: str, script: str, image: str = "busybox:1.36", backoff: int = 6) 
         "metadata": {"name": name},
         "spec": {
             "backoffLimit": backoff,
-            "template": {"spec": {"restartPolicy": "Never", "containers": [
-                {"name": "main", "image": image, "command": ["sh", "-c", script]}]}},
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": image, "command": ["sh", "-c", script]}],
+                }
+            },
         },
     }
 
@@ -75,8 +79,9 @@ def test_follow_logs_streams_until_exit(batch: client.BatchV1Api, core: client.C
 
 
 def test_logs_before_start_and_without_command(core: client.CoreV1Api, ns: str) -> None:
-    core.create_namespaced_pod(ns, {"metadata": {"name": "p"},
-                                    "spec": {"containers": [{"name": "app", "image": "shop:1.2"}]}})
+    core.create_namespaced_pod(
+        ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app", "image": "shop:1.2"}]}}
+    )
     with pytest.raises(client.ApiException) as err:
         core.read_namespaced_pod_log("p", ns)
     assert err.value.status == 400
@@ -91,5 +96,8 @@ def test_job_validation(batch: client.BatchV1Api, ns: str) -> None:
     with pytest.raises(client.ApiException) as err:
         batch.create_namespaced_job(ns, bad)
     cause = status_body(err.value)["details"]["causes"][0]
-    assert cause == {"reason": "FieldValueNotSupported", "field": "spec.template.spec.restartPolicy",
-                     "message": 'Unsupported value: "Always": supported values: "OnFailure", "Never"'}
+    assert cause == {
+        "reason": "FieldValueNotSupported",
+        "field": "spec.template.spec.restartPolicy",
+        "message": 'Unsupported value: "Always": supported values: "OnFailure", "Never"',
+    }

@@ -22,8 +22,12 @@ def _resources(api_client: Any, group_version: str) -> dict[str, Any]:
 def test_discovery_names_every_kind_with_its_scope(api_client: Any) -> None:
     expected = {
         "v1": {"serviceaccounts": True, "persistentvolumeclaims": True, "namespaces": False, "nodes": False},
-        "rbac.authorization.k8s.io/v1": {"roles": True, "rolebindings": True, "clusterroles": False,
-                                         "clusterrolebindings": False},
+        "rbac.authorization.k8s.io/v1": {
+            "roles": True,
+            "rolebindings": True,
+            "clusterroles": False,
+            "clusterrolebindings": False,
+        },
         "networking.k8s.io/v1": {"ingresses": True, "networkpolicies": True},
         "policy/v1": {"poddisruptionbudgets": True},
         "apps/v1": {"statefulsets": True, "daemonsets": True, "controllerrevisions": True},
@@ -40,12 +44,17 @@ def test_discovery_names_every_kind_with_its_scope(api_client: Any) -> None:
 def test_rbac_and_cluster_scoped_objects(api_client: Any, core: client.CoreV1Api, ns: str) -> None:
     rbac = client.RbacAuthorizationV1Api(api_client)
     core.create_namespaced_service_account(ns, {"metadata": {"name": "deployer"}})
-    rbac.create_namespaced_role(ns, {"metadata": {"name": "edit"},
-                                     "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
-    rbac.create_namespaced_role_binding(ns, {
-        "metadata": {"name": "edit"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                                  "name": "edit"},
-        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}]})
+    rbac.create_namespaced_role(
+        ns, {"metadata": {"name": "edit"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "edit"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "edit"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}],
+        },
+    )
     name = f"system:test:{uuid.uuid4().hex[:6]}"  # RBAC names may hold colons
     rbac.create_cluster_role({"metadata": {"name": name}, "rules": []})
     assert rbac.read_cluster_role(name).metadata.namespace is None
@@ -55,9 +64,13 @@ def test_rbac_and_cluster_scoped_objects(api_client: Any, core: client.CoreV1Api
 
 
 def test_pvc_becomes_bound(core: client.CoreV1Api, ns: str) -> None:
-    core.create_namespaced_persistent_volume_claim(ns, {
-        "metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}})
+    core.create_namespaced_persistent_volume_claim(
+        ns,
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
+        },
+    )
     claim = wait_until(lambda: _bound(core.read_namespaced_persistent_volume_claim("data", ns)), what="Bound")
     assert claim.status.capacity == {"storage": "2Gi"} and claim.spec.volume_name.startswith("pvc-")
 
@@ -69,11 +82,20 @@ def _bound(claim: Any) -> Any:
 def _crd(group: str, scope: str) -> dict[str, Any]:
     return {
         "metadata": {"name": f"gadgets.{group}"},
-        "spec": {"group": group, "scope": scope,
-                 "names": {"plural": "gadgets", "kind": "Gadget", "shortNames": ["gd"]},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": {"type": "object",
-                                                              "x-kubernetes-preserve-unknown-fields": True}}}]},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"plural": "gadgets", "kind": "Gadget", "shortNames": ["gd"]},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
     }
 
 
@@ -83,14 +105,20 @@ def test_crd_serves_its_kind_then_takes_it_away(api_client: Any, ns: str, scope:
     custom = client.CustomObjectsApi(api_client)
     group = f"{scope.lower()}-{uuid.uuid4().hex[:6]}.example.com"
     ext.create_custom_resource_definition(_crd(group, scope))
-    crd = wait_until(lambda: _established(ext.read_custom_resource_definition(f"gadgets.{group}")),
-                     what="Established")
-    assert {c.type: c.reason for c in crd.status.conditions} == {"NamesAccepted": "NoConflicts",
-                                                                 "Established": "InitialNamesAccepted"}
+    crd = wait_until(lambda: _established(ext.read_custom_resource_definition(f"gadgets.{group}")), what="Established")
+    assert {c.type: c.reason for c in crd.status.conditions} == {
+        "NamesAccepted": "NoConflicts",
+        "Established": "InitialNamesAccepted",
+    }
     served = _resources(api_client, f"{group}/v1")
     assert served["gadgets"]["namespaced"] is (scope == "Namespaced") and "gadgets/status" in served
-    body = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g1"},
-            "spec": {"anything": {"goes": [1, "two"]}}, "status": {"ignored": True}}
+    body = {
+        "apiVersion": f"{group}/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g1"},
+        "spec": {"anything": {"goes": [1, "two"]}},
+        "status": {"ignored": True},
+    }
     if scope == "Namespaced":
         made = custom.create_namespaced_custom_object(group, "v1", ns, "gadgets", body)
         assert made["metadata"]["namespace"] == ns
@@ -120,16 +148,25 @@ def _gone(ext: client.ApiextensionsV1Api, name: str) -> bool:
 
 def test_statefulset_partitioned_rolling_update(apps: client.AppsV1Api, core: client.CoreV1Api, ns: str) -> None:
     labels = {"app": "db"}
-    apps.create_namespaced_stateful_set(ns, {
-        "metadata": {"name": "db"},
-        "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": labels},
-                 "template": pod_template(labels, "postgres:16"),
-                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}}})
+    apps.create_namespaced_stateful_set(
+        ns,
+        {
+            "metadata": {"name": "db"},
+            "spec": {
+                "replicas": 3,
+                "serviceName": "db",
+                "selector": {"matchLabels": labels},
+                "template": pod_template(labels, "postgres:16"),
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}},
+            },
+        },
+    )
     first = wait_until(lambda: _sts_ready(apps, ns, 3), what="3 ready")
     assert first.status.current_revision == first.status.update_revision
     assert sorted(p.metadata.name for p in core.list_namespaced_pod(ns).items) == ["db-0", "db-1", "db-2"]
-    apps.patch_namespaced_stateful_set("db", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "main", "image": "postgres:17"}]}}}})
+    apps.patch_namespaced_stateful_set(
+        "db", ns, {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "postgres:17"}]}}}}
+    )
     partial = wait_until(lambda: _sts_updated(apps, ns, 1), what="pod 2 updated")
     assert partial.status.current_revision != partial.status.update_revision
     images = {p.metadata.name: p.spec.containers[0].image for p in core.list_namespaced_pod(ns).items}
@@ -152,12 +189,17 @@ def _sts_updated(apps: client.AppsV1Api, ns: str, n: int) -> Any:
     return sts if (sts.status.updated_replicas or 0) == n and (sts.status.ready_replicas or 0) == 3 else None
 
 
-def test_daemonset_runs_one_pod_per_node(kubesim: RunningKubesim, apps: client.AppsV1Api, core: client.CoreV1Api,
-                                         ns: str) -> None:
+def test_daemonset_runs_one_pod_per_node(
+    kubesim: RunningKubesim, apps: client.AppsV1Api, core: client.CoreV1Api, ns: str
+) -> None:
     labels = {"app": "agent"}
-    apps.create_namespaced_daemon_set(ns, {"metadata": {"name": "agent"},
-                                           "spec": {"selector": {"matchLabels": labels},
-                                                    "template": pod_template(labels, "fluentbit:3")}})
+    apps.create_namespaced_daemon_set(
+        ns,
+        {
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": labels}, "template": pod_template(labels, "fluentbit:3")},
+        },
+    )
     wait_until(lambda: _ds_ready(apps, ns, 1), what="one pod")
     node = f"extra-{uuid.uuid4().hex[:6]}"
     core.create_node({"metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}}})
@@ -174,17 +216,26 @@ def test_daemonset_runs_one_pod_per_node(kubesim: RunningKubesim, apps: client.A
 def _ds_ready(apps: client.AppsV1Api, ns: str, n: int) -> Any:
     ds = apps.read_namespaced_daemon_set("agent", ns)
     s = ds.status
-    return ds if s and s.desired_number_scheduled == n and s.number_ready == n and s.current_number_scheduled == n \
+    return (
+        ds
+        if s and s.desired_number_scheduled == n and s.number_ready == n and s.current_number_scheduled == n
         else None
+    )
 
 
 def test_pod_disruption_budget_counts_healthy_pods(api_client: Any, apps: client.AppsV1Api, ns: str) -> None:
     labels = {"app": "api"}
-    apps.create_namespaced_deployment(ns, {"metadata": {"name": "api"}, "spec": {
-        "replicas": 3, "selector": {"matchLabels": labels}, "template": pod_template(labels)}})
+    apps.create_namespaced_deployment(
+        ns,
+        {
+            "metadata": {"name": "api"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": pod_template(labels)},
+        },
+    )
     policy = client.PolicyV1Api(api_client)
-    policy.create_namespaced_pod_disruption_budget(ns, {"metadata": {"name": "api"}, "spec": {
-        "minAvailable": 2, "selector": {"matchLabels": labels}}})
+    policy.create_namespaced_pod_disruption_budget(
+        ns, {"metadata": {"name": "api"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": labels}}}
+    )
 
     def settled() -> Any:
         pdb = policy.read_namespaced_pod_disruption_budget("api", ns)

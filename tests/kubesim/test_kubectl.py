@@ -62,8 +62,15 @@ def kubectl(kubesim: RunningKubesim, tmp_path: Path, ns: str) -> Callable[..., s
 
     def run(*args: str, stdin: str | None = None, ok: bool = True) -> str:
         assert KUBECTL is not None
-        done = subprocess.run([KUBECTL, "--namespace", ns, *args], input=stdin, capture_output=True, text=True,
-                              env=env, timeout=60, check=False)
+        done = subprocess.run(
+            [KUBECTL, "--namespace", ns, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
         if ok and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
         return done.stdout + done.stderr
@@ -78,8 +85,7 @@ def _image(kubectl: Callable[..., str]) -> str:
 def test_apply_rollout_undo_delete(kubectl: Callable[..., str]) -> None:
     out = kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("IMAGE", "1.25"))
     assert "deployment.apps/web created" in out
-    assert 'deployment "web" successfully rolled out' in kubectl("rollout", "status", "deployment/web",
-                                                                 "--timeout=30s")
+    assert 'deployment "web" successfully rolled out' in kubectl("rollout", "status", "deployment/web", "--timeout=30s")
     assert "unchanged" in kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("IMAGE", "1.25"))
     assert "configured" in kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("IMAGE", "1.26"))
     kubectl("rollout", "status", "deployment/web", "--timeout=30s")
@@ -106,14 +112,16 @@ def test_server_side_apply_and_conflicts(kubectl: Callable[..., str]) -> None:
     managers = {(m["manager"], m["operation"]) for m in managed["metadata"]["managedFields"]}
     assert ("kubectl", "Apply") in managers
     assert managed["spec"]["replicas"] == 2
-    assert "serverside-applied" in kubectl("apply", "--server-side", "--dry-run=server", "-f", "-",
-                                           stdin=manifest.replace("1.25", "1.27"))
+    assert "serverside-applied" in kubectl(
+        "apply", "--server-side", "--dry-run=server", "-f", "-", stdin=manifest.replace("1.25", "1.27")
+    )
     assert _image(kubectl) == "nginx:1.25"
 
 
 def test_create_ingress_and_serviceaccount(kubectl: Callable[..., str]) -> None:
-    assert "ingress.networking.k8s.io/shop created" in kubectl("create", "ingress", "shop",
-                                                               "--rule=shop.example.com/*=web:80")
+    assert "ingress.networking.k8s.io/shop created" in kubectl(
+        "create", "ingress", "shop", "--rule=shop.example.com/*=web:80"
+    )
     assert "serviceaccount/deployer created" in kubectl("create", "serviceaccount", "deployer")
     ingress: dict[str, Any] = json.loads(kubectl("get", "ingress", "shop", "-o", "json"))
     rule = ingress["spec"]["rules"][0]

@@ -17,7 +17,8 @@ from kubesim.testing import wait_until
 def running(*args: str) -> Iterator[Path]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "kubesim", "--ready-delay", "0.05", *args],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -68,8 +69,12 @@ def test_custom_resources_are_served_at_once_after_a_restart(tmp_path: Path) -> 
     state = tmp_path / "kubesim.json"
     crd = {
         "metadata": {"name": "notes.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "notes", "kind": "Note"},
-                 "versions": [{"name": "v1", "served": True, "storage": True}]},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "notes", "kind": "Note"},
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
     }
     with running("--state", str(state)) as kubeconfig:
         api = config.new_client_from_config(config_file=str(kubeconfig))

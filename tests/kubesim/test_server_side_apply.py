@@ -66,17 +66,21 @@ def test_conflict_then_force(dyn: DynamicClient, apps: client.AppsV1Api, ns: str
         _apply(dyn, changed)
     status = json.loads(err.value.body)
     assert status["reason"] == "Conflict" and status["code"] == 409
-    assert status["details"]["causes"] == [{
-        "reason": "FieldManagerConflict",
-        "message": 'conflict with "kubectl-edit" using apps/v1',
-        "field": '.spec.template.spec.containers[name="main"].image',
-    }]
-    assert status["message"].startswith("Apply failed with 1 conflict: conflict with \"kubectl-edit\"")
+    assert status["details"]["causes"] == [
+        {
+            "reason": "FieldManagerConflict",
+            "message": 'conflict with "kubectl-edit" using apps/v1',
+            "field": '.spec.template.spec.containers[name="main"].image',
+        }
+    ]
+    assert status["message"].startswith('Apply failed with 1 conflict: conflict with "kubectl-edit"')
     forced = _apply(dyn, changed, force_conflicts=True)
     assert forced.spec.template.spec.containers[0].image == "nginx:1.26"
     owners = _owners(forced)
-    assert "f:image" in owners[("gennaker", "Apply")]["f:spec"]["f:template"]["f:spec"]["f:containers"][
-        'k:{"name":"main"}']
+    assert (
+        "f:image"
+        in owners[("gennaker", "Apply")]["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"main"}']
+    )
     assert ("kubectl-edit", "Update") not in owners  # it owned nothing else, so its entry went
 
 
@@ -94,8 +98,7 @@ def test_dropped_fields_are_removed_unless_someone_else_owns_them(
     body = _manifest(ns, replicas=1, minReadySeconds=5)
     body["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "fast"}]
     _apply(dyn, body)
-    apps.patch_namespaced_deployment("web", ns, {"metadata": {"labels": {"owner": "ops"}}},
-                                     field_manager="ops-tool")
+    apps.patch_namespaced_deployment("web", ns, {"metadata": {"labels": {"owner": "ops"}}}, field_manager="ops-tool")
     slim = _manifest(ns, replicas=1)
     del slim["metadata"]["labels"]
     after = _apply(dyn, slim)
@@ -106,8 +109,9 @@ def test_dropped_fields_are_removed_unless_someone_else_owns_them(
 
 def test_hpa_owned_replicas_survive_a_reapply(dyn: DynamicClient, apps: client.AppsV1Api, ns: str) -> None:
     _apply(dyn, _manifest(ns, replicas=2))
-    apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 5}},
-                                           field_manager="kube-controller-manager")
+    apps.patch_namespaced_deployment_scale(
+        "web", ns, {"spec": {"replicas": 5}}, field_manager="kube-controller-manager"
+    )
     with pytest.raises(ConflictError) as err:
         _apply(dyn, _manifest(ns, replicas=2))
     cause = json.loads(err.value.body)["details"]["causes"][0]
@@ -134,8 +138,9 @@ def test_apply_needs_a_field_manager_and_force_only_applies(apps: client.AppsV1A
         apps.patch_namespaced_deployment("web", ns, _manifest(ns), _content_type="application/apply-patch+yaml")
     status = json.loads(err.value.body)
     assert err.value.status == 422
-    assert status["message"] == ('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
-                                 "is required for apply patch")
+    assert status["message"] == (
+        'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
+    )
     apps.create_namespaced_deployment(ns, _manifest(ns))
     with pytest.raises(client.ApiException) as err:
         apps.patch_namespaced_deployment("web", ns, {"spec": {"replicas": 2}}, force=True)

@@ -22,8 +22,9 @@ def test_watch_events_and_resume(core: client.CoreV1Api, ns: str) -> None:
     core.delete_namespaced_config_map("a", ns)
     w = watch.Watch()
     seen = []
-    for event in w.stream(core.list_namespaced_config_map, ns, resource_version=listed.metadata.resource_version,
-                          timeout_seconds=5):
+    for event in w.stream(
+        core.list_namespaced_config_map, ns, resource_version=listed.metadata.resource_version, timeout_seconds=5
+    ):
         seen.append((event["type"], event["object"].metadata.name, event["object"].data))
         if event["type"] == "DELETED":
             w.stop()
@@ -31,15 +32,19 @@ def test_watch_events_and_resume(core: client.CoreV1Api, ns: str) -> None:
     # Resuming from the MODIFIED event's resourceVersion replays only what came after it.
     w2 = watch.Watch()
     modified_rv = int(listed.metadata.resource_version) + 2
-    rest = [e["type"] for e in w2.stream(core.list_namespaced_config_map, ns, resource_version=str(modified_rv),
-                                         timeout_seconds=1)]
+    rest = [
+        e["type"]
+        for e in w2.stream(core.list_namespaced_config_map, ns, resource_version=str(modified_rv), timeout_seconds=1)
+    ]
     assert rest == ["DELETED"]
 
 
 def test_watch_without_resource_version_starts_with_current_state(core: client.CoreV1Api, ns: str) -> None:
     core.create_namespaced_config_map(ns, _cm("x"))
-    events = [(e["type"], e["object"].metadata.name)
-              for e in watch.Watch().stream(core.list_namespaced_config_map, ns, timeout_seconds=1)]
+    events = [
+        (e["type"], e["object"].metadata.name)
+        for e in watch.Watch().stream(core.list_namespaced_config_map, ns, timeout_seconds=1)
+    ]
     assert events == [("ADDED", "x")]
 
 
@@ -48,8 +53,12 @@ def test_selector_watch_sees_objects_leave(core: client.CoreV1Api, ns: str) -> N
     rv = core.list_namespaced_config_map(ns).metadata.resource_version
     core.patch_namespaced_config_map("s", ns, {"metadata": {"labels": {"lb": "off"}}})
     core.patch_namespaced_config_map("s", ns, {"metadata": {"labels": {"lb": "on"}}})
-    events = [e["type"] for e in watch.Watch().stream(core.list_namespaced_config_map, ns, label_selector="lb=on",
-                                                      resource_version=rv, timeout_seconds=1)]
+    events = [
+        e["type"]
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map, ns, label_selector="lb=on", resource_version=rv, timeout_seconds=1
+        )
+    ]
     assert events == ["DELETED", "ADDED"]
 
 
@@ -57,8 +66,9 @@ def test_expired_resource_version_gives_410(core: client.CoreV1Api, kubesim: Run
     rv = core.list_namespaced_config_map(ns).metadata.resource_version
     core.create_namespaced_config_map(ns, _cm("old"))
     kubesim.compact()
-    raw = core.list_namespaced_config_map(ns, watch=True, resource_version=rv, timeout_seconds=1,
-                                          _preload_content=False)
+    raw = core.list_namespaced_config_map(
+        ns, watch=True, resource_version=rv, timeout_seconds=1, _preload_content=False
+    )
     assert raw.status == 200
     import json
 

@@ -8,13 +8,14 @@ from typing import Any
 from kubernetes import client, watch
 
 from kubesim.testing import wait_until
-from tests.kubesim.conftest import READY_DELAY
-from tests.kubesim.util import pod_template, ready_pods, replica_set
+from tests.kubesim.util import READY_DELAY, pod_template, ready_pods, replica_set
 
 
 def _rs_ready(apps: client.AppsV1Api, ns: str, name: str) -> Any:
     rs = apps.read_namespaced_replica_set(name, ns)
-    done = (rs.status.ready_replicas or 0) == rs.spec.replicas and rs.status.observed_generation == rs.metadata.generation
+    done = (
+        rs.status.ready_replicas or 0
+    ) == rs.spec.replicas and rs.status.observed_generation == rs.metadata.generation
     return rs if done else None
 
 
@@ -98,13 +99,14 @@ def test_cascading_delete(apps: client.AppsV1Api, core: client.CoreV1Api, ns: st
     assert len(pods) == 2 and all(not p.metadata.owner_references for p in pods)
 
 
-def test_service_endpoints_follow_readiness_and_labels(
-    apps: client.AppsV1Api, core: client.CoreV1Api, ns: str
-) -> None:
-    core.create_namespaced_service(ns, {
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"lb": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-    })
+def test_service_endpoints_follow_readiness_and_labels(apps: client.AppsV1Api, core: client.CoreV1Api, ns: str) -> None:
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"lb": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        },
+    )
     template = pod_template({"app": "web", "lb": "web"}, ports=[{"name": "http", "containerPort": 8080}])
     rs = replica_set("web-v001", 2, {"app": "web"})
     rs["spec"]["template"] = template
@@ -131,13 +133,24 @@ def test_service_endpoints_follow_readiness_and_labels(
 def test_hpa_is_stored_and_reported(api_client: Any, apps: client.AppsV1Api, ns: str) -> None:
     apps.create_namespaced_replica_set(ns, replica_set("h-v000", 2, {"app": "h"}))
     hpa_api = client.AutoscalingV2Api(api_client)
-    hpa_api.create_namespaced_horizontal_pod_autoscaler(ns, {
-        "metadata": {"name": "h"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "h-v000"},
-                 "minReplicas": 1, "maxReplicas": 5},
-    })
-    hpa = wait_until(lambda: (h := hpa_api.read_namespaced_horizontal_pod_autoscaler("h", ns)).status
-                     and h.status.current_replicas == 2 and h)
+    hpa_api.create_namespaced_horizontal_pod_autoscaler(
+        ns,
+        {
+            "metadata": {"name": "h"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "h-v000"},
+                "minReplicas": 1,
+                "maxReplicas": 5,
+            },
+        },
+    )
+    hpa = wait_until(
+        lambda: (
+            (h := hpa_api.read_namespaced_horizontal_pod_autoscaler("h", ns)).status
+            and h.status.current_replicas == 2
+            and h
+        )
+    )
     assert hpa.status.desired_replicas == 2
     hpa_api.patch_namespaced_horizontal_pod_autoscaler("h", ns, {"spec": {"minReplicas": 5}})
     assert hpa_api.read_namespaced_horizontal_pod_autoscaler("h", ns).spec.min_replicas == 5

@@ -7,6 +7,9 @@ from typing import Any
 
 from kubernetes import client
 
+# Seconds kubesim takes to make pods ready in the session kubesim (tests/kubesim/conftest.py).
+READY_DELAY = 0.1
+
 
 def pod_template(labels: dict[str, str], image: str = "nginx:1.25", **container: Any) -> dict[str, Any]:
     return {
@@ -26,8 +29,12 @@ def deployment(name: str, replicas: int, image: str, **spec: Any) -> dict[str, A
     labels = {"app": name}
     return {
         "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": pod_template(labels, image),
-                 **spec},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": pod_template(labels, image),
+            **spec,
+        },
     }
 
 
@@ -39,6 +46,7 @@ def status_body(exc: client.ApiException) -> dict[str, Any]:
 def ready_pods(core: client.CoreV1Api, ns: str, selector: str) -> list[str]:
     pods = core.list_namespaced_pod(ns, label_selector=selector).items
     return sorted(
-        p.metadata.name for p in pods
+        p.metadata.name
+        for p in pods
         if any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
     )

@@ -18,8 +18,8 @@ from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
-from tests.conftest import TEST_TASK_QUEUE, Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from workers.cli import app as cli
 
 APP = f"dora-{uuid.uuid4().hex[:6]}"
@@ -39,11 +39,11 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 async def gateway(
-    client: Client, store: PipelineStore, tmp_path_factory: pytest.TempPathFactory
+    task_queue: str, worker: None, client: Client, store: PipelineStore, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Gateway]:
     policy: Path = tmp_path_factory.mktemp("dora") / "policy.yaml"
     policy.write_text(POLICY)
-    settings = GatewaySettings(task_queue=TEST_TASK_QUEUE, database_url=store.database_url, auth_policy_file=policy)
+    settings = GatewaySettings(task_queue=task_queue, database_url=store.database_url, auth_policy_file=policy)
     tokens = TokenStore(store.database_url)
     viewer, _ = tokens.create("vera", ["viewers"], "dora-test")
     stranger, _ = tokens.create("mallory", ["other-team"], "dora-test")

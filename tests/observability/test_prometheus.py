@@ -16,10 +16,9 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +34,7 @@ from api.app import create_app
 from api.settings import GatewaySettings
 from core.directory import read_directory
 from core.store import PipelineStore
+from tests.support.eventually import assert_eventually
 from tests.support.fake_services import FakeHttp, Reply
 from tests.support.kube_rig import KubeRig, deploy_stage, start_rig, stop_rig
 from workers.devserver import TemporalDevServer, free_port
@@ -55,18 +55,6 @@ class Stack:
     prometheus: httpx.AsyncClient
     kube: KubeRig
     hooks: FakeHttp
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60) -> Any:
-    """Poll `check` until it returns something truthy (each poll asks for the event itself)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout:g}s")
-        await asyncio.sleep(0.2)
 
 
 def start_worker(
@@ -173,14 +161,16 @@ async def stack(
                 )
                 return bool((await client.workflow_service.describe_task_queue(request)).pollers)
 
-            await eventually(worker_polls, "the worker polls its queue")
+            await assert_eventually(worker_polls, what="the worker polls its queue", timeout=60, interval=0.2)
 
             async def account_reported() -> bool:
                 # Polling is not reporting: the worker reports its accounts to the directory after it
                 # starts, and a submission naming the account is refused until the memo shows it.
                 return kube.account.name in (await read_directory(client)).known()
 
-            await eventually(account_reported, f"the directory knows account {kube.account.name}")
+            await assert_eventually(
+                account_reported, what=f"the directory knows account {kube.account.name}", timeout=60, interval=0.2
+            )
 
             async def targets_up() -> bool:
                 if prometheus.poll() is not None:
@@ -191,7 +181,9 @@ async def stack(
                     return False
                 return {t["labels"]["job"] for t in found if t["health"] == "up"} == {"gateway", "worker"}
 
-            await eventually(targets_up, "Prometheus scrapes gateway and worker (up == 1)")
+            await assert_eventually(
+                targets_up, what="Prometheus scrapes gateway and worker (up == 1)", timeout=60, interval=0.2
+            )
             yield Stack(gateway, prom, kube, hooks)
     finally:
         stop(prometheus)
@@ -231,7 +223,7 @@ async def test_prometheus_scrapes_gateway_sdk_and_pipeline_series(stack: Stack) 
         state = (await stack.gateway.get(f"/executions/{execution_id}", headers=USER)).json()
         return any(s["refId"] == "approve" and s["waitingForJudgment"] for s in state["stages"])
 
-    await eventually(waiting_for_judgment, "the judgment stage waits")
+    await assert_eventually(waiting_for_judgment, what="the judgment stage waits", timeout=60, interval=0.2)
     judged = await stack.gateway.post(
         f"/executions/{execution_id}/stages/approve/judgment", json={"judgmentStatus": "continue"}, headers=USER
     )
@@ -241,7 +233,7 @@ async def test_prometheus_scrapes_gateway_sdk_and_pipeline_series(stack: Stack) 
         state = (await stack.gateway.get(f"/executions/{execution_id}", headers=USER)).json()
         return bool(state["status"] == "SUCCEEDED")
 
-    await eventually(succeeded, "the execution succeeds")
+    await assert_eventually(succeeded, what="the execution succeeds", timeout=60, interval=0.2)
 
     labels = f'application="{APPLICATION}",pipeline="{name}"'
     expectations = {
@@ -265,7 +257,7 @@ async def test_prometheus_scrapes_gateway_sdk_and_pipeline_series(stack: Stack) 
             found = await value(stack.prometheus, query)
             return found is not None and found >= at_least
 
-        await eventually(scraped, f"Prometheus answers {query} >= {at_least}", timeout=30)
+        await assert_eventually(scraped, what=f"Prometheus answers {query} >= {at_least}", timeout=30, interval=0.2)
 
     # Exactly one start for this pipeline, and the histogram's buckets answer a quantile query.
     assert await value(stack.prometheus, f"sum(gennaker_executions_started_total{{{labels}}})") == 1
@@ -287,7 +279,9 @@ async def test_prometheus_scrapes_gateway_sdk_and_pipeline_series(stack: Stack) 
         async def present(series: str = series) -> bool:
             return bool(await value(stack.prometheus, f"count({series})"))
 
-        await eventually(present, f"the dashboard's series {series} is in Prometheus", timeout=30)
+        await assert_eventually(
+            present, what=f"the dashboard's series {series} is in Prometheus", timeout=30, interval=0.2
+        )
 
     # Low cardinality: no series of either job carries the execution id in any label.
     body = (await stack.prometheus.get("/api/v1/series", params={"match[]": '{job=~"gateway|worker"}'})).json()

@@ -32,9 +32,9 @@ from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
 from kubesim.testing import RunningKubesim, start_kubesim
-from tests.conftest import Runner, pipeline
-from tests.support.builders import eventually
+from tests.support.eventually import assert_eventually
 from tests.support.kube_rig import REAL_KUBECONFIG, KubeRig, deploy_stage, serve_account
+from tests.support.runner import Runner, pipeline
 from workers.devserver import TemporalDevServer
 from workflows.state import StageStatus
 
@@ -84,7 +84,9 @@ def account_with(cluster: Cluster, kubeconfig: Path, tmp_path: Path) -> Kubernet
     own = tmp_path / f"{uuid.uuid4().hex[:6]}.kubeconfig"
     shutil.copyfile(kubeconfig, own)
     return KubernetesAccount(
-        name=f"cred-{uuid.uuid4().hex[:6]}", kubeconfig=own, namespaces=[cluster.namespace],
+        name=f"cred-{uuid.uuid4().hex[:6]}",
+        kubeconfig=own,
+        namespaces=[cluster.namespace],
         simulated=cluster.sim is not None,
     )
 
@@ -132,7 +134,9 @@ def test_a_token_rbac_refuses_reports_403_naming_verb_and_resource(cluster: Clus
 
 
 @pytest.fixture
-async def gateway(temporal_server: TemporalDevServer, client: Client, store: PipelineStore) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(
+    temporal_server: TemporalDevServer, client: Client, store: PipelineStore
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
         temporal_address=temporal_server.address, database_url=store.database_url, auth_disabled=True
     )
@@ -177,10 +181,11 @@ async def test_fixing_the_kubeconfig_heals_the_account_without_a_worker_restart(
         assert stage is not None and stage.status is StageStatus.SUCCEEDED, stage.error if stage else state
         await report()
         # The directory folds the report into its memo a moment later: wait for that, not a sleep.
-        listed = await eventually(
+        listed = await assert_eventually(
             lambda: reported(gateway, account.name),
             lambda row: row["healthy"] is True and row["lastError"] is None,
             what=f"account {account.name} healthy in GET /accounts",
+            timeout=20,
         )
         assert listed["healthy"] is True and listed["lastError"] is None, listed
 

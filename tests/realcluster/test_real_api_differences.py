@@ -4,8 +4,8 @@ failed, or failed confusingly, on scripts/kube-up.sh's control plane. They run o
 from __future__ import annotations
 
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
-from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from workflows.state import StageStatus
 
 

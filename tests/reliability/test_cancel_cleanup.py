@@ -35,19 +35,13 @@ from activities.jenkins import JenkinsMaster
 from activities.registry import build_registry_account
 from activities.script import ScriptSettings
 from core.store import PipelineStore
-from tests.reliability.conftest import (
-    SCRATCH_BAKE,
-    RegistryProxy,
-    finish,
-    query_until,
-    served_kube,
-    start_pipeline,
-    state_of,
-)
 from tests.reliability.report import ReliabilityReport
 from tests.support.docker_rig import DockerRig, serving
+from tests.support.eventually import assert_eventually
 from tests.support.fake_services import FakeHttp, FakeJenkins, JenkinsJob, Reply
+from tests.support.fault_proxies import RegistryProxy
 from tests.support.kube_rig import KubeRig
+from tests.support.reliability_runs import SCRATCH_BAKE, finish, query_until, served_kube, start_pipeline, state_of
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
@@ -235,13 +229,11 @@ async def bake_stage(rig: Rig) -> Observed:
     async def building(handle: WorkflowHandle[Any, Any], _: ExecutionState) -> None:
         # Cancel once the bake's first heartbeat (its first build output) reached the server: that is the
         # documented case (a cancel that lands before it is seen by that heartbeat and stops the build).
-        deadline = asyncio.get_running_loop().time() + REACH
-        while True:
+        async def heartbeated() -> bool:
             pending = (await handle.describe()).raw_description.pending_activities
-            if any(p.activity_type.name == "bake_image" and p.HasField("last_heartbeat_time") for p in pending):
-                return
-            assert asyncio.get_running_loop().time() < deadline, "the bake never heartbeated"
-            await asyncio.sleep(0.1)
+            return any(p.activity_type.name == "bake_image" and p.HasField("last_heartbeat_time") for p in pending)
+
+        await assert_eventually(heartbeated, what="the bake heartbeats", timeout=REACH, interval=0.1)
 
     _, _, seen = await cancel_when(rig, pipeline("cancel-bake", stage), running_with("bake", "baking"),
                                    "the bake running", building)  # fmt: skip
@@ -265,10 +257,12 @@ async def script_stage(rig: Rig) -> Observed:
 
     async def container_up(handle: WorkflowHandle[Any, Any], _: ExecutionState) -> None:
         holder["id"] = handle.id
-        deadline = asyncio.get_running_loop().time() + REACH
-        while not await asyncio.to_thread(containers, rig.engine, handle.id):
-            assert asyncio.get_running_loop().time() < deadline, "the script's container never started"
-            await asyncio.sleep(0.1)
+        await assert_eventually(
+            lambda: asyncio.to_thread(containers, rig.engine, handle.id),
+            what="the script's container started",
+            timeout=REACH,
+            interval=0.1,
+        )
 
     _, _, seen = await cancel_when(rig, spec, running_with("script"), "the script running", container_up)
     seen.facts["containers"] = await asyncio.to_thread(containers, rig.engine, holder["id"])
@@ -356,7 +350,12 @@ async def observed(
         try:
             async with (
                 served_kube(client, ready_delay=1.0) as kube,
-                serving(client, build_registry_account(account.model_copy(update={"address": proxy.address}), TEST_EGRESS, TEST_BAKE)),
+                serving(
+                    client,
+                    build_registry_account(
+                        account.model_copy(update={"address": proxy.address}), TEST_EGRESS, TEST_BAKE
+                    ),
+                ),
             ):
                 rig = Rig(client, queue, kube, docker_rig, name, proxy, jenkins, http, engine)
                 names = list(SCENARIOS)

@@ -24,20 +24,19 @@ import workflows.stages.bake
 import workflows.stages.deploy
 import workflows.stages.find_image  # noqa: F401  (register their stage types)
 from activities.registry import build_registry_account
-from tests.conftest import TEST_TASK_QUEUE
-from tests.reliability.conftest import (
+from tests.reliability.report import ReliabilityReport
+from tests.support.docker_rig import DockerRig, serving
+from tests.support.fault_proxies import RegistryProxy
+from tests.support.kube_rig import KubeRig
+from tests.support.reliability_runs import (
     SCRATCH_BAKE,
     Attempt,
-    RegistryProxy,
     activity_attempts,
     finish,
     query_until,
     served_kube,
     start_pipeline,
 )
-from tests.reliability.report import ReliabilityReport
-from tests.support.docker_rig import DockerRig, serving
-from tests.support.kube_rig import KubeRig
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workflows.state import ExecutionState, ExecutionStatus, StageStatus
 
@@ -60,7 +59,9 @@ def proxy(docker_rig: DockerRig) -> Any:
 
 
 @pytest.fixture(scope="module")
-async def registry_account(client: Client, docker_rig: DockerRig, proxy: RegistryProxy) -> AsyncIterator[str]:
+async def registry_account(
+    client: Client, worker: None, docker_rig: DockerRig, proxy: RegistryProxy
+) -> AsyncIterator[str]:
     """A registry account whose address is the proxy; its worker runs in this process."""
     name = f"rel-faulty-{uuid.uuid4().hex[:6]}"
     account = docker_rig.registry.account(name, docker_host=docker_rig.engine.host)
@@ -85,8 +86,8 @@ def deploy_pipeline(rig: KubeRig, name: str, **fields: Any) -> dict[str, Any]:
     return {"application": "shop", "name": name, "stages": [stage]}
 
 
-async def run(client: Client, spec: dict[str, Any], during: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]] | None = None) -> tuple[ExecutionState, list[Attempt]]:  # fmt: skip
-    handle = await start_pipeline(client, TEST_TASK_QUEUE, spec, prefix="fault")
+async def run(client: Client, task_queue: str, spec: dict[str, Any], during: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]] | None = None) -> tuple[ExecutionState, list[Attempt]]:  # fmt: skip
+    handle = await start_pipeline(client, task_queue, spec, prefix="fault")
     if during is not None:
         await during(handle)
     state = await finish(handle, RUN_TIMEOUT, f"{spec['name']} under an injected fault")
@@ -114,7 +115,9 @@ def stage_error(state: ExecutionState, ref: str) -> str:
 # ---- Kubernetes: transient faults are retried --------------------------------------------------------
 
 
-async def test_kubernetes_5xx_bursts_are_retried(client: Client, kube: KubeRig, reliability: ReliabilityReport) -> None:
+async def test_kubernetes_5xx_bursts_are_retried(
+    client: Client, task_queue: str, kube: KubeRig, reliability: ReliabilityReport
+) -> None:
     sim = kube.needs_kubesim()
     rng = reliability.rng("k8s-5xx")
     kinds = ((503, "start"), (500, "start"), (504, "wait"), (503, "wait"))
@@ -131,7 +134,7 @@ async def test_kubernetes_5xx_bursts_are_retried(client: Client, kube: KubeRig, 
             sim.inject(error_burst={"count": count, "code": code})
         try:
             state, attempts = await run(
-                client, deploy_pipeline(kube, "k8s-5xx"), burst_in_wait if when == "wait" else None
+                client, task_queue, deploy_pipeline(kube, "k8s-5xx"), burst_in_wait if when == "wait" else None
             )
         finally:
             sim.reset_faults()
@@ -154,11 +157,13 @@ async def test_kubernetes_5xx_bursts_are_retried(client: Client, kube: KubeRig, 
     assert all(ok for ok, _ in outcomes), "\n".join(text for _, text in outcomes)
 
 
-async def test_kubernetes_latency_is_tolerated(client: Client, kube: KubeRig, reliability: ReliabilityReport) -> None:
+async def test_kubernetes_latency_is_tolerated(
+    client: Client, task_queue: str, kube: KubeRig, reliability: ReliabilityReport
+) -> None:
     sim = kube.needs_kubesim()
     sim.inject(latency_ms=150)
     try:
-        state, attempts = await run(client, deploy_pipeline(kube, "k8s-latency"))
+        state, attempts = await run(client, task_queue, deploy_pipeline(kube, "k8s-latency"))
     finally:
         sim.reset_faults()
     ok = state.status is ExecutionStatus.SUCCEEDED
@@ -175,7 +180,7 @@ async def test_kubernetes_latency_is_tolerated(client: Client, kube: KubeRig, re
 
 @pytest.mark.parametrize("compact", [False, True], ids=["dropped", "expired"])
 async def test_kubernetes_dropped_watches_are_resumed(
-    client: Client, kube: KubeRig, reliability: ReliabilityReport, compact: bool
+    client: Client, task_queue: str, kube: KubeRig, reliability: ReliabilityReport, compact: bool
 ) -> None:
     sim = kube.needs_kubesim()
     dropped = 0
@@ -192,7 +197,7 @@ async def test_kubernetes_dropped_watches_are_resumed(
             dropped += await asyncio.to_thread(sim.drop_watches)
             await asyncio.sleep(0.1)
 
-    state, attempts = await run(client, deploy_pipeline(kube, "k8s-watch"), keep_dropping)
+    state, attempts = await run(client, task_queue, deploy_pipeline(kube, "k8s-watch"), keep_dropping)
     ok = state.status is ExecutionStatus.SUCCEEDED and dropped > 0
     what = "watch history compacted, then the watch dropped (410 Gone on resume)" if compact else "watch dropped"
     reliability.add(
@@ -212,7 +217,7 @@ async def test_kubernetes_dropped_watches_are_resumed(
 
 @pytest.mark.parametrize("fault", ["revoked-token", "forbidden"])
 async def test_kubernetes_auth_errors_are_not_retried(
-    client: Client, kube: KubeRig, reliability: ReliabilityReport, fault: str
+    client: Client, task_queue: str, kube: KubeRig, reliability: ReliabilityReport, fault: str
 ) -> None:
     sim = kube.needs_kubesim()
     spec = deploy_pipeline(kube, f"k8s-{fault}")
@@ -232,7 +237,7 @@ async def test_kubernetes_auth_errors_are_not_retried(
             "kubesim `forbid` create replicasets (403)",
         )
     try:
-        state, attempts = await run(client, spec)
+        state, attempts = await run(client, task_queue, spec)
     finally:
         sim.reset_faults()
     error = stage_error(state, "deploy")
@@ -263,7 +268,12 @@ async def test_kubernetes_auth_errors_are_not_retried(
 
 
 async def test_registry_5xx_is_retried(
-    client: Client, docker_rig: DockerRig, proxy: RegistryProxy, registry_account: str, reliability: ReliabilityReport
+    client: Client,
+    task_queue: str,
+    docker_rig: DockerRig,
+    proxy: RegistryProxy,
+    registry_account: str,
+    reliability: ReliabilityReport,
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
     results: dict[str, tuple[bool, str]] = {}
@@ -274,7 +284,7 @@ async def test_registry_5xx_is_retried(
         proxy.fail(lambda m, p, r=repository: p.startswith(f"/v2/{r}/"), 1, status)
         spec = {"application": "shop", "name": "find-5xx", "stages": [
             {"refId": "find", "type": "findImage", "account": registry_account, "repository": repository}]}  # fmt: skip
-        state, attempts = await run(client, spec)
+        state, attempts = await run(client, task_queue, spec)
         found = (state.stage("find").outputs or {}).get("digest")  # type: ignore[union-attr]
         again = retried(attempts)
         ok = state.status is ExecutionStatus.SUCCEEDED and found == digest and "find_image" in again
@@ -294,7 +304,7 @@ async def test_registry_5xx_is_retried(
         spec = {"application": "shop", "name": "bake-5xx", "stages": [
             {"refId": "bake", "type": "bake", "account": registry_account, "repository": repository, "tag": tag,
              "context": {"path": str(context)}}]}  # fmt: skip
-        state, attempts = await run(client, spec)
+        state, attempts = await run(client, task_queue, spec)
         again = retried(attempts)
         puts = proxy.manifest_puts(repository, tag)
         ok = state.status is ExecutionStatus.SUCCEEDED and len(puts) == 1

@@ -17,19 +17,10 @@ from typing import Any
 
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from core.temporal import connect
-from tests.reliability.conftest import (
-    ACTIVITY_QUEUE,
-    WORKFLOW_QUEUE,
-    WorkerSubprocess,
-    finish,
-    own_temporal,
-    query_until,
-    running_at,
-    start_pipeline,
-    worker_config,
-)
 from tests.reliability.report import ReliabilityReport
 from tests.support.kube_rig import KubeRig, start_rig, stop_rig
+from tests.support.reliability_runs import finish, own_temporal, query_until, running_at, start_pipeline, worker_config
+from tests.support.worker_process import ACTIVITY_QUEUE, WORKFLOW_QUEUE, WorkerSubprocess
 from workflows.state import ControlAck, ExecutionState, ExecutionStatus, JudgmentRequest
 
 SECTION = "Temporal server crash (SIGKILL + restart)"

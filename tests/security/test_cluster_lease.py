@@ -8,8 +8,9 @@ import asyncio
 from kubernetes import client as k8s
 
 from core.launch import start_execution
-from tests.conftest import Runner
 from tests.security.test_tenancy import ALICE, Rig, deploy, rig  # noqa: F401  (the module's kubesim rig)
+from tests.support.eventually import assert_eventually
+from tests.support.runner import Runner
 from workflows.model import parse_pipeline
 from workflows.state import StageStatus, TriggerInfo
 
@@ -65,11 +66,7 @@ async def test_a_lease_held_by_a_dead_execution_is_released(rig: Rig) -> None:  
             return False
         return bool(state.get("holder")) if isinstance(state, dict) else state.holder is not None
 
-    for _ in range(200):
-        if await held():
-            break
-        await asyncio.sleep(0.05)
-    assert await held()
+    await assert_eventually(held, what="the first run holds the cluster lease", timeout=10)
     await holder.terminate("simulated crash: nobody releases")
     spec = parse_pipeline({"application": "appa", "name": "after", "stages": [deploy("d", "appa", stack="dead")]})
     started = await start_execution(

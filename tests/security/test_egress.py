@@ -27,8 +27,8 @@ from activities.notify import NotificationRequest, NotificationSettings, NotifyA
 from core.store import PipelineStore
 from kubesim.testing import RunningKubesim, start_kubesim
 from stack.dev import DEV_EGRESS
-from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
+from tests.support.runner import Runner
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.conftest import Runner, pipeline
 from tests.support.builders import variables, wait
+from tests.support.runner import Runner, pipeline
 from workflows.model import PipelineInvalid, parse_pipeline, resolve_parameters
 from workflows.state import ExecutionStatus, StageStatus
 

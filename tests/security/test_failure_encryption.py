@@ -25,8 +25,8 @@ from temporalio.testing import ActivityEnvironment
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
 from activities.notify import NotificationRequest, NotificationSettings, NotifyActivities
 from core.store import PipelineStore
-from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
+from tests.support.runner import Runner
 from tests.support.worker_policy import TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.devserver import TemporalDevServer

@@ -9,8 +9,8 @@ import time
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from tests.conftest import Runner, pipeline
 from tests.support.builders import wait
+from tests.support.runner import Runner, pipeline
 from workflows.model import MAX_STAGES
 from workflows.state import ExecutionStatus, StageStatus
 

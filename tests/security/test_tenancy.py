@@ -31,8 +31,8 @@ from core.launch import start_execution
 from core.policy import Identity, Policy
 from core.settings import GennakerSettings
 from kubesim.testing import RunningKubesim, start_kubesim
-from tests.conftest import TEST_TASK_QUEUE, Runner
 from tests.support.accounts import report_and_wait
+from tests.support.runner import DIRECTORY_QUEUE, Runner
 from workflows.model import parse_pipeline
 from workflows.state import ExecutionState, StageStatus, TriggerInfo
 
@@ -55,11 +55,11 @@ BOB = Identity(subject="bob")
 
 
 class Rig:
-    def __init__(self, client: Client, sim: RunningKubesim, policy: Policy) -> None:
+    def __init__(self, client: Client, task_queue: str, sim: RunningKubesim, policy: Policy) -> None:
         self.client = client
         self.sim = sim
         self.policy = policy
-        self.settings = GennakerSettings(task_queue=TEST_TASK_QUEUE)
+        self.settings = GennakerSettings(task_queue=task_queue)
         self.api = config.new_client_from_config(config_file=str(sim.kubeconfig_path))  # type: ignore[no-untyped-call]
 
     async def submit(self, who: Identity, application: str, *stages: dict[str, Any], **params: Any) -> ExecutionState:
@@ -80,7 +80,9 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-async def rig(client: Client, worker: None, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
+async def rig(
+    client: Client, worker: None, task_queue: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Rig]:
     sim = start_kubesim(ready_delay=0.05, directory=tmp_path_factory.mktemp("tenancy"))
     account = KubernetesAccount(name=ACCOUNT, kubeconfig=sim.kubeconfig_path, namespaces=NAMESPACES, simulated=True)
     kube = KubernetesAccountClient(account)
@@ -100,10 +102,10 @@ async def rig(client: Client, worker: None, tmp_path_factory: pytest.TempPathFac
         activities=[],
         check_health=lambda: check_kubernetes_account(kube),
     )
-    await report_and_wait(client, "tenancy-rig", [provided], TEST_TASK_QUEUE)
+    await report_and_wait(client, "tenancy-rig", [provided], DIRECTORY_QUEUE)
     path = Path(tmp_path_factory.mktemp("policy")) / "policy.yaml"
     path.write_text(yaml.safe_dump(POLICY))
-    the_rig = Rig(client, sim, Policy.load(path))
+    the_rig = Rig(client, task_queue, sim, Policy.load(path))
     # appb's resources, made by appb's owner: a server group in `shared`, a ConfigMap and a Secret.
     state = await the_rig.submit(
         BOB,

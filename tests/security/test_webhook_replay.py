@@ -24,7 +24,6 @@ from temporalio.client import Client
 from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
-from tests.conftest import TEST_TASK_QUEUE
 from workers.devserver import TemporalDevServer
 
 SECRET = f"gh-{uuid.uuid4().hex}"
@@ -33,12 +32,16 @@ SECRET_NAME = "replay-hooks"
 
 @pytest.fixture
 def settings(
-    temporal_server: TemporalDevServer, store: PipelineStore, monkeypatch: pytest.MonkeyPatch
+    task_queue: str,
+    worker: None,
+    temporal_server: TemporalDevServer,
+    store: PipelineStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> GatewaySettings:
     monkeypatch.setenv("GENNAKER_TRIGGER_SECRET_REPLAY_HOOKS", SECRET)
     return GatewaySettings(
         temporal_address=temporal_server.address,
-        task_queue=TEST_TASK_QUEUE,
+        task_queue=task_queue,
         database_url=store.database_url,
         auth_disabled=True,
     )

@@ -10,15 +10,16 @@ from temporalio.client import Client
 
 from activities.accounts import ProvidedAccount
 from core.directory import read_directory
-from tests.support.builders import eventually
+from tests.support.eventually import assert_eventually
 from workers.reporting import report_once
 
 
 async def report_and_wait(client: Client, worker_id: str, accounts: list[ProvidedAccount], queue: str) -> None:
     await report_once(client, worker_id, accounts, queue)
     names = {account.name for account in accounts}
-    await eventually(
+    await assert_eventually(
         lambda: read_directory(client),
         lambda directory: names <= directory.known(),
         what=f"accounts {sorted(names)} in the directory's memo",
+        timeout=20,
     )

@@ -38,8 +38,8 @@ from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.jobs import KubernetesJobActivities
 from activities.kubernetes.manifests import KubernetesManifestActivities
 from kubesim.testing import RunningKubesim, start_kubesim, wait_until
-from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import runs_containers
+from tests.support.runner import Runner, pipeline
 from workflows.state import ExecutionState
 
 ACCOUNT = "manifests-sim"
@@ -110,14 +110,17 @@ def unique(prefix: str) -> str:
 def deployment(name: str, image: str = WEB_IMAGE_V1, replicas: int = 2, **labels: str) -> dict[str, Any]:
     match = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "labels": {**match, **labels}},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": match},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": match},
-                         "spec": {"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]}},
+            "template": {
+                "metadata": {"labels": match},
+                "spec": {"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]},
+            },
         },
     }
 
@@ -163,8 +166,11 @@ def _start_rig(directory: Path) -> KubeRig:
     sim = None if real else start_kubesim(ready_delay=0.05, seed=11, directory=directory)
     kubeconfig = Path(real) if real else sim.kubeconfig_path  # type: ignore[union-attr]
     account = KubernetesAccount(
-        name=ACCOUNT, kubeconfig=kubeconfig, context=os.environ.get("GENNAKER_TEST_KUBE_CONTEXT") if real else None,
-        namespaces=list(NAMESPACES), simulated=sim is not None,
+        name=ACCOUNT,
+        kubeconfig=kubeconfig,
+        context=os.environ.get("GENNAKER_TEST_KUBE_CONTEXT") if real else None,
+        namespaces=list(NAMESPACES),
+        simulated=sim is not None,
     )
     client = KubernetesAccountClient(account)
     _ensure_namespaces(client)

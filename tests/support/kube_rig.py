@@ -26,6 +26,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.accounts import KubernetesAccount, ProvidedAccount
@@ -34,13 +35,14 @@ from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.health import check_kubernetes_account
 from activities.kubernetes.servergroups import CLUSTER_LABEL, SERVER_GROUP_LABEL
 from kubesim.testing import RunningKubesim, start_kubesim
-from tests.conftest import TEST_TASK_QUEUE
 from tests.support.accounts import report_and_wait
+from tests.support.runner import DIRECTORY_QUEUE
 from workers.reporting import report_once
 from workers.runner import workflow_runner
 from workflows.reads import ClusterReadWorkflow
 
 REAL_KUBECONFIG = os.environ.get("GENNAKER_TEST_KUBECONFIG")
+REPORT_INTERVAL = 30.0  # seconds, as `gennaker worker` reports by default
 # On a real cluster: an image that idles, and the same image made to exit at once (a crash loop).
 REAL_IMAGE = os.environ.get("GENNAKER_TEST_IMAGE", "busybox:1.36")
 
@@ -167,7 +169,7 @@ async def serve_account(
 ) -> AsyncIterator[Callable[[], Awaitable[None]]]:
     """A worker on the account's queue, reported to the account directory as `gennaker worker` does so
     the gateway knows it; yields a function that reports its health again (the worker's next tick).
-    With `directory_served` (a worker runs the directory workflow on TEST_TASK_QUEUE) each report also
+    With `directory_served` (a worker runs the directory workflow on DIRECTORY_QUEUE) each report also
     waits until the directory's memo shows the account; without one nothing would ever show it."""
     worker, kube = account_worker(client, account)
     task = asyncio.create_task(worker.run())
@@ -181,14 +183,25 @@ async def serve_account(
 
     async def report() -> None:
         if directory_served:
-            await report_and_wait(client, f"kube-rig-{account.name}", [provided], TEST_TASK_QUEUE)
+            await report_and_wait(client, f"kube-rig-{account.name}", [provided], DIRECTORY_QUEUE)
         else:
-            await report_once(client, f"kube-rig-{account.name}", [provided], TEST_TASK_QUEUE)
+            await report_once(client, f"kube-rig-{account.name}", [provided], DIRECTORY_QUEUE)
+
+    async def keep_reporting() -> None:
+        # As a worker's health tick does: a report older than the directory's STALE_AFTER (2 min) reads
+        # stale and the gateway refuses the account, which a module-scoped rig on a busy machine outlives.
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            with contextlib.suppress(RPCError):
+                await report_once(client, f"kube-rig-{account.name}", [provided], DIRECTORY_QUEUE)
 
     await report()
+    ticking = asyncio.create_task(keep_reporting())
     try:
         yield report
     finally:
+        ticking.cancel()
+        await asyncio.gather(ticking, return_exceptions=True)
         await worker.shutdown()
         await asyncio.gather(task, return_exceptions=True)
         kube.close()

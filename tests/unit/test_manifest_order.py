@@ -10,11 +10,35 @@ from activities.kubernetes.manifest_order import install_order
 
 
 def test_namespaces_and_crds_first_then_helm_order_then_other_kinds_as_given() -> None:
-    kinds = ["Cache", "Deployment", "Ingress", "Namespace", "Service", "VirtualService", "ConfigMap",
-             "CustomResourceDefinition", "ServiceAccount", "RoleBinding", "Role", "Secret"]
+    kinds = [
+        "Cache",
+        "Deployment",
+        "Ingress",
+        "Namespace",
+        "Service",
+        "VirtualService",
+        "ConfigMap",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "RoleBinding",
+        "Role",
+        "Secret",
+    ]
     ordered = [kinds[i] for i in install_order(kinds)]
-    assert ordered == ["Namespace", "CustomResourceDefinition", "ServiceAccount", "Secret", "ConfigMap", "Role",
-                       "RoleBinding", "Service", "Deployment", "Ingress", "Cache", "VirtualService"]
+    assert ordered == [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "Secret",
+        "ConfigMap",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Deployment",
+        "Ingress",
+        "Cache",
+        "VirtualService",
+    ]
 
 
 def test_the_order_is_stable_within_a_kind() -> None:
@@ -31,5 +55,6 @@ def test_kind_spellings() -> None:
 
 def test_refs_name_cluster_scoped_objects_without_a_namespace() -> None:
     assert str(ManifestRef(kind="crd", name="caches.shop.example.com", namespace="")) == (
-        "CustomResourceDefinition caches.shop.example.com")
+        "CustomResourceDefinition caches.shop.example.com"
+    )
     assert ManifestRef(kind="deploy", name="web", namespace="shop").label == "deployment web"

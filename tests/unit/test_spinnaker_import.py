@@ -231,7 +231,13 @@ def test_parameter_config_maps_options_defaults_required_and_renames() -> None:
              {"name": "free", "default": "", "hasOptions": False, "options": [{"value": "x"}]}]}
     )  # fmt: skip
     params = result.pipeline["parameters"]
-    assert params[0] == {"name": "wait_s", "label": "Seconds", "description": "how long", "required": True, "default": "1"}
+    assert params[0] == {
+        "name": "wait_s",
+        "label": "Seconds",
+        "description": "how long",
+        "required": True,
+        "default": "1",
+    }
     assert params[1] == {"name": "env", "required": True, "options": ["a", "b"]}
     assert params[2] == {"name": "free", "default": ""}
     assert result.pipeline["stages"][0]["waitTime"] == "${{ parameters.wait_s }}"
@@ -255,7 +261,12 @@ def test_triggers_map_and_secrets_are_asked_for_by_name_never_copied() -> None:
     docker, git, jenkins, webhook, cron = result.pipeline["triggers"]
     assert docker == {"type": "docker", "account": "local-registry", "repository": "o/web", "tag": "v.*"}
     assert git["secret"] == "github-o-web" and jenkins["secret"] == "jenkins-ci"
-    assert webhook == {"type": "webhook", "source": "my-hook", "secret": "webhook-my-hook", "payloadConstraints": {"action": "push"}}
+    assert webhook == {
+        "type": "webhook",
+        "source": "my-hook",
+        "secret": "webhook-my-hook",
+        "payloadConstraints": {"action": "push"},
+    }
     assert cron == {"type": "cron", "cron": "0 3 * * *", "timezone": "America/Los_Angeles"}
     assert result.pipeline["serviceAccount"] == "robot@example"
     assert "pubsub" in items(result, "untranslated")["triggers[5]"]
@@ -263,7 +274,12 @@ def test_triggers_map_and_secrets_are_asked_for_by_name_never_copied() -> None:
 
 
 def test_pipeline_ids_become_saved_pipeline_names_of_the_export() -> None:
-    parent = {"id": "id-1", "application": "shop", "name": "Deploy Web", "stages": [{"refId": "1", "type": "wait", "waitTime": 1}]}
+    parent = {
+        "id": "id-1",
+        "application": "shop",
+        "name": "Deploy Web",
+        "stages": [{"refId": "1", "type": "wait", "waitTime": 1}],
+    }
     child = {"application": "shop", "name": "After", "stages": [
         {"refId": "1", "type": "pipeline", "pipeline": "id-1", "pipelineParameters": {"tag-x": "${ parameters.t }"}},
         {"refId": "2", "type": "pipeline", "pipeline": "${ #pipelineId('Deploy Web') }", "requisiteStageRefIds": ["1"]}],
@@ -290,7 +306,9 @@ def test_notifications_keep_level_place_and_cc_becomes_its_own() -> None:
     )  # fmt: skip
     first, cc = result.pipeline["notifications"]
     assert first["message"] == {"pipeline.failed": {"text": "failed ${{ execution.id }}"}} and cc["address"] == "b@x"
-    assert result.pipeline["stages"][0]["notifications"] == [{"type": "slack", "address": "rel", "when": ["manualJudgment"]}]
+    assert result.pipeline["stages"][0]["notifications"] == [
+        {"type": "slack", "address": "rel", "when": ["manualJudgment"]}
+    ]
     assert "level" in items(result, "dropped")["notifications[0].level"]
     assert "microsoftteams" in items(result, "untranslated")["notifications[1]"]
     assert result.valid, result.problems
@@ -312,20 +330,51 @@ def test_kubernetes_stage_shapes_map_to_gennaker_types() -> None:
         account_map={"k8s": "prod"}, namespace_map={"old": "new"},
     )  # fmt: skip
     run_job, find, scale = result.pipeline["stages"]
-    assert run_job["type"] == "runJob" and run_job["account"] == "prod" and run_job["manifest"]["metadata"]["namespace"] == "new"
-    assert find == {"type": "findImageFromCluster", "refId": "2", "requisiteStageRefIds": [], "account": "prod",
-                    "namespace": "new", "cluster": "shop-prod", "target": "largest"}
+    assert (
+        run_job["type"] == "runJob"
+        and run_job["account"] == "prod"
+        and run_job["manifest"]["metadata"]["namespace"] == "new"
+    )
+    assert find == {
+        "type": "findImageFromCluster",
+        "refId": "2",
+        "requisiteStageRefIds": [],
+        "account": "prod",
+        "namespace": "new",
+        "cluster": "shop-prod",
+        "target": "largest",
+    }
     assert (scale["cluster"], scale["kind"], scale["criteria"], scale["replicas"], scale["location"]) == (
-        "web", "replicaSet", "second_newest", 3, "new")
+        "web",
+        "replicaSet",
+        "second_newest",
+        3,
+        "new",
+    )
     assert result.valid, result.problems  # fmt: skip
 
 
 def test_deploy_clusters_become_parallel_deploy_stages_and_downstream_waits_for_all() -> None:
     def cluster(stack: str) -> dict[str, Any]:
-        return {"account": "k8s", "cloudProvider": "kubernetes", "namespace": "default", "application": "shop", "stack": stack,
-                "strategy": "redblack", "targetSize": 2, "containers": [{"name": "web", "imageDescription": {"imageId": "shop/web:1"},
-                "envVars": [{"name": "A", "value": "${ parameters.a }"}], "readinessProbe": {"handler": {"type": "TCP",
-                "tcpSocketAction": {"port": 80}}, "periodSeconds": 5}}], "interestingHealthProviderNames": ["KubernetesPod"]}
+        return {
+            "account": "k8s",
+            "cloudProvider": "kubernetes",
+            "namespace": "default",
+            "application": "shop",
+            "stack": stack,
+            "strategy": "redblack",
+            "targetSize": 2,
+            "containers": [
+                {
+                    "name": "web",
+                    "imageDescription": {"imageId": "shop/web:1"},
+                    "envVars": [{"name": "A", "value": "${ parameters.a }"}],
+                    "readinessProbe": {"handler": {"type": "TCP", "tcpSocketAction": {"port": 80}}, "periodSeconds": 5},
+                }
+            ],
+            "interestingHealthProviderNames": ["KubernetesPod"],
+        }
+
     [result] = imported({"application": "shop", "name": "p", "parameterConfig": [{"name": "a"}], "stages": [
         {"refId": "1", "type": "deploy", "name": "Deploy", "clusters": [cluster("east"), cluster("west")]},
         {"refId": "2", "type": "wait", "waitTime": 1, "requisiteStageRefIds": ["1"]}]})  # fmt: skip
@@ -379,7 +428,9 @@ def test_corpus_every_pipeline_with_known_stage_types_imports_and_validates() ->
 
 def test_corpus_covers_every_stage_type_the_issue_names() -> None:
     seen: set[str] = set()
-    for _, data in [item for path in sorted(CORPUS.rglob("*.json")) for item in pipelines_in(json.loads(path.read_text()), "x")]:
+    for _, data in [
+        item for path in sorted(CORPUS.rglob("*.json")) for item in pipelines_in(json.loads(path.read_text()), "x")
+    ]:
         seen |= {str(s.get("type")) for s in data.get("stages") or []}
     wanted = {"deployManifest", "runJobManifest", "manualJudgment", "wait", "checkPreconditions", "evaluateVariables",
               "pipeline", "webhook", "jenkins", "bake", "deploy", "findImage", "resizeServerGroup", "disableServerGroup",
