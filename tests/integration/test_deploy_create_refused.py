@@ -11,8 +11,8 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
-from tests.conftest import Runner, pipeline
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
+from tests.support.runner import Runner, pipeline
 from workflows.state import ExecutionState, StageStatus
 
 

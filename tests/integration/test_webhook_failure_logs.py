@@ -20,8 +20,8 @@ from temporalio.client import Client
 import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
 from core.observability.logs import TEXT_FORMAT, JsonLinesFormatter, RedactingTextFormatter, redact
 from core.store import PipelineStore
-from tests.conftest import Runner
 from tests.support.fake_services import FakeHttp, Reply
+from tests.support.runner import Runner
 from tests.support.worker_policy import TEST_EGRESS
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker

@@ -12,7 +12,6 @@ itself is tests/reliability/report.py: it writes docs/reliability.md when both f
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -26,21 +25,7 @@ from tests.reliability.report import (  # noqa: F401  (hooks pytest finds in thi
     pytest_terminal_summary,
     report_of,
 )
-
-
-@dataclass
-class HostileInput:
-    """What one security test tried and what it was answered, for its report row."""
-
-    how: str = ""
-    answers: list[str] = field(default_factory=list)
-
-    def tried(self, how: str) -> None:
-        self.how = how
-
-    def answer(self, text: str) -> None:
-        self.answers.append(text)
-
+from tests.support.hostile_input import HostileInput
 
 _ATTACK = pytest.StashKey[HostileInput]()
 

@@ -28,10 +28,10 @@ from core.policy import Identity, Policy
 from core.settings import GennakerSettings
 from core.store import PipelineStore
 from core.triggers import dispatch_registry_push
-from tests.conftest import TEST_TASK_QUEUE, Runner
-from tests.security.conftest import HostileInput
 from tests.support.accounts import report_and_wait
 from tests.support.docker_rig import SCRATCH_DOCKERFILE, DockerRig, docker_rig_fixture, serving  # noqa: F401
+from tests.support.hostile_input import HostileInput
+from tests.support.runner import DIRECTORY_QUEUE, Runner
 from workflows.model import parse_pipeline
 from workflows.state import ExecutionState, StageStatus, TriggerInfo
 
@@ -47,11 +47,11 @@ RULE = "rule: policy applications.appa.resources"
 
 
 class Rig:
-    def __init__(self, client: Client, docker: DockerRig, policy: Policy) -> None:
+    def __init__(self, client: Client, docker: DockerRig, policy: Policy, task_queue: str) -> None:
         self.client = client
         self.docker = docker
         self.policy = policy
-        self.settings = GennakerSettings(task_queue=TEST_TASK_QUEUE)
+        self.settings = GennakerSettings(task_queue=task_queue)
         suffix = uuid.uuid4().hex[:6]
         self.own = f"appa/web-{suffix}"
         self.theirs = f"appb/web-{suffix}"
@@ -70,14 +70,14 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-async def rig(client: Client, worker: None, docker_rig: DockerRig) -> AsyncIterator[Rig]:
+async def rig(client: Client, worker: None, task_queue: str, docker_rig: DockerRig) -> AsyncIterator[Rig]:
     account = docker_rig.registry.account(ACCOUNT, docker_host=docker_rig.engine.host)
     provided = build_registry_account(account, EgressPolicy(), BakeSettings(allowedContextDirs=[docker_rig.workdir]))
     async with serving(client, provided):
-        await report_and_wait(client, "registry-grants-rig", [provided], TEST_TASK_QUEUE)
+        await report_and_wait(client, "registry-grants-rig", [provided], DIRECTORY_QUEUE)
         path = docker_rig.workdir / f"policy-{uuid.uuid4().hex[:6]}.yaml"
         path.write_text(yaml.safe_dump(POLICY))
-        the_rig = Rig(client, docker_rig, Policy.load(path))
+        the_rig = Rig(client, docker_rig, Policy.load(path), task_queue)
         when = datetime(2026, 1, 1, tzinfo=UTC)
         docker_rig.registry.push_synthetic(the_rig.own, "1.0", when, note="appa")
         docker_rig.registry.push_synthetic(the_rig.theirs, "1.0", when, note="appb")

@@ -28,10 +28,10 @@ from core.launch import start_execution
 from core.policy import Identity, Policy
 from core.settings import GennakerSettings
 from core.store import PipelineStore
-from tests.conftest import TEST_TASK_QUEUE, Runner
-from tests.security.conftest import HostileInput
 from tests.support.accounts import report_and_wait
 from tests.support.docker_rig import DockerRig, docker_rig_fixture, serving  # noqa: F401
+from tests.support.hostile_input import HostileInput
+from tests.support.runner import DIRECTORY_QUEUE, Runner
 from workers.config import WorkerConfig
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline
@@ -70,7 +70,7 @@ async def rig(client: Client, worker: None, store: PipelineStore, docker_rig: Do
     docker_rig.registry.push_synthetic(theirs, "1.0", when, note="appb")
     config = WorkerConfig(auth_policy_file=path)
     async with serving(client, provided), pipeline_worker(client, store, task_queue=QUEUE, config=config):
-        await report_and_wait(client, "triggered-tenancy-rig", [provided], TEST_TASK_QUEUE)
+        await report_and_wait(client, "triggered-tenancy-rig", [provided], DIRECTORY_QUEUE)
         yield Rig(client, store, Policy.load(path), own, theirs)
 
 
