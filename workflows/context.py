@@ -45,7 +45,7 @@ class ExecutionControls(Protocol):
 
     def notify(self, event: str, ref_id: str, sequence: int = 0) -> None: ...
 
-    def publish_details(self) -> None: ...
+    def details_changed(self) -> None: ...
 
     def lease_granted(self, token: str) -> bool: ...
 
@@ -124,7 +124,7 @@ class StageContext:
 
     def set_details(self, text: str) -> None:
         self.stage.details = text
-        self._controls.publish_details()
+        self._controls.details_changed()
 
     async def sleep(self, duration: timedelta, summary: str) -> bool:
         """Sleep for `duration` of un-paused time. Returns True if someone skipped the wait.
@@ -163,7 +163,7 @@ class StageContext:
         """
         ref = self.stage.refId
         self.stage.waitingForJudgment = True
-        self._controls.publish_details()
+        self._controls.details_changed()
         try:
             await workflow.wait_condition(
                 lambda: self._controls.judgment_for(ref) is not None,

@@ -441,6 +441,12 @@ class PipelineWorkflow(ExecutionHandlers):
         self._publish_status()
         self.publish_details()
 
+    def details_changed(self) -> None:
+        """A stage's details changed: republished once at the end of this workflow task (a stage
+        that set them directly would rebuild them once per stage — quadratic when hundreds of
+        stages start in one task, which trips the SDK's deadlock detector on a loaded worker)."""
+        self._details_stale = True
+
     def publish_details(self) -> None:
         """The Temporal UI's current details: running stages and what each waits for (details.py)."""
         workflow.set_current_details(current_details(self._state, self._config_of))
