@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from core.spinnaker import ImportOptions, ImportResult, SourceError, import_path, import_pipelines, parse_mapping
-from core.spinnaker.sources import MAX_BYTES, parse_json, pipelines_in
 from workers.cli_common import DEFAULT_API, ApiUrl, User, gateway
 from workers.gateway_client import EXIT_BAD_INPUT, CliError
+
+if TYPE_CHECKING:
+    from core.spinnaker import ImportOptions, ImportResult
 
 import_app = typer.Typer(help="Bring pipelines over from other delivery tools.", no_args_is_help=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -37,6 +38,9 @@ _STYLE = {"mapped": "green", "dropped": "dim", "untranslated": "red"}
 
 
 def _read(source: str, options: ImportOptions) -> ImportResult:
+    from core.spinnaker import import_path, import_pipelines
+    from core.spinnaker.sources import MAX_BYTES, parse_json, pipelines_in
+
     if source == "-":
         text = sys.stdin.buffer.read(MAX_BYTES + 1)
         return import_pipelines(pipelines_in(parse_json(text, "-"), "-"), options)
@@ -103,6 +107,10 @@ def import_spinnaker(
     user: User = None,
 ) -> None:
     """Translate Spinnaker pipelines (one, a `spin pipeline list` array, or an export directory)."""
+    # The translator (a SpEL parser, the stage catalogue) takes half a second to import: only the
+    # command that uses it pays for it, not every `gennaker` invocation.
+    from core.spinnaker import ImportOptions, SourceError, parse_mapping
+
     try:
         options = ImportOptions(
             application=application,

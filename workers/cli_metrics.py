@@ -10,7 +10,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from core.observability.dora import SinceInvalid, parse_since
 from workers.cli_common import DEFAULT_API, ApiUrl, User, console, errors, fail, gateway
 from workers.gateway_client import EXIT_BAD_INPUT, CliError
 
@@ -26,6 +25,8 @@ def dora(
     user: User = None,
 ) -> None:
     """Deployment frequency, lead time for changes, change failure rate and time to restore."""
+    from core.observability.dora import SinceInvalid, parse_since  # only this command pays its import
+
     try:
         parse_since(since)  # answer a typo at once, without a round trip
     except SinceInvalid as exc:
