@@ -93,11 +93,14 @@ def failed(state: ExecutionState, ref: str) -> str:
     return found.error.message
 
 
-async def test_disable_and_enable_move_the_service_endpoints(client: Client, worker: None, rig: AccountRig) -> None:
+async def test_disable_and_enable_move_the_service_endpoints(
+    client: Client, task_queue: str, worker: None, rig: AccountRig
+) -> None:
     cluster = unique("web")
     balancers = {LOAD_BALANCERS_ANNOTATION: json.dumps([f"service {cluster}"])}
     state = await run(
         client,
+        task_queue,
         pipeline(
             stage(
                 "deploy",
@@ -124,6 +127,7 @@ async def test_disable_and_enable_move_the_service_endpoints(client: Client, wor
     # Spinnaker's dynamic target: the oldest ReplicaSet of the cluster, then the newest.
     state = await run(
         client,
+        task_queue,
         pipeline(
             stage("enable", "enableManifest", location=NAMESPACE, cluster=f"replicaSet {cluster}", criteria="oldest"),
             stage("disable", "disableManifest", "enable", location=NAMESPACE, cluster=cluster, criteria="newest"),
@@ -136,12 +140,13 @@ async def test_disable_and_enable_move_the_service_endpoints(client: Client, wor
 
 
 async def test_disable_without_the_annotation_remembers_the_services_for_enable(
-    client: Client, worker: None, rig: AccountRig
+    client: Client, task_queue: str, worker: None, rig: AccountRig
 ) -> None:
     cluster = unique("plain")
     target = {"location": NAMESPACE, "manifestName": f"replicaSet {cluster}-v000"}
     state = await run(
         client,
+        task_queue,
         pipeline(
             stage(
                 "deploy",
@@ -163,7 +168,7 @@ async def test_disable_without_the_annotation_remembers_the_services_for_enable(
 
 
 async def test_a_deployment_or_a_service_sharing_the_selector_is_refused(
-    client: Client, worker: None, rig: AccountRig
+    client: Client, task_queue: str, worker: None, rig: AccountRig
 ) -> None:
     cluster = unique("shared")
     shared = {
@@ -174,6 +179,7 @@ async def test_a_deployment_or_a_service_sharing_the_selector_is_refused(
     }
     state = await run(
         client,
+        task_queue,
         pipeline(
             stage(
                 "deploy",
@@ -195,7 +201,9 @@ async def test_a_deployment_or_a_service_sharing_the_selector_is_refused(
     assert endpoint_pods(rig, cluster) == pods_of(rig, f"{cluster}-v000")  # nothing was changed
 
 
-async def test_rolling_restart_replaces_the_pods(client: Client, worker: None, rig: AccountRig) -> None:
+async def test_rolling_restart_replaces_the_pods(
+    client: Client, task_queue: str, worker: None, rig: AccountRig
+) -> None:
     name = unique("restart")
     deployment = {
         "apiVersion": "apps/v1",
@@ -212,6 +220,7 @@ async def test_rolling_restart_replaces_the_pods(client: Client, worker: None, r
     }
     state = await run(
         client,
+        task_queue,
         pipeline(
             stage("deploy", "deployManifest", namespaceOverride=NAMESPACE, manifests=[deployment]),
             name="restart-deploy",
@@ -220,6 +229,7 @@ async def test_rolling_restart_replaces_the_pods(client: Client, worker: None, r
     before = {p.metadata.name for p in rig.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={name}").items}
     state = await run(
         client,
+        task_queue,
         pipeline(
             stage("restart", "rollingRestartManifest", location=NAMESPACE, manifestName=f"deployment {name}"),
             name="restart",
@@ -252,11 +262,12 @@ def traffic_deploy(ref: str, cluster: str, image: str, strategy: str, *parents: 
 
 
 async def test_redblack_leaves_exactly_one_enabled_replica_set_and_highlander_deletes_the_rest(
-    client: Client, worker: None, rig: AccountRig
+    client: Client, task_queue: str, worker: None, rig: AccountRig
 ) -> None:
     cluster = unique("rb")
     state = await run(
         client,
+        task_queue,
         pipeline(
             traffic_deploy("v0", cluster, "nginx:1.26-alpine", "redblack"),
             traffic_deploy("v1", cluster, IMAGE, "redblack", "v0"),
@@ -279,7 +290,7 @@ async def test_redblack_leaves_exactly_one_enabled_replica_set_and_highlander_de
     annotations = rig.apps.read_namespaced_replica_set(f"{cluster}-v001", NAMESPACE).metadata.annotations
     assert json.loads(annotations[LOAD_BALANCERS_ANNOTATION]) == [f"service {cluster}"]
     state = await run(
-        client, pipeline(traffic_deploy("v2", cluster, IMAGE, "highlander"), name="highlander"), timeout=90
+        client, task_queue, pipeline(traffic_deploy("v2", cluster, IMAGE, "highlander"), name="highlander"), timeout=90
     )
     assert outputs(state, "v2")["trafficManagement"]["deleted"] == [f"{cluster}-v000", f"{cluster}-v001"]
     remaining = [
@@ -292,7 +303,7 @@ async def test_redblack_leaves_exactly_one_enabled_replica_set_and_highlander_de
 
 
 async def test_find_artifacts_from_resource_outputs_images_bound_downstream(
-    client: Client, worker: None, rig: AccountRig
+    client: Client, task_queue: str, worker: None, rig: AccountRig
 ) -> None:
     name = unique("found")
     deployment = {
@@ -322,6 +333,7 @@ async def test_find_artifacts_from_resource_outputs_images_bound_downstream(
     }
     state = await run(
         client,
+        task_queue,
         pipeline(
             stage("deploy", "deployManifest", namespaceOverride=NAMESPACE, manifests=[deployment]),
             stage(

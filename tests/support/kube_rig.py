@@ -202,6 +202,10 @@ async def serve_account(
     finally:
         ticking.cancel()
         await asyncio.gather(ticking, return_exceptions=True)
+        # The rig's account leaves with it: a report of nothing withdraws it from the directory, so
+        # later modules' listings of every account do not wait on a queue nobody polls any more.
+        with contextlib.suppress(RPCError):
+            await report_once(client, f"kube-rig-{account.name}", [], DIRECTORY_QUEUE)
         await worker.shutdown()
         await asyncio.gather(task, return_exceptions=True)
         kube.close()
