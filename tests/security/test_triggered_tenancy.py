@@ -80,6 +80,21 @@ def saved(rig: Rig, name: str, stage: dict[str, Any], **extra: Any) -> dict[str,
     return config
 
 
+async def run_upstream(rig: Rig, upstream: dict[str, Any]) -> ExecutionState:
+    """Alice starts the upstream pipeline, as the gateway would; returns its state once it has ended
+    (its end fires the pipeline triggers)."""
+    started = await start_execution(
+        rig.client,
+        GennakerSettings(task_queue=QUEUE),
+        parse_pipeline(upstream),
+        {},
+        TriggerInfo(user="alice"),
+        policy=rig.policy,
+        submitter=Identity(subject="alice"),
+    )
+    return await Runner.finish(rig.client.get_workflow_handle(started.id), timeout=60)
+
+
 async def run_input(client: Client, execution: str) -> PipelineRunInput:
     history = await client.get_workflow_handle(execution).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
@@ -99,16 +114,7 @@ async def test_a_pipeline_triggered_run_acts_as_its_service_account_under_the_po
         find = {"refId": "find", "type": "findImage", "account": ACCOUNT, "repository": repository}
         saved(rig, name, find, triggers=[trigger], serviceAccount=SERVICE_ACCOUNT)
 
-    started = await start_execution(
-        rig.client,
-        GennakerSettings(task_queue=QUEUE),
-        parse_pipeline(upstream),
-        {},
-        TriggerInfo(user="alice"),
-        policy=rig.policy,
-        submitter=Identity(subject="alice"),
-    )
-    state = await Runner.finish(rig.client.get_workflow_handle(started.id), timeout=60)
+    state = await run_upstream(rig, upstream)
     assert state.triggerError is None and len(state.triggered) == 2, (state.triggerError, state.triggered)
     finished: dict[str, ExecutionState] = {}
     for execution in state.triggered:
@@ -140,16 +146,7 @@ async def test_a_pipeline_triggered_run_cannot_act_for_another_application(
     trigger = {"type": "pipeline", "application": "appa", "pipeline": upstream["name"]}
     child = {"refId": "child", "type": "pipeline", "application": "appb", "pipeline": "anything"}
     saved(rig, f"down-child-{suffix}", child, triggers=[trigger], serviceAccount=SERVICE_ACCOUNT)
-    started = await start_execution(
-        rig.client,
-        GennakerSettings(task_queue=QUEUE),
-        parse_pipeline(upstream),
-        {},
-        TriggerInfo(user="alice"),
-        policy=rig.policy,
-        submitter=Identity(subject="alice"),
-    )
-    state = await Runner.finish(rig.client.get_workflow_handle(started.id), timeout=60)
+    state = await run_upstream(rig, upstream)
     # Refused at start (403 naming the field, as for a person), so nothing runs at all.
     assert state.triggerError is None and state.triggered == []
     hostile_input.answer(f"not started: {SERVICE_ACCOUNT} may not EXECUTE appb (403 at start)")
