@@ -19,7 +19,8 @@ from temporalio.service import RPCError
 
 from core.observability.dora import ExecutionRecord
 from workflows.observe.deploys import DEPLOY_STAGE_TYPES, ROLLBACK_STAGE_TYPES
-from workflows.state import PIPELINE_WORKFLOW, ExecutionState, PipelineRunInput
+from workflows.pipeline import PipelineWorkflow
+from workflows.state import PIPELINE_WORKFLOW, PipelineRunInput
 
 MAX_EXECUTIONS = 1000
 READ_TIMEOUT = timedelta(seconds=10)
@@ -75,7 +76,7 @@ async def collect_executions(
 
 async def _read_one(client: Client, workflow_id: str, run_id: str) -> ExecutionRecord:
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-    state: ExecutionState = await handle.query("state", result_type=ExecutionState, rpc_timeout=READ_TIMEOUT)
+    state = await handle.query(PipelineWorkflow.get_state, rpc_timeout=READ_TIMEOUT)
     relevant = DEPLOY_STAGE_TYPES | ROLLBACK_STAGE_TYPES
     if all("account" in s.outputs for s in state.stages if s.type in relevant and s.endTime is not None):
         return ExecutionRecord(state)
