@@ -9,8 +9,9 @@ drop a duplicate when a retry follows a lost answer.
 Every request, redirects included, goes through the worker's egress policy (`activities/egress.py`):
 a tenant's URL cannot reach the Temporal frontend or UI, kubesim's admin API, the cloud metadata
 service or anything else inward unless the operator allow-listed it. URLs in messages are redacted
-(`redacted_url`): a query string may carry a token; what the server echoes of the request's query
-values and headers is cut too (`echo_free`).
+(`redacted_url`): a query string may carry a token. What the server echoes of the request's query
+values and headers is cut out of failure messages and of everything the stage keeps — reply and
+poll bodies, status, progress, the status URL (`activities/webhook_redaction.py`).
 
 The tenant chooses the paths and may serve the answers: a body is read up to MAX_RESPONSE_BYTES,
 paths are checked and bounded in `activities/webhook_paths.py`, and between polls the worker sleeps
@@ -22,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from pydantic import BaseModel, Field
@@ -31,6 +32,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.egress import EGRESS_DENIED, EgressPolicy, guarded_client, redacted_text, redacted_url
 from activities.webhook_paths import DocumentTooLarge, JsonPathError, check_document, compile_path, find_scalar
+from activities.webhook_redaction import RequestSecrets
 
 NOT_RETRYABLE = ["WebhookRejected", "WebhookInvalidResponse", "WebhookInvalidPath", EGRESS_DENIED]
 BODY_LIMIT = 4096
@@ -79,56 +81,46 @@ def _path_or_fail(path: str, field: str) -> None:
         raise ApplicationError(f"{field}: {exc}", type="WebhookInvalidPath", non_retryable=True) from None
 
 
-def body_excerpt(response: httpx.Response) -> tuple[Any, bool]:
-    """The response body for stage outputs: parsed JSON when small enough, else truncated text."""
+def body_excerpt(response: httpx.Response, secrets: RequestSecrets) -> tuple[Any, bool]:
+    """The response body for stage outputs, without what the request carried that may be secret:
+    parsed JSON when small enough (walked, so escapes cannot hide a secret), else truncated text."""
     text = response.text
     if len(text) <= BODY_LIMIT:
         try:
-            return json.loads(text), False
-        except ValueError:
-            return text, False
-    return text[:BODY_LIMIT], True
+            return secrets.document(json.loads(text)), False
+        except (ValueError, RecursionError):
+            return secrets.text(text), False
+    # Cut after redacting: a secret straddling the cut would otherwise keep its first part.
+    return secrets.text(text)[:BODY_LIMIT], True
 
 
-def _secrets_of(url: str, headers: dict[str, str]) -> list[str]:
-    """What the tenant sent that may be a credential: query values, the URL's password, header values."""
-    parts = urlsplit(url)
-    found = [value for _, value in parse_qsl(parts.query, keep_blank_values=False)]
-    found += [parts.password or "", *headers.values()]
-    # Longest first, so a value containing a shorter one is replaced whole.
-    return sorted({s.strip() for s in found if len(s.strip()) >= 4}, key=len, reverse=True)
-
-
-def echo_free(text: str, url: str, headers: dict[str, str]) -> str:
+def echo_free(text: str, secrets: RequestSecrets) -> str:
     """`text` (a server's answer, a library's error) without anything the request carried that may be
     secret: servers echo the request URL or a bad key in their errors, and h11 quotes a bad header
     value. Failure messages end up in history and in the worker's log lines."""
-    for secret in _secrets_of(url, headers):
-        text = text.replace(secret, "***")
-    return redacted_text(text)
+    return redacted_text(secrets.text(text))
 
 
-def request_failed(exc: httpx.HTTPError, what: str, url: str, headers: dict[str, str]) -> ApplicationError:
+def request_failed(exc: httpx.HTTPError, what: str, url: str, secrets: RequestSecrets) -> ApplicationError:
     """A request that got no usable answer: transport errors are retried, a broken answer is not."""
-    detail = echo_free(f"{type(exc).__name__}: {exc}", url, headers)
+    detail = echo_free(f"{type(exc).__name__}: {exc}", secrets)
+    shown = secrets.text(redacted_url(url))
     if isinstance(exc, httpx.TransportError):
-        return ApplicationError(f"{what} {redacted_url(url)} failed: {detail}", type="WebhookUnavailable")
+        return ApplicationError(f"{what} {shown} failed: {detail}", type="WebhookUnavailable")
     # TooManyRedirects, DecodingError (a broken or hostile gzip body): retrying gets the same answer.
-    return ApplicationError(
-        f"{what} {redacted_url(url)} failed: {detail}", type="WebhookInvalidResponse", non_retryable=True
-    )
+    return ApplicationError(f"{what} {shown} failed: {detail}", type="WebhookInvalidResponse", non_retryable=True)
 
 
 def _classify(
-    response: httpx.Response, url: str, headers: dict[str, str], what: str, fail_fast: list[int], retry: list[int]
+    response: httpx.Response, url: str, secrets: RequestSecrets, what: str, fail_fast: list[int], retry: list[int]
 ) -> None:
     code = response.status_code
     if 200 <= code < 300:
         return
-    excerpt = echo_free(response.text[:300], url, headers)
+    excerpt = echo_free(response.text[:300], secrets)
     retryable = code not in fail_fast and (code >= 500 or code in retry)
     raise ApplicationError(
-        f"{what} {redacted_url(url)} answered HTTP {code}: {excerpt}",
+        f"{what} {secrets.text(redacted_url(url))} answered HTTP {code}: {excerpt}",
         {"statusCode": code},
         type="WebhookUnavailable" if retryable else "WebhookRejected",
         non_retryable=not retryable,
@@ -152,11 +144,13 @@ class WebhookResponse(BaseModel):
     statusCode: int
     body: Any = None
     bodyTruncated: bool = False
-    statusUrl: str | None = None
+    statusUrl: str | None = Field(default=None, description="As shown: the request's secrets are ***")
+    statusUrlSealed: str | None = Field(default=None, description="What the poll unseals (webhook_redaction)")
 
 
 class WebhookPoll(BaseModel):
     url: str
+    requestUrl: str | None = Field(default=None, description="The webhook's URL: unseals `url`, its secrets are cut")
     headers: dict[str, str] = Field(default_factory=dict)
     statusJsonPath: str
     progressJsonPath: str | None = None
@@ -194,19 +188,21 @@ class WebhookActivities:
         body = None if call.payload is None else json.dumps(call.payload).encode()
         if body is not None:
             headers.setdefault("Content-Type", "application/json")
-        shown = redacted_url(call.url)
+        secrets = RequestSecrets(call.url, call.headers)
+        shown = secrets.text(redacted_url(call.url))
         if call.statusUrlResolution == "webhookResponse":
             _path_or_fail(str(call.statusUrlJsonPath), "statusUrlJsonPath")
         try:
             with guarded_client(self._egress, timeout=call.timeoutSeconds) as http:
                 response, cut = bounded_request(http, call.method, call.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise request_failed(exc, call.method, call.url, call.headers) from None
-        _classify(response, call.url, call.headers, call.method, call.failFastStatusCodes, call.retryStatusCodes)
-        excerpt, truncated = body_excerpt(response)
+            raise request_failed(exc, call.method, call.url, secrets) from None
+        _classify(response, call.url, secrets, call.method, call.failFastStatusCodes, call.retryStatusCodes)
+        excerpt, truncated = body_excerpt(response, secrets)
         result = WebhookResponse(statusCode=response.status_code, body=excerpt, bodyTruncated=truncated)
+        status_url: str | None = None
         if call.statusUrlResolution == "getMethod":
-            result.statusUrl = call.url
+            status_url = call.url
         elif call.statusUrlResolution == "locationHeader":
             location = response.headers.get("Location")
             if not location:
@@ -216,17 +212,28 @@ class WebhookActivities:
                     type="WebhookInvalidResponse",
                     non_retryable=True,
                 )
-            result.statusUrl = urljoin(call.url, location)
+            status_url = urljoin(call.url, location)
         elif call.statusUrlResolution == "webhookResponse":
             try:
-                result.statusUrl = urljoin(call.url, find_scalar(read_json(response, cut), str(call.statusUrlJsonPath)))
+                status_url = urljoin(call.url, find_scalar(read_json(response, cut), str(call.statusUrlJsonPath)))
             except JsonPathError as exc:
                 raise ApplicationError(
                     f"{call.method} {shown}: no status URL at statusUrlJsonPath {call.statusUrlJsonPath}: "
-                    f"{echo_free(str(exc), call.url, call.headers)}",
+                    f"{echo_free(str(exc), secrets)}",
                     type="WebhookInvalidResponse",
                     non_retryable=True,
                 ) from None
+        if status_url is not None:
+            # The poll must reach the real URL, but the URL is history: a server echoing the token
+            # into its Location would put it there. History keeps it sealed; the poll unseals it.
+            if "\x00" in status_url:
+                raise ApplicationError(
+                    f"{call.method} {shown}: the status URL contains a NUL character",
+                    type="WebhookInvalidResponse",
+                    non_retryable=True,
+                )
+            result.statusUrlSealed = secrets.seal(status_url)
+            result.statusUrl = RequestSecrets.shown(result.statusUrlSealed)
         return result
 
     @activity.defn(name="poll_webhook_status")
@@ -240,45 +247,55 @@ class WebhookActivities:
         _path_or_fail(poll.statusJsonPath, "statusJsonPath")
         if poll.progressJsonPath:
             _path_or_fail(poll.progressJsonPath, "progressJsonPath")
+        # A sealed status URL (see call_webhook) comes with the webhook's URL that numbered its secrets.
+        url = RequestSecrets(poll.requestUrl, poll.headers).unseal(poll.url) if poll.requestUrl else poll.url
+        secrets = RequestSecrets(url, poll.headers, *filter(None, [poll.requestUrl]))
         with guarded_client(self._egress, timeout=poll.timeoutSeconds) as http:
             while True:
                 polls += 1
                 try:
-                    response, cut = bounded_request(http, "GET", poll.url, headers=_headers(poll.headers))
+                    response, cut = bounded_request(http, "GET", url, headers=_headers(poll.headers))
                 except httpx.HTTPError as exc:
-                    raise request_failed(exc, "status GET", poll.url, poll.headers) from None
-                _classify(response, poll.url, poll.headers, "status GET", [], poll.retryStatusCodes)
+                    raise request_failed(exc, "status GET", url, secrets) from None
+                _classify(response, url, secrets, "status GET", [], poll.retryStatusCodes)
                 started = time.monotonic()
-                status, progress = self._read_status(response, cut, poll)
+                status, progress = self._read_status(response, cut, poll, secrets)
                 evaluating = time.monotonic() - started
                 for outcome, statuses in outcomes:
                     if status is not None and status.lower() in statuses:
-                        excerpt, truncated = body_excerpt(response)
+                        # Decided on the answer as read; what is kept is redacted.
+                        excerpt, truncated = body_excerpt(response, secrets)
                         return WebhookPollResult(
                             outcome=outcome,
-                            status=status,
-                            progressMessage=progress,
+                            status=secrets.text(status),
+                            progressMessage=secrets.optional(progress),
                             statusCode=response.status_code,
                             body=excerpt,
                             bodyTruncated=truncated,
                             polls=polls,
                         )
-                activity.heartbeat({"polls": polls, "status": status, "progress": progress})
+                # Heartbeat details reach history too (a timed-out attempt's last details).
+                shown = {"status": secrets.optional(status), "progress": secrets.optional(progress)}
+                activity.heartbeat({"polls": polls, **shown})
                 # A tenant picks the interval and serves the document: however short the one and
                 # costly the other, reading statuses takes at most a tenth of this thread.
                 time.sleep(max(poll.pollIntervalSeconds, EVALUATION_SHARE * evaluating))
 
-    def _read_status(self, response: httpx.Response, cut: bool, poll: WebhookPoll) -> tuple[str | None, str | None]:
+    def _read_status(
+        self, response: httpx.Response, cut: bool, poll: WebhookPoll, secrets: RequestSecrets
+    ) -> tuple[str | None, str | None]:
         """(status, progress); a status the path cannot read yet is None and the reason is the progress."""
         try:
             data = read_json(response, cut)
             status = find_scalar(data, poll.statusJsonPath)
         except DocumentTooLarge as exc:
             raise ApplicationError(
-                f"status GET {redacted_url(poll.url)}: {exc}", type="WebhookInvalidResponse", non_retryable=True
+                f"status GET {RequestSecrets.shown(secrets.text(redacted_url(poll.url)))}: {exc}",
+                type="WebhookInvalidResponse",
+                non_retryable=True,
             ) from None
         except JsonPathError as exc:
-            return None, echo_free(str(exc), poll.url, poll.headers)
+            return None, redacted_text(secrets.text(str(exc)))
         progress = None
         if poll.progressJsonPath:
             try:

@@ -129,14 +129,16 @@ class WebhookStage(StageConfig):
             ),
             doing=f"webhook {self.summary()}",
         )
-        webhook: dict[str, Any] = response.model_dump(mode="json", exclude_none=True)
+        webhook: dict[str, Any] = response.model_dump(mode="json", exclude_none=True, exclude={"statusUrlSealed"})
         if not self.waitForCompletion:
             return {"webhook": webhook, "status": "SUCCEEDED"}
         assert response.statusUrl is not None and self.statusJsonPath is not None
+        # Shown with the request's secrets as *** (activities/webhook_redaction.py); polled sealed.
         status_url = redacted_url(response.statusUrl)
         ctx.set_details(f"waiting for {status_url}")
         poll = WebhookPoll(
-            url=response.statusUrl,
+            url=response.statusUrlSealed or response.statusUrl,
+            requestUrl=self.url,
             headers=self._headers(),
             statusJsonPath=self.statusJsonPath,
             progressJsonPath=self.progressJsonPath,
