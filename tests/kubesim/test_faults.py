@@ -56,7 +56,7 @@ def hpa(name: str) -> dict[str, Any]:
 def test_a_refused_create_answers_the_status_a_validating_server_sends_and_stores_nothing(
     api_client: Any, kubesim: RunningKubesim, ns: str
 ) -> None:
-    hpas = client.AutoscalingV2Api(api_client)
+    hpas: Any = client.AutoscalingV2Api(api_client)
     rule = {"resource": "horizontalpodautoscalers", "namespace": ns, "message": "metrics are not allowed here",
             "field": "spec.metrics"}  # fmt: skip
     assert kubesim.inject(refuse_create=[rule])["refuse_create"][0]["reason"] == "Invalid"
@@ -90,7 +90,8 @@ def test_a_refused_create_answers_the_status_a_validating_server_sends_and_store
     assert missing.value.status == 404  # refused before storage: nothing was made
     assert kubesim.faults()["refusals_served"] >= 1
     # Only creates of that resource in that namespace: other kinds, and reads, go through.
-    client.CoreV1Api(api_client).create_namespaced_config_map(ns, {"metadata": {"name": "web"}})
+    core: Any = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "web"}})
     assert hpas.list_namespaced_horizontal_pod_autoscaler(ns).items == []
     kubesim.reset_faults()
     assert hpas.create_namespaced_horizontal_pod_autoscaler(ns, hpa("web")).metadata.name == "web"
@@ -99,7 +100,7 @@ def test_a_refused_create_answers_the_status_a_validating_server_sends_and_store
 def test_a_create_refused_by_admission_is_forbidden_for_that_object(
     api_client: Any, kubesim: RunningKubesim, ns: str
 ) -> None:
-    hpas = client.AutoscalingV2Api(api_client)
+    hpas: Any = client.AutoscalingV2Api(api_client)
     rule = {"resource": "horizontalpodautoscalers", "name": "web", "code": 403, "message": "exceeded quota"}
     kubesim.inject(refuse_create=[rule])
     hpas.create_namespaced_horizontal_pod_autoscaler(ns, hpa("other"))  # the rule names one object
