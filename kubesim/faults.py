@@ -129,7 +129,10 @@ class Faults:
         """Apply a partial update; keys: latency_ms, error_burst {count, code}, revoke_token, forbid,
         refuse_create [{resource, namespace?, name?, code?, message?, field?}]. A bad rule raises
         ValueError before anything changes."""
-        refusals = [RefuseCreate.parse(r) for r in body.get("refuse_create") or []]
+        rules = body.get("refuse_create") or []
+        if not isinstance(rules, list):
+            raise ValueError(f"refuse_create: a list of rules, got {rules!r}")
+        refusals = [RefuseCreate.parse(r) for r in rules]
         if "latency_ms" in body:
             self.latency_ms = float(body["latency_ms"])
         if "error_burst" in body:

@@ -115,7 +115,7 @@ def test_a_create_refused_by_admission_is_forbidden_for_that_object(
 
 def test_a_malformed_refusal_rule_is_rejected_and_changes_nothing(kubesim: RunningKubesim, ns: str) -> None:
     kubesim.inject(latency_ms=0, refuse_create=[{"resource": "configmaps", "namespace": ns}])
-    for bad in ([{"code": 422}], [{"resource": "configmaps", "code": 500}], [{"resource": "pods", "verb": "x"}]):
+    for bad in ([{"code": 422}], [{"resource": "configmaps", "code": 500}], [{"resource": "pods", "verb": "x"}], 7):
         with pytest.raises(urllib.error.HTTPError) as err:
             kubesim.inject(latency_ms=500, refuse_create=bad)
         assert err.value.code == 400
