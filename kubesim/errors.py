@@ -139,6 +139,13 @@ def forbidden(verb: str, resource: str, group: str, namespace: str, user: str) -
     return ApiError(403, "Forbidden", message, group=group, kind=resource)
 
 
+def denied(resource: str, group: str, name: str, why: str) -> ApiError:
+    """403 for one object, as admission refuses it (a quota, a policy webhook): errors.NewForbidden with a
+    name, so the message is `<resource>.<group> "<name>" is forbidden: <why>`."""
+    subject = f'{_qualified(resource, group)} "{name}"' if name else _qualified(resource, group)
+    return ApiError(403, "Forbidden", f"{subject} is forbidden: {why}", name=name, group=group, kind=resource)
+
+
 def expired(requested: int, oldest: int) -> ApiError:
     # The watch cache answers an expired resourceVersion with reason Expired (errors.NewResourceExpired)
     # and code 410; kubernetes-client/python `kubernetes/base/watch/watch.py` keys its one automatic

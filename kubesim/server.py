@@ -157,7 +157,18 @@ class Kubesim:
         if self.faults.forbidden(verb, target.rt.plural, namespace):
             user = "kubesim-admin" if self.settings.token else "system:anonymous"
             raise forbidden(verb, target.rt.plural, target.rt.group, namespace, user)
+        if verb == "create" and target.name is None and self.faults.refuse_create:
+            await self._refuse_create(request, target, namespace)
         return await rest.handle(self, request, target)
+
+    async def _refuse_create(self, request: Request, target: rest.Target, namespace: str) -> None:
+        """Raise the injected refusal for this create, if a rule matches (Starlette keeps the body read)."""
+        body = await rest._body(request)
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        name = str((meta.get("name") or meta.get("generateName") or "") if isinstance(meta, dict) else "")
+        rule = self.faults.refusal(target.rt.plural, namespace, name)
+        if rule is not None:
+            raise rule.error(target.rt.plural, target.rt.group, target.rt.kind, name)
 
     def _discovery(self, path: str) -> dict[str, Any] | None:
         if path == "/version":
@@ -184,7 +195,10 @@ class Kubesim:
         if action == "faults" and request.method == "GET":
             return JSONResponse(self.faults.describe())
         if action == "faults" and request.method == "POST":
-            self.faults.update(body)
+            try:
+                self.faults.update(body)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
             return JSONResponse(self.faults.describe())
         if action == "faults/reset" and request.method == "POST":
             self.faults.reset()

@@ -4,6 +4,7 @@
     client = kubernetes.config.new_client_from_config(config_file=str(sim.kubeconfig_path))
     ...
     sim.inject(error_burst={"count": 2, "code": 503})
+    sim.inject(refuse_create=[{"resource": "horizontalpodautoscalers", "code": 403}])
     sim.stop()
 """
 
@@ -48,7 +49,8 @@ class RunningKubesim:
             return result
 
     def inject(self, **faults: Any) -> dict[str, Any]:
-        """Switch faults on: latency_ms=, error_burst={"count", "code"}, revoke_token=, forbid=[{verb, resource}]."""
+        """Switch faults on: latency_ms=, error_burst={"count", "code"}, revoke_token=, forbid=[{verb, resource}],
+        refuse_create=[{resource, namespace?, name?, code? (422, 403 or 400), message?, field?}]."""
         return self._admin("faults", faults)
 
     def faults(self) -> dict[str, Any]:

@@ -261,7 +261,9 @@ class ServerGroupCreation:
         except ValueError as exc:
             raise self._autoscaler_refused(req, exc) from None
         except ApiException as exc:
-            if exc.status in (400, 422):
+            # 403 too: admission (a quota, a policy) or RBAC refusing the autoscaler is as final as a 422;
+            # it used to leave the group running without its autoscaler (at best disabled by the rollback).
+            if exc.status in (400, 403, 422):
                 raise self._autoscaler_refused(req, exc) from None
             if exc.status != 409:
                 raise self.client.translate(exc, f"create HorizontalPodAutoscaler {req.name}") from None
