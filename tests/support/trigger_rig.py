@@ -1,8 +1,8 @@
 """The gateway as webhook senders meet it, holding one named trigger secret, and signed GitHub pushes
 for it (tests/integration/test_triggers.py, tests/security/test_webhook_replay.py).
 
-A module makes one `TriggerRig` (its own secret name, so modules do not share deliveries) and wraps
-`settings` and `gateway` in its fixtures: fixtures stay in the test modules, helpers live here.
+A module makes one `TriggerRig` with a secret of its own and wraps its `settings` and `gateway` in
+its fixtures: fixtures stay in the test modules, helpers live here.
 """
 
 from __future__ import annotations
