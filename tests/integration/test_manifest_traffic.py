@@ -34,6 +34,20 @@ def stage(ref: str, type_: str, *parents: str, **fields: Any) -> dict[str, Any]:
     return {"refId": ref, "type": type_, "account": ACCOUNT, "requisiteStageRefIds": list(parents), **fields}
 
 
+def deploy(
+    *manifests: dict[str, Any], ref: str = "deploy", parents: tuple[str, ...] = (), **fields: Any
+) -> dict[str, Any]:
+    """A deployManifest stage putting `manifests` into the test namespace."""
+    return stage(ref, "deployManifest", *parents, namespaceOverride=NAMESPACE, manifests=list(manifests), **fields)
+
+
+async def run_stages(
+    client: Client, task_queue: str, name: str, *stages: dict[str, Any], timeout: float = 60
+) -> ExecutionState:
+    """Run pipeline `name` of `stages` on the module's worker; its state once it has ended."""
+    return await run(client, task_queue, pipeline(*stages, name=name), timeout=timeout)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
@@ -98,25 +112,16 @@ async def test_disable_and_enable_move_the_service_endpoints(
 ) -> None:
     cluster = unique("web")
     balancers = {LOAD_BALANCERS_ANNOTATION: json.dumps([f"service {cluster}"])}
-    state = await run(
+    state = await run_stages(
         client,
         task_queue,
-        pipeline(
-            stage(
-                "deploy",
-                "deployManifest",
-                namespaceOverride=NAMESPACE,
-                manifests=[
-                    service(cluster, cluster),
-                    replica_set(f"{cluster}-v000", cluster, **balancers),
-                    replica_set(f"{cluster}-v001", cluster, app=f"{cluster}-next", **balancers),
-                ],
-            ),
-            stage(
-                "disable", "disableManifest", "deploy", location=NAMESPACE, manifestName=f"replicaSet {cluster}-v000"
-            ),
-            name="disable",
+        "disable",
+        deploy(
+            service(cluster, cluster),
+            replica_set(f"{cluster}-v000", cluster, **balancers),
+            replica_set(f"{cluster}-v001", cluster, app=f"{cluster}-next", **balancers),
         ),
+        stage("disable", "disableManifest", "deploy", location=NAMESPACE, manifestName=f"replicaSet {cluster}-v000"),
     )
     assert outputs(state, "disable")["loadBalancers"] == [f"service {cluster}"]
     old, new = pods_of(rig, f"{cluster}-v000"), pods_of(rig, f"{cluster}-v001")
@@ -125,14 +130,12 @@ async def test_disable_and_enable_move_the_service_endpoints(
     template = rig.apps.read_namespaced_replica_set(f"{cluster}-v000", NAMESPACE).spec.template.metadata.labels
     assert "frontedBy" not in template and template["app"] == cluster
     # Spinnaker's dynamic target: the oldest ReplicaSet of the cluster, then the newest.
-    state = await run(
+    state = await run_stages(
         client,
         task_queue,
-        pipeline(
-            stage("enable", "enableManifest", location=NAMESPACE, cluster=f"replicaSet {cluster}", criteria="oldest"),
-            stage("disable", "disableManifest", "enable", location=NAMESPACE, cluster=cluster, criteria="newest"),
-            name="enable",
-        ),
+        "enable",
+        stage("enable", "enableManifest", location=NAMESPACE, cluster=f"replicaSet {cluster}", criteria="oldest"),
+        stage("disable", "disableManifest", "enable", location=NAMESPACE, cluster=cluster, criteria="newest"),
     )
     assert outputs(state, "enable")["manifest"] == f"replicaSet {cluster}-v000"
     assert outputs(state, "disable")["manifest"] == f"replicaSet {cluster}-v001"
@@ -144,20 +147,13 @@ async def test_disable_without_the_annotation_remembers_the_services_for_enable(
 ) -> None:
     cluster = unique("plain")
     target = {"location": NAMESPACE, "manifestName": f"replicaSet {cluster}-v000"}
-    state = await run(
+    state = await run_stages(
         client,
         task_queue,
-        pipeline(
-            stage(
-                "deploy",
-                "deployManifest",
-                namespaceOverride=NAMESPACE,
-                manifests=[service(cluster, cluster), replica_set(f"{cluster}-v000", cluster)],
-            ),
-            stage("disable", "disableManifest", "deploy", **target),
-            stage("enable", "enableManifest", "disable", **target),
-            name="no-annotation",
-        ),
+        "no-annotation",
+        deploy(service(cluster, cluster), replica_set(f"{cluster}-v000", cluster)),
+        stage("disable", "disableManifest", "deploy", **target),
+        stage("enable", "enableManifest", "disable", **target),
     )
     assert (
         outputs(state, "disable")["loadBalancers"]
@@ -177,24 +173,14 @@ async def test_a_deployment_or_a_service_sharing_the_selector_is_refused(
         "metadata": {"name": cluster},
         "spec": {"selector": {"app": cluster}, "ports": [{"port": 80}]},
     }
-    state = await run(
+    state = await run_stages(
         client,
         task_queue,
-        pipeline(
-            stage(
-                "deploy",
-                "deployManifest",
-                namespaceOverride=NAMESPACE,
-                manifests=[
-                    shared,
-                    replica_set(f"{cluster}-v000", cluster, **{LOAD_BALANCERS_ANNOTATION: f'["service {cluster}"]'}),
-                ],
-            ),
-            stage(
-                "disable", "disableManifest", "deploy", location=NAMESPACE, manifestName=f"replicaSet {cluster}-v000"
-            ),
-            name="shared-selector",
+        "shared-selector",
+        deploy(
+            shared, replica_set(f"{cluster}-v000", cluster, **{LOAD_BALANCERS_ANNOTATION: f'["service {cluster}"]'})
         ),
+        stage("disable", "disableManifest", "deploy", location=NAMESPACE, manifestName=f"replicaSet {cluster}-v000"),
     )
     message = failed(state, "disable")
     assert f"Service {NAMESPACE}/{cluster} selects on app" in message and "orphan" in message
@@ -218,22 +204,13 @@ async def test_rolling_restart_replaces_the_pods(
             },
         },
     }
-    state = await run(
-        client,
-        task_queue,
-        pipeline(
-            stage("deploy", "deployManifest", namespaceOverride=NAMESPACE, manifests=[deployment]),
-            name="restart-deploy",
-        ),
-    )
+    outputs(await run_stages(client, task_queue, "restart-deploy", deploy(deployment)), "deploy")  # it succeeded
     before = {p.metadata.name for p in rig.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={name}").items}
-    state = await run(
+    state = await run_stages(
         client,
         task_queue,
-        pipeline(
-            stage("restart", "rollingRestartManifest", location=NAMESPACE, manifestName=f"deployment {name}"),
-            name="restart",
-        ),
+        "restart",
+        stage("restart", "rollingRestartManifest", location=NAMESPACE, manifestName=f"deployment {name}"),
     )
     out = outputs(state, "restart")
     live = rig.apps.read_namespaced_deployment(name, NAMESPACE)
@@ -248,12 +225,11 @@ async def test_rolling_restart_replaces_the_pods(
 
 
 def traffic_deploy(ref: str, cluster: str, image: str, strategy: str, *parents: str) -> dict[str, Any]:
-    return stage(
-        ref,
-        "deployManifest",
-        *parents,
-        namespaceOverride=NAMESPACE,
-        manifests=[service(cluster, cluster), replica_set(cluster, cluster, image)],
+    return deploy(
+        service(cluster, cluster),
+        replica_set(cluster, cluster, image),
+        ref=ref,
+        parents=parents,
         trafficManagement={
             "enabled": True,
             "options": {"services": [f"service {cluster}"], "enableTraffic": True, "strategy": strategy},
@@ -265,14 +241,12 @@ async def test_redblack_leaves_exactly_one_enabled_replica_set_and_highlander_de
     client: Client, task_queue: str, worker: None, rig: AccountRig
 ) -> None:
     cluster = unique("rb")
-    state = await run(
+    state = await run_stages(
         client,
         task_queue,
-        pipeline(
-            traffic_deploy("v0", cluster, "nginx:1.26-alpine", "redblack"),
-            traffic_deploy("v1", cluster, IMAGE, "redblack", "v0"),
-            name="redblack",
-        ),
+        "redblack",
+        traffic_deploy("v0", cluster, "nginx:1.26-alpine", "redblack"),
+        traffic_deploy("v1", cluster, IMAGE, "redblack", "v0"),
         timeout=90,
     )
     first, second = outputs(state, "v0"), outputs(state, "v1")
@@ -289,8 +263,8 @@ async def test_redblack_leaves_exactly_one_enabled_replica_set_and_highlander_de
     assert endpoint_pods(rig, cluster) == new  # exactly one ReplicaSet serves
     annotations = rig.apps.read_namespaced_replica_set(f"{cluster}-v001", NAMESPACE).metadata.annotations
     assert json.loads(annotations[LOAD_BALANCERS_ANNOTATION]) == [f"service {cluster}"]
-    state = await run(
-        client, task_queue, pipeline(traffic_deploy("v2", cluster, IMAGE, "highlander"), name="highlander"), timeout=90
+    state = await run_stages(
+        client, task_queue, "highlander", traffic_deploy("v2", cluster, IMAGE, "highlander"), timeout=90
     )
     assert outputs(state, "v2")["trafficManagement"]["deleted"] == [f"{cluster}-v000", f"{cluster}-v001"]
     remaining = [
@@ -331,31 +305,22 @@ async def test_find_artifacts_from_resource_outputs_images_bound_downstream(
         "metadata": {"name": f"{name}-copy"},
         "spec": {"containers": [{"name": "web", "image": "localhost:5000/shop/web:placeholder"}]},
     }
-    state = await run(
+    state = await run_stages(
         client,
         task_queue,
-        pipeline(
-            stage("deploy", "deployManifest", namespaceOverride=NAMESPACE, manifests=[deployment]),
-            stage(
-                "find",
-                "findArtifactsFromResource",
-                "deploy",
-                location=NAMESPACE,
-                manifestName=f"deployment {name}",
-                expectedArtifacts=[
-                    {"id": "web-image", "matchArtifact": {"type": "docker/image", "name": r"localhost:5000/shop/web"}}
-                ],
-            ),
-            stage(
-                "copy",
-                "deployManifest",
-                "find",
-                namespaceOverride=NAMESPACE,
-                manifests=[copy],
-                requiredArtifactIds=["web-image"],
-            ),
-            name="find-artifacts",
+        "find-artifacts",
+        deploy(deployment),
+        stage(
+            "find",
+            "findArtifactsFromResource",
+            "deploy",
+            location=NAMESPACE,
+            manifestName=f"deployment {name}",
+            expectedArtifacts=[
+                {"id": "web-image", "matchArtifact": {"type": "docker/image", "name": r"localhost:5000/shop/web"}}
+            ],
         ),
+        deploy(copy, ref="copy", parents=("find",), requiredArtifactIds=["web-image"]),
     )
     found = outputs(state, "find")
     assert [(a["name"], a["reference"], a.get("version")) for a in found["artifacts"]] == [

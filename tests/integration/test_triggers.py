@@ -3,10 +3,6 @@ pipelines triggered by other pipelines — through the gateway on the real dev s
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,16 +11,17 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
 from core.triggers import dispatch_registry_push
 from tests.support.eventually import assert_eventually
+from tests.support.trigger_rig import TriggerRig, github_push, save, unique
 from workers.devserver import TemporalDevServer
 from workflows.search import PIPELINE, TRIGGER
 from workflows.state import ExecutionState
 
 SECRET = "s3cret-value"
+RIG = TriggerRig(secret_name="hooks", secret=SECRET)
 
 
 @pytest.fixture
@@ -35,28 +32,15 @@ def settings(
     store: PipelineStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> GatewaySettings:
-    monkeypatch.setenv("GENNAKER_TRIGGER_SECRET_HOOKS", SECRET)
-    return GatewaySettings(
-        temporal_address=temporal_server.address,
-        task_queue=task_queue,
-        database_url=store.database_url,
-        auth_disabled=True,
-    )
+    return RIG.settings(temporal_server, task_queue, store, monkeypatch)
 
 
 @pytest.fixture
 async def api(
     settings: GatewaySettings, client: Client, store: PipelineStore, worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, client=client, store=store)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    async with RIG.gateway(settings, client, store) as http:
+        yield http
 
 
 def saved(name: str, triggers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -69,10 +53,6 @@ def saved(name: str, triggers: list[dict[str, Any]], **extra: Any) -> dict[str, 
         ],
         **extra,
     }
-
-
-async def save(api: httpx.AsyncClient, pipeline: dict[str, Any]) -> httpx.Response:
-    return await api.put(f"/applications/trig/pipelines/{pipeline['name']}", json=pipeline)
 
 
 async def executions_of(client: Client, pipeline: str, timeout: float = 15, at_least: int = 1) -> list[str]:
@@ -151,27 +131,6 @@ async def test_invalid_cron_is_rejected_with_the_field(api: httpx.AsyncClient) -
 # ---- GitHub --------------------------------------------------------------------------------------
 
 
-def github_push(repo: str, branch: str = "main") -> bytes:
-    return json.dumps(
-        {
-            "ref": f"refs/heads/{branch}",
-            "after": "0123456789abcdef0123456789abcdef01234567",
-            "repository": {"name": repo, "owner": {"login": "acme", "name": "acme"}},
-            "pusher": {"name": "octocat"},
-        }
-    ).encode()
-
-
-def signature(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-async def push(api: httpx.AsyncClient, body: bytes, delivery: str, sig: str | None = None) -> httpx.Response:
-    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "Content-Type": "application/json"}
-    headers["X-Hub-Signature-256"] = sig if sig is not None else signature(body)
-    return await api.post("/webhooks/git/github", content=body, headers=headers)
-
-
 async def test_github_push_starts_once_per_delivery(api: httpx.AsyncClient, client: Client) -> None:
     repo, name = unique("repo"), unique("git")
     await save(
@@ -179,10 +138,10 @@ async def test_github_push_starts_once_per_delivery(api: httpx.AsyncClient, clie
         saved(name, [{"type": "git", "project": "acme", "slug": repo, "branch": "main|release/.*", "secret": "hooks"}]),
     )
     body = github_push(repo)
-    first = await push(api, body, "delivery-1")
+    first = await RIG.push(api, body, "delivery-1")
     assert first.status_code == 202, first.text
     assert [s["pipeline"] for s in first.json()["started"]] == [name]
-    again = await push(api, body, "delivery-1")
+    again = await RIG.push(api, body, "delivery-1")
     # The replay reports every run the delivery maps to: the one it started before, and no other.
     assert [(s["id"], s["replayed"]) for s in again.json()["started"]] == [(first.json()["started"][0]["id"], True)]
     state = await client.get_workflow_handle(first.json()["started"][0]["id"]).query(
@@ -198,12 +157,18 @@ async def test_github_bad_signature_is_401_and_starts_nothing(api: httpx.AsyncCl
     repo, name = unique("repo"), unique("git-bad")
     await save(api, saved(name, [{"type": "git", "project": "acme", "slug": repo, "secret": "hooks"}]))
     body = github_push(repo)
-    response = await push(api, body, "delivery-x", sig=signature(body, "wrong"))
+    response = await RIG.push(api, body, "delivery-x", sig=RIG.signature(body, "wrong"))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
     assert "hooks" not in response.json()["error"]["message"]  # the secret's name is not told
-    # The 401 came before any saved pipeline was read; one read of visibility confirms no run.
-    assert [wf.id async for wf in client.list_workflows(f'{PIPELINE.name}="{name}"')] == []
+    # The same push, signed right: a run the forged push had started would come back as a replay
+    # (a GitHub delivery is keyed by its body, not its unsigned delivery id), so `replayed: false`
+    # from the start itself, not a visibility read that may lag, shows the 401 started nothing.
+    genuine = await RIG.push(api, body, "delivery-y")
+    assert genuine.status_code == 202, genuine.text
+    [started] = genuine.json()["started"]
+    assert (started["pipeline"], started["replayed"]) == (name, False)
+    assert await executions_of(client, name) == [started["id"]]
 
 
 async def test_github_other_branch_matches_nothing_with_a_reason(api: httpx.AsyncClient) -> None:
@@ -215,7 +180,7 @@ async def test_github_other_branch_matches_nothing_with_a_reason(api: httpx.Asyn
             [{"type": "git", "project": "acme", "slug": repo, "branch": "main", "secret": "hooks"}],
         ),
     )
-    response = await push(api, github_push(repo, branch="feature/x"), "delivery-b")
+    response = await RIG.push(api, github_push(repo, branch="feature/x"), "delivery-b")
     assert response.status_code == 202
     assert response.json()["message"] == "no pipeline matched"
     assert any("feature/x" in n["reason"] for n in response.json()["notStarted"])
@@ -223,7 +188,7 @@ async def test_github_other_branch_matches_nothing_with_a_reason(api: httpx.Asyn
 
 async def test_malformed_github_payload_is_422(api: httpx.AsyncClient) -> None:
     body = b'{"ref": "refs/heads/main"}'
-    response = await push(api, body, "delivery-m")
+    response = await RIG.push(api, body, "delivery-m")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_payload"
 

@@ -9,9 +9,6 @@ trigger naming a secret the gateway lacks is refused when it is saved.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -21,13 +18,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from api.app import create_app
 from api.settings import GatewaySettings
 from core.store import PipelineStore
+from tests.support.trigger_rig import TriggerRig, github_push, save, unique
 from workers.devserver import TemporalDevServer
 
-SECRET = f"gh-{uuid.uuid4().hex}"
 SECRET_NAME = "replay-hooks"
+RIG = TriggerRig(secret_name=SECRET_NAME, secret=f"gh-{uuid.uuid4().hex}")
 
 
 @pytest.fixture
@@ -38,28 +35,15 @@ def settings(
     store: PipelineStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> GatewaySettings:
-    monkeypatch.setenv("GENNAKER_TRIGGER_SECRET_REPLAY_HOOKS", SECRET)
-    return GatewaySettings(
-        temporal_address=temporal_server.address,
-        task_queue=task_queue,
-        database_url=store.database_url,
-        auth_disabled=True,
-    )
+    return RIG.settings(temporal_server, task_queue, store, monkeypatch)
 
 
 @pytest.fixture
 async def api(
     settings: GatewaySettings, client: Client, store: PipelineStore, worker: None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, client=client, store=store)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    async with RIG.gateway(settings, client, store) as http:
+        yield http
 
 
 def pipeline(name: str, triggers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -69,34 +53,6 @@ def pipeline(name: str, triggers: list[dict[str, Any]]) -> dict[str, Any]:
         "triggers": triggers,
         "stages": [{"refId": "w", "type": "evaluateVariables", "variables": [{"key": "k", "value": "v"}]}],
     }
-
-
-async def save(api: httpx.AsyncClient, spec: dict[str, Any]) -> httpx.Response:
-    return await api.put(f"/applications/replay/pipelines/{spec['name']}", json=spec)
-
-
-def github_push(repo: str, after: str, pusher: str = "octocat") -> bytes:
-    return json.dumps(
-        {
-            "ref": "refs/heads/main",
-            "before": "0" * 40,
-            "after": after,
-            "repository": {"name": repo, "owner": {"login": "acme", "name": "acme"}},
-            "pusher": {"name": pusher},
-        }
-    ).encode()
-
-
-def signed(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-async def push(api: httpx.AsyncClient, body: bytes, delivery: str | None, sig: str | None = None) -> httpx.Response:
-    headers = {"X-GitHub-Event": "push", "Content-Type": "application/json"}
-    headers["X-Hub-Signature-256"] = sig if sig is not None else signed(body)
-    if delivery is not None:
-        headers["X-GitHub-Delivery"] = delivery
-    return await api.post("/webhooks/git/github", content=body, headers=headers)
 
 
 # ---- replays -------------------------------------------------------------------------------------
@@ -110,17 +66,17 @@ async def test_a_replayed_github_push_starts_nothing_new(api: httpx.AsyncClient)
     assert response.status_code == 201, response.text
     captured = github_push(repo, after="a" * 40)
 
-    first = await push(api, captured, str(uuid.uuid4()))
+    first = await RIG.push(api, captured, str(uuid.uuid4()))
     assert first.status_code == 202, first.text
     [started] = first.json()["started"]
     assert started["replayed"] is False
     for delivery in (str(uuid.uuid4()), None):  # a new delivery id, then none at all
-        again = await push(api, captured, delivery)
+        again = await RIG.push(api, captured, delivery)
         assert again.status_code == 202, again.text
         assert again.json()["started"] == [{**started, "replayed": True}], delivery
 
     # A new push (another commit, or the same commit pushed again: another body) is a new event.
-    other = await push(api, github_push(repo, after="b" * 40), str(uuid.uuid4()))
+    other = await RIG.push(api, github_push(repo, after="b" * 40), str(uuid.uuid4()))
     [next_run] = other.json()["started"]
     assert next_run["replayed"] is False and next_run["id"] != started["id"]
 
@@ -159,8 +115,8 @@ async def test_bad_secret_unknown_source_and_unconfigured_secret_answer_alike(
     await save(api, pipeline(unique("gh"), [{"type": "git", "project": "acme", "slug": repo, "secret": SECRET_NAME}]))
     body = github_push(repo, after="c" * 40)
     github = [
-        await push(api, body, None, sig=signed(body, "wrong")),
-        await push(api, github_push(unique("nosuch"), after="c" * 40), None, sig=signed(body, "wrong")),
+        await RIG.push(api, body, None, sig=RIG.signature(body, "wrong")),
+        await RIG.push(api, github_push(unique("nosuch"), after="c" * 40), None, sig=RIG.signature(body, "wrong")),
     ]
     assert [g.status_code for g in github] == [401, 401] and github[0].content == github[1].content
     assert SECRET_NAME not in github[0].text
