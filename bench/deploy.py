@@ -109,7 +109,9 @@ class Observer:
         self._started.wait(30)
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if error is not None:  # the round failed or was cancelled: no switch to wait for (daemon threads)
+            return
         for thread in self._threads:
             thread.join(WATCH_SECONDS)
 

@@ -34,11 +34,12 @@ from activities.accounts import KubernetesAccount
 from activities.kubernetes import account_activities
 from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.servergroups import CLUSTER_LABEL
+from bench import shutdown
 from bench.kube_watch import EventStream
+from bench.stack import dev_server
 from core.store import PipelineStore
 from core.temporal import connect
 from kubesim.testing import start_kubesim
-from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -134,9 +135,7 @@ async def measure(client: Client, account: str, api: Any, rounds: int) -> dict[s
 
 
 async def kubernetes_benchmark(rounds: int = 5) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="gennaker-bench-k8s-") as tmp:
-        server = TemporalDevServer(db_file=Path(tmp) / "temporal.db", port=free_port(), ui_port=None)
-        server.start()
+    with tempfile.TemporaryDirectory(prefix="gennaker-bench-k8s-") as tmp, dev_server(Path(tmp)) as server:
         sim = start_kubesim(ready_delay=0.3, directory=Path(tmp))
         store = PipelineStore(f"sqlite:///{tmp}/store.db")
         api = sim.new_client()
@@ -160,12 +159,11 @@ async def kubernetes_benchmark(rounds: int = 5) -> dict[str, float]:
             kube.close()
             store.close()
             sim.stop()
-            server.stop()
 
 
 def main(rounds: int = 5) -> None:
     """Entry for `python -m bench kubernetes`: figures, then one JSON line."""
-    figures = asyncio.run(kubernetes_benchmark(rounds))
+    figures = shutdown.run(kubernetes_benchmark(rounds))
     for key, value in figures.items():
         print(f"{key:>28}: {value:.4f}")
     print(json.dumps({key: round(value, 4) for key, value in figures.items()}), flush=True)
