@@ -1,13 +1,17 @@
 """`python -m bench overhead|bake|kubernetes [--rounds N]`, `python -m bench load [--rps R --seconds S]` and
-`python -m bench spinnaker DIR`: prints figures, then one JSON line last."""
+`python -m bench spinnaker DIR`: prints figures, then one JSON line last.
+
+SIGTERM, SIGINT or SIGHUP stop every process the benchmark started, then it exits 128 + the signal
+(bench/shutdown.py)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
+
+from bench import shutdown
 
 
 def report(figures: dict[str, float], last_line: dict[str, int]) -> None:
@@ -45,23 +49,35 @@ def run_where_the_time_goes(args: argparse.Namespace) -> None:
         from bench.submit import MODES, submit
 
         modes = MODES if args.mode == "all" else (args.mode,)
-        emit(asyncio.run(submit(args.rps, args.seconds, modes, args.slot)))
+        emit(shutdown.run(submit(args.rps, args.seconds, modes, args.slot)))
     if args.command == "throughput":
         from bench.throughput import throughput
 
-        emit(asyncio.run(throughput(args.rounds, args.concurrent)))
+        emit(shutdown.run(throughput(args.rounds, args.concurrent)))
     if args.command == "scale":
         from bench.scale import scale
 
         sizes = tuple(int(size) for size in args.sizes.split(","))
-        emit(asyncio.run(scale(sizes, args.rounds, args.waiting, args.judged, args.judge_rps, args.run_limit)))
+        emit(shutdown.run(scale(sizes, args.rounds, args.waiting, args.judged, args.judge_rps, args.run_limit)))
     if args.command == "deploy":
         from bench.deploy import deploy_benchmark
 
-        emit(asyncio.run(deploy_benchmark(args.rounds)))
+        emit(shutdown.run(deploy_benchmark(args.rounds)))
 
 
 def main() -> None:
+    try:
+        run_benchmark()
+    except shutdown.Interrupted as stopped:
+        print(f"bench: {stopped}; every process it started has been stopped", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stopped.exit_code)  # as below: no interpreter teardown with temporalio loaded
+    sys.stdout.flush()
+    os._exit(0)  # see tests/conftest.py: temporalio can abort during interpreter teardown
+
+
+def run_benchmark() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="command", required=True)
     over = sub.add_parser("overhead", help="per-stage overhead vs bare Temporal, and pipelines/s")
@@ -82,12 +98,12 @@ def main() -> None:
     if args.command == "overhead":
         from bench.overhead import overhead
 
-        figures = asyncio.run(overhead(args.rounds))
+        figures = shutdown.run(overhead(args.rounds))
         report(figures, {"per_stage_ratio": 3, "pipelines_per_s": 2})
     if args.command == "bake":
         from bench.bake import bake_benchmark
 
-        figures = asyncio.run(bake_benchmark(args.rounds))
+        figures = shutdown.run(bake_benchmark(args.rounds))
         report(figures, {"bake_ratio": 3, "gennaker_bake_s": 3, "docker_build_push_s": 3})
     if args.command == "kubernetes":
         from bench.kubernetes import main as kubernetes_main
@@ -107,8 +123,6 @@ def main() -> None:
 
         spinnaker_benchmark(Path(args.directory), args.application)
     run_where_the_time_goes(args)
-    sys.stdout.flush()
-    os._exit(0)  # see tests/conftest.py: temporalio can abort during interpreter teardown
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from temporalio.client import Client
 
 import workflows.stages.bake  # noqa: F401  (registers `bake`)
 from activities.registry import build_registry_account
+from bench.stack import dev_server
 from core.store import PipelineStore
 from core.temporal import connect
 from tests.support.docker_rig import DockerRig, acquire_rig, release_rig, serving
-from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -101,9 +101,14 @@ def docker_env(rig: DockerRig, config_dir: Path) -> dict[str, str]:
 
 async def bake_benchmark(rounds: int = 5) -> dict[str, float]:
     rig = acquire_rig()
-    with tempfile.TemporaryDirectory(prefix="gennaker-bench-bake-") as tmp:
-        server = TemporalDevServer(db_file=Path(tmp) / "temporal.db", port=free_port(), ui_port=None)
-        server.start()
+    try:
+        return await measure(rig, rounds)
+    finally:
+        release_rig()  # stops the registry it started (and dockerd, if it started it and no one else uses it)
+
+
+async def measure(rig: DockerRig, rounds: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="gennaker-bench-bake-") as tmp, dev_server(Path(tmp)) as server:
         store = PipelineStore(f"sqlite:///{tmp}/store.db")
         try:
             client = await connect(server.address)
@@ -128,8 +133,6 @@ async def bake_benchmark(rounds: int = 5) -> dict[str, float]:
                             times.append(docker_bake(env, f"{rig.registry.address}/{REPOSITORY}:d{n}", context))
         finally:
             store.close()
-            server.stop()
-            release_rig()
     return {
         "gennaker_bake_s": statistics.median(ours),
         "docker_build_push_s": statistics.median(theirs),

@@ -40,10 +40,10 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes import watch
 from temporalio.client import Client
 
 from activities.kubernetes.servergroups import SERVER_GROUP_LABEL
+from bench.kube_watch import EventStream
 from bench.stack import dev_server, percentile, spawn_gennaker, stop_process
 from core.temporal import connect
 from kubesim.testing import start_kubesim
@@ -76,7 +76,7 @@ def cluster(directory: Path) -> Any:
     api = k8s_config.new_client_from_config(config_file=str(kubeconfig), context=context)  # type: ignore[no-untyped-call]
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     core = k8s.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
     image = os.environ.get("GENNAKER_TEST_IMAGE", "busybox:1.36") if real else "bench/web:1"
     try:
         yield Cluster(api, namespace, kubeconfig, context, image)
@@ -109,17 +109,19 @@ class Observer:
         self._started.wait(30)
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if error is not None:  # the round failed or was cancelled: no switch to wait for (daemon threads)
+            return
         for thread in self._threads:
             thread.join(WATCH_SECONDS)
 
     def _pods(self) -> None:
         ready: set[str] = set()
-        stream = watch.Watch()
+        stream = EventStream()
         core = k8s.CoreV1Api(self.kube.api)
         selector = f"{SERVER_GROUP_LABEL}={self.server_group}"
         self._started.wait(30)
-        for event in stream.stream(
+        for event in stream.events(
             core.list_namespaced_pod, self.kube.namespace, label_selector=selector, timeout_seconds=WATCH_SECONDS
         ):
             pod = event["object"]
@@ -133,10 +135,10 @@ class Observer:
                 stream.stop()
 
     def _endpoints(self) -> None:
-        stream = watch.Watch()
+        stream = EventStream()
         core = k8s.CoreV1Api(self.kube.api)
         self._started.wait(30)
-        for event in stream.stream(
+        for event in stream.events(
             core.list_namespaced_endpoints,
             self.kube.namespace,
             field_selector=f"metadata.name={self.service}",
@@ -265,13 +267,13 @@ async def deploy_benchmark(rounds: int = 3) -> dict[str, Any]:
         service = f"bench-{stack}"
         k8s.CoreV1Api(kube.api).create_namespaced_service(
             kube.namespace,
-            {
-                "metadata": {"name": service},
-                "spec": {
-                    "selector": {f"lb.gennaker.io/{service}": "true"},
-                    "ports": [{"port": 80, "targetPort": 8080}],
-                },
-            },
+            k8s.V1Service(
+                metadata=k8s.V1ObjectMeta(name=service),
+                spec=k8s.V1ServiceSpec(
+                    selector={f"lb.gennaker.io/{service}": "true"},
+                    ports=[k8s.V1ServicePort(port=80, target_port=8080)],
+                ),
+            ),
         )
         async with worker_for(kube, Path(tmp)) as (client, account):
             await run_deploy(client, account, kube, stack, service, "none")  # v000 serves; also warms up

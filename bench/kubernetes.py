@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes import watch
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -35,10 +34,12 @@ from activities.accounts import KubernetesAccount
 from activities.kubernetes import account_activities
 from activities.kubernetes.client import KubernetesAccountClient
 from activities.kubernetes.servergroups import CLUSTER_LABEL
+from bench import shutdown
+from bench.kube_watch import EventStream
+from bench.stack import dev_server
 from core.store import PipelineStore
 from core.temporal import connect
 from kubesim.testing import start_kubesim
-from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -53,8 +54,12 @@ async def run(client: Client, account: str, stages: list[dict[str, Any]]) -> Exe
         stage.update(account=account, namespace=NAMESPACE, requisiteStageRefIds=[stages[i - 1]["refId"]] if i else [])
     spec = parse_pipeline({"application": "bench", "name": "k8s", "stages": stages})
     handle = await client.start_workflow(
-        PIPELINE_WORKFLOW, PipelineRunInput(pipeline=spec), id=f"bench-k8s-{uuid.uuid4().hex}", task_queue=QUEUE,
-        result_type=ExecutionResult, search_attributes=initial_attributes("bench", "k8s", "bench"),
+        PIPELINE_WORKFLOW,
+        PipelineRunInput(pipeline=spec),
+        id=f"bench-k8s-{uuid.uuid4().hex}",
+        task_queue=QUEUE,
+        result_type=ExecutionResult,
+        search_attributes=initial_attributes("bench", "k8s", "bench"),
     )
     await handle.result()
     state: ExecutionState = await handle.query("state", result_type=ExecutionState)
@@ -64,10 +69,14 @@ async def run(client: Client, account: str, stages: list[dict[str, Any]]) -> Exe
 def last_ready_at(api: Any, cluster: str, replicas: int, found: list[float], started: threading.Event) -> None:
     """Watch the cluster's pods; note the wall time when `replicas` of them are Ready."""
     ready: set[str] = set()
-    stream = watch.Watch()
+    stream = EventStream()
     started.set()
-    for event in stream.stream(k8s.CoreV1Api(api).list_namespaced_pod, NAMESPACE,
-                               label_selector=f"{CLUSTER_LABEL}={cluster}", timeout_seconds=60):
+    for event in stream.events(
+        k8s.CoreV1Api(api).list_namespaced_pod,
+        NAMESPACE,
+        label_selector=f"{CLUSTER_LABEL}={cluster}",
+        timeout_seconds=60,
+    ):
         pod = event["object"]
         conditions = (pod.status.conditions if pod.status else None) or []
         if any(c.type == "Ready" and c.status == "True" for c in conditions):
@@ -79,8 +88,15 @@ def last_ready_at(api: Any, cluster: str, replicas: int, found: list[float], sta
 
 
 def deploy_stage(stack: str, **extra: Any) -> dict[str, Any]:
-    return {"refId": "deploy", "type": "deploy", "stack": stack, "container": {"image": "bench/web:1"},
-            "capacity": {"min": 2, "max": 2, "desired": 2}, "waitForHealthySec": 60, **extra}
+    return {
+        "refId": "deploy",
+        "type": "deploy",
+        "stack": stack,
+        "container": {"image": "bench/web:1"},
+        "capacity": {"min": 2, "max": 2, "desired": 2},
+        "waitForHealthySec": 60,
+        **extra,
+    }
 
 
 async def measure(client: Client, account: str, api: Any, rounds: int) -> dict[str, float]:
@@ -100,8 +116,12 @@ async def measure(client: Client, account: str, api: Any, rounds: int) -> dict[s
     latencies = latencies[1:]
     stack = "r" + uuid.uuid4().hex[:6]
     await run(client, account, [deploy_stage(stack)])
-    resize = {"type": "resizeServerGroup", "cluster": f"bench-{stack}", "resizeType": "exact",
-              "capacity": {"min": 2, "max": 2, "desired": 2}}
+    resize = {
+        "type": "resizeServerGroup",
+        "cluster": f"bench-{stack}",
+        "resizeType": "exact",
+        "capacity": {"min": 2, "max": 2, "desired": 2},
+    }
     per_stage = []
     for _ in range(3):
         began = time.perf_counter()
@@ -115,33 +135,35 @@ async def measure(client: Client, account: str, api: Any, rounds: int) -> dict[s
 
 
 async def kubernetes_benchmark(rounds: int = 5) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="gennaker-bench-k8s-") as tmp:
-        server = TemporalDevServer(db_file=Path(tmp) / "temporal.db", port=free_port(), ui_port=None)
-        server.start()
+    with tempfile.TemporaryDirectory(prefix="gennaker-bench-k8s-") as tmp, dev_server(Path(tmp)) as server:
         sim = start_kubesim(ready_delay=0.3, directory=Path(tmp))
         store = PipelineStore(f"sqlite:///{tmp}/store.db")
         api = sim.new_client()
-        k8s.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
-        account = KubernetesAccount(name="bench", kubeconfig=sim.kubeconfig_path, namespaces=[NAMESPACE],
-                                    simulated=True)
+        k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NAMESPACE)))
+        account = KubernetesAccount(
+            name="bench", kubeconfig=sim.kubeconfig_path, namespaces=[NAMESPACE], simulated=True
+        )
         kube = KubernetesAccountClient(account)
         try:
             client = await connect(server.address)
             pipelines = pipeline_worker(client, store, task_queue=QUEUE)
-            accounts = Worker(client, task_queue=account.queue, activities=account_activities(kube),
-                              activity_executor=ThreadPoolExecutor(max_workers=16))
+            accounts = Worker(
+                client,
+                task_queue=account.queue,
+                activities=account_activities(kube),
+                activity_executor=ThreadPoolExecutor(max_workers=16),
+            )
             async with pipelines, accounts:
                 return await measure(client, account.name, api, rounds)
         finally:
             kube.close()
             store.close()
             sim.stop()
-            server.stop()
 
 
 def main(rounds: int = 5) -> None:
     """Entry for `python -m bench kubernetes`: figures, then one JSON line."""
-    figures = asyncio.run(kubernetes_benchmark(rounds))
+    figures = shutdown.run(kubernetes_benchmark(rounds))
     for key, value in figures.items():
         print(f"{key:>28}: {value:.4f}")
     print(json.dumps({key: round(value, 4) for key, value in figures.items()}), flush=True)

@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from bench import shutdown
+from bench.processes import track
 from stack.dev import BASE_API_PORT, BASE_TEMPORAL_PORT, BASE_UI_PORT
 from workers.dev_accounts import BASE_REGISTRY_PORT
 
@@ -128,12 +130,14 @@ class DevStack:
 def spawn_dev(data_dir: Path, offset: int, log_path: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-c", "from stack.cli import main; main()", "dev", "--data-dir", str(data_dir)]
     with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [*command, "--port-offset", str(offset)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so a stuck stack can be killed as a whole
-            cwd=Path(__file__).resolve().parents[1],
+        return track(
+            subprocess.Popen(
+                [*command, "--port-offset", str(offset)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so a stuck stack can be killed as a whole
+                cwd=Path(__file__).resolve().parents[1],
+            )
         )
 
 
@@ -149,20 +153,28 @@ async def start_stack(data_dir: Path) -> DevStack:
         token="",
         log_path=log_path,
     )
+    try:
+        await _until_ready(stack)
+    except BaseException:  # not ready in time, or the benchmark was cancelled: the caller never got it
+        await asyncio.to_thread(stack.stop)
+        raise
+    return stack
+
+
+async def _until_ready(stack: DevStack) -> None:
     deadline = time.monotonic() + STACK_START_TIMEOUT
     async with httpx.AsyncClient(timeout=2) as http:
         while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gennaker dev exited with {process.returncode}:\n{_tail(log_path)}")
+            if stack.process.poll() is not None:
+                raise RuntimeError(f"gennaker dev exited with {stack.process.returncode}:\n{_tail(stack.log_path)}")
             if time.monotonic() > deadline:
-                stack.stop()
-                raise TimeoutError(f"gennaker dev not ready after {STACK_START_TIMEOUT}s:\n{_tail(log_path)}")
+                raise TimeoutError(f"gennaker dev not ready after {STACK_START_TIMEOUT}s:\n{_tail(stack.log_path)}")
             with contextlib.suppress(httpx.TransportError):
-                token_file = data_dir / "admin-token"
+                token_file = stack.data_dir / "admin-token"
                 ready = await http.get(f"{stack.api_url}/readyz")
                 if ready.status_code == 200 and token_file.exists():
                     stack.token = token_file.read_text().strip()
-                    return stack
+                    return
             await asyncio.sleep(0.2)
 
 
@@ -265,5 +277,5 @@ async def run_load(rps: float = 100, seconds: float = 60, drain_timeout: float =
 
 
 def main(rps: float, seconds: float, drain_timeout: float) -> dict[str, Any]:
-    result = asyncio.run(run_load(rps, seconds, drain_timeout))
+    result = shutdown.run(run_load(rps, seconds, drain_timeout))
     return result.figures()

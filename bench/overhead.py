@@ -20,9 +20,9 @@ from temporalio.client import Client
 
 from bench.bare_workflow import BareNoopWorkflow
 from bench.noop import noop_activity
+from bench.stack import dev_server
 from core.store import PipelineStore
 from core.temporal import connect
-from workers.devserver import TemporalDevServer, free_port
 from workers.runner import pipeline_worker
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -86,9 +86,7 @@ async def measure(client: Client, rounds: int) -> dict[str, float]:
 
 
 async def overhead(rounds: int = 15) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="gennaker-bench-") as tmp:
-        server = TemporalDevServer(db_file=Path(tmp) / "temporal.db", port=free_port(), ui_port=None)
-        server.start()
+    with tempfile.TemporaryDirectory(prefix="gennaker-bench-") as tmp, dev_server(Path(tmp)) as server:
         store = PipelineStore(f"sqlite:///{tmp}/store.db")
         try:
             client = await connect(server.address)
@@ -99,4 +97,3 @@ async def overhead(rounds: int = 15) -> dict[str, float]:
                 return await measure(client, rounds)
         finally:
             store.close()
-            server.stop()

@@ -69,7 +69,7 @@ async def per_stage(
                 handle = await start_pipeline(client, run_input, pipeline.queue, timedelta(seconds=limit))
                 g_times.append(await bounded_run(handle, limit))
                 bare_handle = await client.start_workflow(
-                    bare_run,  # type: ignore[arg-type]
+                    bare_run,
                     size,
                     id=f"bare-{uuid.uuid4().hex}",
                     task_queue=bare.queue,

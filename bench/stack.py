@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 import bench.noop  # noqa: F401  (registers the `noop` stage type the pipelines below use)
+from bench.processes import track
 from workers.devserver import TemporalDevServer, free_port
 from workflows.model import parse_pipeline
 from workflows.search import initial_attributes
@@ -34,10 +35,10 @@ READY_TIMEOUT = 60.0
 def spawn_gennaker(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`gennaker <args>` (the CLI as installed) in its own session, output to `log`."""
     with log.open("wb") as out:
-        return subprocess.Popen(
+        return track(subprocess.Popen(
             [*GENNAKER, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})},
             start_new_session=True,  # its own process group: ours alone to kill if it hangs
-        )  # fmt: skip
+        ))  # fmt: skip
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -60,40 +61,6 @@ def percentile(values: Sequence[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (Linux /proc), so a stack's children can be stopped even if they
-    started their own sessions and outlive their parent."""
-    found: list[int] = []
-    for child_file in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            for child in child_file.read_text().split():
-                found += [int(child), *descendants(int(child))]
-    return found
-
-
-def stop_leftovers(pids: list[int]) -> None:
-    """SIGTERM, then SIGKILL, to those of `pids` (ours: a stack we started) that are still alive."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        alive = []
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-                alive.append(pid)
-        if not alive:
-            return
-        deadline = time.monotonic() + 10
-        while alive and time.monotonic() < deadline:
-            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-            time.sleep(0.1)
-        pids = alive
-
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return True
-
-
 def rss_mb(pid: int) -> float:
     """Resident set size of a process, from /proc (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -103,10 +70,12 @@ def rss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def dev_server(directory: Path) -> Any:
+def dev_server(directory: Path) -> Iterator[TemporalDevServer]:
+    """A Temporal dev server of the benchmark's own (its own session, tracked), stopped on the way out."""
     server = TemporalDevServer(db_file=directory / "temporal.db", port=free_port(), ui_port=None)
-    server.start()
+    track(server.launch())
     try:
+        server.wait_ready()
         yield server
     finally:
         server.stop()
@@ -116,8 +85,15 @@ def _spawn_worker(address: str, queue: str, kind: str, directory: Path) -> subpr
     store = f"sqlite:///{directory / f'store-{queue}.db'}"
     command = [sys.executable, "-m", "bench.worker_process", "--address", address, "--queue", queue]
     with (directory / f"worker-{queue}.log").open("w") as log:
-        return subprocess.Popen(
-            [*command, "--kind", kind, "--store", store], stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO
+        return track(
+            subprocess.Popen(
+                [*command, "--kind", kind, "--store", store],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                cwd=REPO,
+                start_new_session=True,  # stopped by us, by PID, whichever way the benchmark ends
+            )
         )
 
 
@@ -133,9 +109,10 @@ class BenchWorker:
     async def start(cls, address: str, queue: str, kind: str, directory: Path) -> BenchWorker:
         process = await asyncio.to_thread(_spawn_worker, address, queue, kind, directory)
         worker = cls(process, queue, directory)
+        assert process.stdout is not None  # stdout=PIPE
         try:
-            line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), READY_TIMEOUT)  # type: ignore[union-attr]
-        except TimeoutError:
+            line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), READY_TIMEOUT)
+        except BaseException:  # timed out, or the benchmark was cancelled: nobody else holds this worker yet
             worker.stop()
             raise
         if line.strip() != "ready":

@@ -38,16 +38,8 @@ import yaml
 from temporalio.client import Client
 
 from bench.load import pipeline, start_stack
-from bench.stack import (
-    GENNAKER,
-    REPO,
-    descendants,
-    dev_server,
-    percentile,
-    spawn_gennaker,
-    stop_leftovers,
-    stop_process,
-)
+from bench.processes import descendants, stop_leftovers
+from bench.stack import GENNAKER, REPO, dev_server, percentile, spawn_gennaker, stop_process
 from core.codec import CodecKeys
 from core.temporal import connect
 from workers.devserver import free_port

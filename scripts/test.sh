@@ -9,11 +9,11 @@ bash scripts/setup.sh
 
 echo "== ruff"
 .venv/bin/ruff check core workflows activities api workers stack kubesim tests bench
-.venv/bin/ruff format --check core workflows activities api workers stack
+.venv/bin/ruff format --check core workflows activities api workers stack bench
 echo "== mypy --strict"
 # The cache lives beside the other built tools, outside the checkout: a clean clone of the same code
 # checks in ~2 s instead of ~40 s (mypy compares file hashes when mtimes differ).
-.venv/bin/mypy --strict --cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/gennaker/mypy" core workflows activities api workers stack
+.venv/bin/mypy --strict --cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/gennaker/mypy" core workflows activities api workers stack bench
 
 # Kubernetes runs twice: kubesim (the embedded default), then a real API server — the one
 # GENNAKER_TEST_KUBECONFIG names (kind, minikube, GKE...), else scripts/kube-up.sh's control plane,
