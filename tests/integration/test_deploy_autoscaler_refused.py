@@ -18,7 +18,7 @@ from kubernetes import watch
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
 from activities.kubernetes.servergroups import CLUSTER_LABEL, DISABLED_ANNOTATION, SERVER_GROUP_LABEL
 from kubesim.testing import RunningKubesim
-from tests.integration.test_deploy_create_refused import deploy
+from tests.support.deploy_attempts import deploy
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
 from tests.support.runner import Runner
 from workflows.state import ExecutionState, StageStatus

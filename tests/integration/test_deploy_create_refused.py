@@ -8,36 +8,15 @@ import asyncio
 import uuid
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
-
 import workflows.stages.deploy  # noqa: F401  (registers `deploy`)
+from tests.support.deploy_attempts import deploy
 from tests.support.kube_rig import KubeRig, deploy_stage, kube_fixture  # noqa: F401
-from tests.support.runner import Runner, pipeline
-from workflows.state import ExecutionState, StageStatus
+from tests.support.runner import Runner
+from workflows.state import StageStatus
 
 
 def replica_set(container: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "spec": {"template": {"spec": {"containers": [container]}}}}
-
-
-async def deploy(runner: Runner, stage: dict[str, Any]) -> tuple[ExecutionState, int]:
-    """The state, and how many times the create activity was attempted."""
-    handle = await runner.start(pipeline(stage))
-    state = await runner.finish(handle, 60)
-    history = await handle.fetch_history()
-    creates = {
-        e.event_id
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "createServerGroup"
-    }
-    attempts = [
-        e.activity_task_started_event_attributes.attempt
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and e.activity_task_started_event_attributes.scheduled_event_id in creates
-    ]
-    return state, max(attempts)
 
 
 async def test_a_refused_server_group_fails_the_deploy_saying_so(runner: Runner, kube: KubeRig) -> None:
