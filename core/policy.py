@@ -130,6 +130,20 @@ class Policy(BaseModel):
                     return True
         return False
 
+    def right_lacked(self, holder: Identity, candidate: Identity) -> str | None:
+        """A right `candidate` has and `holder` lacks ("admin", "EXECUTE on appb"), or None.
+
+        Who may name `candidate` as the identity a pipeline's triggered runs act as: only someone
+        with every right it has, so naming it never raises what one may do (Spinnaker's fiat lets a
+        user pick a service account only when the user has all of its roles)."""
+        if self.is_admin(candidate) and not self.is_admin(holder):
+            return "admin"
+        for application in sorted(self.applications):
+            for permission in Permission:
+                if self.allows(candidate, application, permission) and not self.allows(holder, application, permission):
+                    return f"{permission.value} on application {application}"
+        return None
+
     def grants_for(self, application: str) -> ApplicationGrants:
         """What `application`'s executions may touch, with the rule it comes from (module docstring)."""
         for scope in (application, "*"):
