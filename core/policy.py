@@ -150,11 +150,13 @@ class Policy(BaseModel):
             entry = self.applications.get(scope)
             if entry is not None and entry.resources is not None:
                 resources = entry.resources
+                explicit = resources.clusters is not None
                 return ApplicationGrants(
                     application=application,
                     rule=f"policy applications.{scope}.resources",
                     accounts=dict(resources.accounts),
                     clusters=resources.clusters if resources.clusters is not None else own_names(application),
+                    foreignClusters={} if explicit else self._longer_names(application),
                     repositories=list(resources.repositories),
                 )
         required = sorted(name for name, account in self.accounts.items() if account.requireGrants)
@@ -164,4 +166,15 @@ class Policy(BaseModel):
             rule=f"policy: application {application} has no resources block",
             requireGrants=required,
             clusters=own_names(application),
+            foreignClusters=self._longer_names(application),
         )
+
+    def _longer_names(self, application: str) -> dict[str, list[str]]:
+        """The policy's applications named `<application>-…`, with the clusters each owns by name:
+        `app-stack-detail` cannot tell `team` + stack `x` from application `team-x`, so the longer
+        application owns them (otherwise `team` could destroy or take over `team-x-web`)."""
+        return {
+            other: own_names(other)
+            for other in sorted(self.applications)
+            if other != "*" and other.startswith(f"{application}-")
+        }

@@ -14,16 +14,20 @@ from typing import Any
 
 import httpx
 import pytest
+from kubernetes import client as k8s
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.settings import GatewaySettings
+from core.policy import Identity, Policy
 from core.store import PipelineStore
 from core.store.tokens import TokenStore
 from tests.integration.test_auth import api, bearer  # noqa: F401  (fixture)
+from tests.security.test_tenancy import ACCOUNT, Rig, deploy, rig, sg  # noqa: F401  (rig: fixture)
 from tests.support.hostile_input import HostileInput
 from tests.support.runner import Runner
 from workers.devserver import TemporalDevServer
+from workflows.state import StageStatus
 
 POLICY = """
 admins: [root]
@@ -248,3 +252,37 @@ async def test_the_console_account_list_needs_read_somewhere(
     assert allowed.status_code == 200, allowed.text
     api.cookies.clear()
     hostile_input.answer("403: sam lacks READ on every application (the account list needs it on one)")
+
+
+# Applications whose names share a prefix, both granted the namespace `shared` of test_tenancy's rig.
+PREFIXED = {
+    "applications": {
+        name: {"EXECUTE": [who], "resources": {"accounts": {ACCOUNT: {"namespaces": ["shared"]}}}}
+        for name, who in (("team", "tina"), ("team-x", "xavier"))
+    }
+}
+
+
+async def test_a_shorter_application_name_does_not_own_a_longer_ones_clusters(
+    rig: Rig,  # noqa: F811
+    task_queue: str,
+    hostile_input: HostileInput,
+) -> None:
+    """Tina may EXECUTE `team`; application `team-x` (Xavier's) has the server group
+    `team-x-web-v000`. `team`'s clusters are `team` and `team-*` by name, which `team-x-web` matches
+    (stack `x`, detail `web`). Tina destroys the newest group of cluster `team-x-web`. Expected:
+    TERMINAL naming the cluster and its owner; Xavier's ReplicaSet is still there."""
+    prefixed = Rig(rig.client, task_queue, rig.sim, Policy.model_validate(PREFIXED))
+    made = await prefixed.submit(Identity(subject="xavier"), "team-x", deploy("d", "shared", stack="web"))
+    assert made.stages[0].status is StageStatus.SUCCEEDED, made.stages[0].error
+    group = str(made.stages[0].outputs["serverGroup"])
+    assert group.startswith("team-x-web-v"), group
+    attack = sg("x", "destroyServerGroup", "shared", cluster="team-x-web", target="newest")
+    state = await prefixed.submit(Identity(subject="tina"), "team", attack)
+    stage = state.stages[0]
+    assert stage.status is StageStatus.TERMINAL and stage.error is not None, stage
+    expected = "policy: application team may not touch cluster team-x-web; it belongs to application team-x"
+    assert expected in stage.error.message, stage.error.message
+    still = k8s.AppsV1Api(prefixed.api).read_namespaced_replica_set(group, "shared")
+    assert still.metadata.labels["app.kubernetes.io/name"] == "team-x"
+    hostile_input.answer(f"TERMINAL: {expected}; {group} untouched")
