@@ -12,6 +12,7 @@
             staging: {namespaces: ["*"], clusterScoped: true}
           clusters: [shop, "shop-*"]           # default: the application's own name and `<app>-…`
           repositories: ["shop/*"]
+          triggerSecrets: ["shop-*"]           # secrets its webhook/git/jenkins triggers may name
       "*":                                   # every application
         READ: [group:everyone]
     accounts:
@@ -36,7 +37,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.grants import AccountGrant, ApplicationGrants, own_names
+from activities.grants import AccountGrant, ApplicationGrants, matches, own_names
 
 
 class Permission(StrEnum):
@@ -73,6 +74,9 @@ class Resources(BaseModel):
     accounts: dict[str, AccountGrant] = Field(default_factory=dict, description="Account name or glob")
     clusters: list[str] | None = Field(default=None, description="Cluster patterns; default <app>, <app>-*")
     repositories: list[str] = Field(default_factory=list)
+    triggerSecrets: list[str] = Field(
+        default_factory=list, description="Trigger secret names (globs) its webhook, git and jenkins triggers may name"
+    )
 
 
 class ApplicationPolicy(BaseModel):
@@ -168,6 +172,25 @@ class Policy(BaseModel):
             clusters=own_names(application),
             foreignClusters=self._longer_names(application),
         )
+
+    def trigger_secret_refusal(self, application: str, secret: str) -> str | None:
+        """Why `application`'s triggers may not name the gateway's trigger secret `secret`, or None.
+
+        A secret authenticates a sender (a team's CI, a GitHub repository): a trigger naming another
+        team's secret and source would be started by that team's deliveries and read their payloads.
+        Closed once the application has a `resources` block, like its other resources; open without
+        one (single-team installations)."""
+        for scope in (application, "*"):
+            entry = self.applications.get(scope)
+            if entry is not None and entry.resources is not None:
+                granted = entry.resources.triggerSecrets
+                if matches(secret, granted):
+                    return None
+                return (
+                    f"policy: application {application} may not use trigger secret {secret}; granted trigger "
+                    f"secrets: {', '.join(granted) or 'none'} (rule: policy applications.{scope}.resources)"
+                )
+        return None
 
     def _longer_names(self, application: str) -> dict[str, list[str]]:
         """The policy's applications named `<application>-…`, with the clusters each owns by name:

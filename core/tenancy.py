@@ -105,10 +105,17 @@ def require_run_as(spec: PipelineSpec, policy: Policy | None, saver: Identity | 
 
 
 def require_trigger_sources(spec: PipelineSpec, policy: Policy | None, saver: Identity | None) -> None:
-    """Refuse (403 naming the trigger's `application`) a `pipeline` trigger on an application the
-    saver may not READ: each run it starts is told the upstream execution's id, pipeline and
-    outcome, which is reading that application's executions. Without a policy nothing is checked."""
-    if policy is None or saver is None:
+    """Refuse (403 naming the field) a trigger that would listen to another tenant's events: a
+    `pipeline` trigger on an application the saver may not READ (each run it starts is told the
+    upstream execution's id, pipeline and outcome), or a trigger naming a secret its application is
+    not granted (Policy.trigger_secret_refusal). Without a policy nothing is checked."""
+    if policy is None:
+        return
+    for index, trigger in enumerate(spec.triggers):
+        secret = getattr(trigger, "secret", None)
+        if isinstance(secret, str) and (refusal := policy.trigger_secret_refusal(spec.application, secret)):
+            raise ServiceError(403, "forbidden", refusal, f"triggers[{index}].secret")
+    if saver is None:
         return
     for index, trigger in enumerate(spec.triggers):
         if not isinstance(trigger, PipelineFinishedTrigger) or trigger.application == spec.application:

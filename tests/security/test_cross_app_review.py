@@ -8,12 +8,14 @@ reading what would have changed (the schedule, the store, the execution's runs).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from kubernetes import client as k8s
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,9 +37,12 @@ applications:
   xa:
     EXECUTE: [mallory, alice]
     WRITE: [mallory, alice]
+    resources: {triggerSecrets: ["xa-*"]}
   xb:
     EXECUTE: [alice]
+    resources: {triggerSecrets: ["xb-*"]}
 """
+SECRETS = {"xa-hook": "xa-secret-value", "xb-hook": "xb-secret-value"}
 
 
 @dataclass
@@ -56,13 +61,15 @@ def settings(
     store: PipelineStore,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> GatewaySettings:
-    policy = tmp_path_factory.mktemp("cross-app") / "policy.yaml"
-    policy.write_text(POLICY)
+    folder = tmp_path_factory.mktemp("cross-app")
+    (folder / "policy.yaml").write_text(POLICY)
+    (folder / "secrets.yaml").write_text(yaml.safe_dump(SECRETS))
     return GatewaySettings(
         temporal_address=temporal_server.address,
         task_queue=task_queue,
         database_url=store.database_url,
-        auth_policy_file=policy,
+        auth_policy_file=folder / "policy.yaml",
+        trigger_secrets_file=folder / "secrets.yaml",
     )
 
 
@@ -175,6 +182,61 @@ async def test_a_pipeline_trigger_cannot_watch_an_unreadable_application(
             assert stored.status_code == 200, stored.text
     finally:
         await api.delete(f"/applications/xa/pipelines/{name}", headers=bearer(tokens.root))
+
+
+def webhook_pipeline(application: str, name: str, secret: str) -> dict[str, Any]:
+    return {
+        "application": application,
+        "name": name,
+        "triggers": [{"type": "webhook", "source": "xb-deploy", "secret": secret}],
+        "stages": [{"refId": "w", "type": "wait", "waitTime": 0}],
+    }
+
+
+async def test_a_trigger_cannot_name_another_applications_secret(
+    api: httpx.AsyncClient,  # noqa: F811
+    tokens: Tokens,
+    store: PipelineStore,
+    hostile_input: HostileInput,
+) -> None:
+    """Mallory saves an xa pipeline whose webhook trigger listens on xb's source with xb's secret
+    (`xb-hook`, granted to xb only): every delivery of xb's CI would start it with xb's payload.
+    Expected: 403 naming `triggers[0].secret`, nothing stored. The same pipeline stored before the
+    rule (straight into the store) is not started by xb's delivery; xb's own pipeline is."""
+    name = unique("eavesdrop")
+    refused = await api.put(
+        f"/applications/xa/pipelines/{name}",
+        json=webhook_pipeline("xa", name, "xb-hook"),
+        headers=bearer(tokens.mallory),
+    )
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["field"] == "triggers[0].secret", error
+    assert (
+        "policy: application xa may not use trigger secret xb-hook; granted trigger secrets: xa-*" in error["message"]
+    )
+    assert (await api.get(f"/applications/xa/pipelines/{name}", headers=bearer(tokens.root))).status_code == 404
+
+    own = unique("deploy")
+    saved = await api.put(
+        f"/applications/xb/pipelines/{own}", json=webhook_pipeline("xb", own, "xb-hook"), headers=bearer(tokens.root)
+    )
+    assert saved.status_code == 201, saved.text
+    await asyncio.to_thread(store.save, "xa", name, webhook_pipeline("xa", name, "xb-hook"), author="mallory")
+    try:
+        delivery = await api.post(
+            "/webhooks/webhook/xb-deploy",
+            json={"commit": "xb-private"},
+            headers={"X-Gennaker-Secret": SECRETS["xb-hook"], "X-Gennaker-Delivery": unique("d")},
+        )
+        assert delivery.status_code == 202, delivery.text
+        started = {(s["application"], s["pipeline"]) for s in delivery.json()["started"]}
+        assert started == {("xb", own)}, delivery.text
+        assert "xa" not in delivery.text, delivery.text
+    finally:
+        for application, pipeline in (("xa", name), ("xb", own)):
+            await api.delete(f"/applications/{application}/pipelines/{pipeline}", headers=bearer(tokens.root))
+    hostile_input.answer("403 naming triggers[0].secret; an xa pipeline stored earlier is not started by xb's delivery")
 
 
 async def test_a_spinnaker_import_cannot_name_a_more_powerful_run_as_user(
