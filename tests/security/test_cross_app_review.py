@@ -348,3 +348,28 @@ async def test_a_shorter_application_name_does_not_own_a_longer_ones_clusters(
     still = k8s.AppsV1Api(prefixed.api).read_namespaced_replica_set(group, "shared")
     assert still.metadata.labels["app.kubernetes.io/name"] == "team-x"
     hostile_input.answer(f"TERMINAL: {expected}; {group} untouched")
+
+
+async def test_a_server_group_stage_on_another_cluster_learns_nothing_of_it(
+    rig: Rig,  # noqa: F811
+    hostile_input: HostileInput,
+) -> None:
+    """Alice (appa) disables `appb-web-v999`, a server group that does not exist in appb's cluster
+    `appb-web` (test_tenancy's rig made `appb-web-v000` in the namespace both may use). The stage
+    took the cluster's lease and read the cluster before checking it is appa's, and its failure
+    listed appb's server groups. Expected: TERMINAL naming the policy rule, before any read or
+    lease, and no name of appb's groups in the message."""
+    attack = sg("x", "disableServerGroup", "shared", serverGroupName="appb-web-v999")
+    state = await rig.submit(Identity(subject="alice"), "appa", attack)
+    stage = state.stages[0]
+    assert stage.status is StageStatus.TERMINAL and stage.error is not None, stage
+    assert "policy: application appa may not touch cluster appb-web" in stage.error.message, stage.error.message
+    assert "appb-web-v000" not in stage.error.message, stage.error.message
+    history = await rig.client.get_workflow_handle(state.id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert "describeCluster" not in scheduled, scheduled
+    hostile_input.answer("TERMINAL: policy: application appa may not touch cluster appb-web; nothing read")
