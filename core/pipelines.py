@@ -11,7 +11,7 @@ from temporalio.client import Client
 from core.errors import ServiceError, not_found
 from core.launch import ExecutionStarted, StartOptions, start_execution
 from core.policy import Identity, Policy
-from core.schedules import delete_pipeline_schedules, sync_schedules
+from core.schedules import delete_pipeline_schedules, require_cron_floor, sync_schedules
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
 from core.tenancy import require_run_as, require_trigger_sources
@@ -45,6 +45,7 @@ async def save_pipeline(
     reject_spel(data)  # a leftover SpEL `${ }` is an error, not literal text (DESIGN.md §3)
     spec = parse_pipeline(data)
     require_trigger_secrets(spec, settings)
+    require_cron_floor(spec, settings)
     require_run_as(spec, policy, saver)
     require_trigger_sources(spec, policy, saver)
     previous_revision = await store.get(application, name)
