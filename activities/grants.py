@@ -54,6 +54,10 @@ class ApplicationGrants(BaseModel):
         default_factory=list, description="Accounts refused unless granted explicitly (unrestricted grants only)"
     )
     clusters: list[str] = Field(default_factory=list, description="Server-group cluster name patterns")
+    foreignClusters: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Application -> the cluster patterns it owns that `clusters` also matches (never ours)",
+    )
     repositories: list[str] = Field(default_factory=list, description="Registry repository patterns")
 
     @classmethod
@@ -94,7 +98,11 @@ class ApplicationGrants(BaseModel):
         return None
 
     def cluster_refusal(self, cluster: str) -> str | None:
-        """Server-group clusters belong to the application named by their prefix."""
+        """Server-group clusters belong to the application named by their prefix: the longest
+        one, so `team` does not own `team-x-web` when `team-x` is an application too."""
+        for owner, patterns in sorted(self.foreignClusters.items()):
+            if matches(cluster, patterns):
+                return self._refused(f"cluster {cluster}; it belongs to application {owner}")
         if matches(cluster, self.clusters or own_names(self.application)):
             return None
         allowed = ", ".join(self.clusters or own_names(self.application))

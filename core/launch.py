@@ -201,7 +201,14 @@ async def start_execution(
 
 
 async def restart_stage(
-    client: Client, settings: GennakerSettings, workflow_id: str, ref_id: str, user: str
+    client: Client,
+    settings: GennakerSettings,
+    workflow_id: str,
+    ref_id: str,
+    user: str,
+    *,
+    policy: Policy | None = None,
+    submitter: Identity | None = None,
 ) -> ExecutionStarted:
     """Restart a finished execution from `ref_id`.
 
@@ -209,6 +216,11 @@ async def restart_stage(
     workflow id (same execution id for people and links). Stages that finished well (SUCCEEDED,
     SKIPPED, FAILED_CONTINUE) and are neither `ref_id` nor downstream of it keep their status and
     outputs; `ref_id`, everything downstream of it, and anything that had not finished run again.
+
+    With a `policy` (auth on) the new run acts as `submitter`, the one who restarts, with the
+    tenancy resolved now as for a submission: the original submitter's delegations would let
+    someone who may EXECUTE only this application re-run a child or deploy it names for another
+    (a confused deputy), so a name `submitter` may not EXECUTE is refused with the same 403.
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
@@ -227,9 +239,13 @@ async def restart_stage(
         raise ServiceError(404, "unknown_stage", f"no stage with refId {ref_id!r} in {workflow_id}")
     rerun = spec.descendants(ref_id) | {ref_id}
     kept = [s for s in state.stages if s.refId not in rerun and s.status in PARENT_DONE_OK | {StageStatus.SKIPPED}]
-    run_input = original.model_copy(
-        update={"restart": RestartFrom(previousRunId=description.run_id, refId=ref_id, keptStages=kept, user=user)}
-    )
+    update: dict[str, Any] = {
+        "restart": RestartFrom(previousRunId=description.run_id, refId=ref_id, keptStages=kept, user=user)
+    }
+    if policy is not None:
+        grants, delegations = resolve_tenancy(spec, policy, submitter)
+        update.update(submitter=submitter_of(submitter), grants=grants, delegations=delegations)
+    run_input = original.model_copy(update=update)
     try:
         run_id = await _start_run(
             client,

@@ -10,10 +10,11 @@ from temporalio.client import Client
 
 from core.errors import ServiceError, not_found
 from core.launch import ExecutionStarted, StartOptions, start_execution
-from core.policy import Policy
-from core.schedules import delete_pipeline_schedules, sync_schedules
+from core.policy import Identity, Policy
+from core.schedules import delete_pipeline_schedules, require_cron_floor, sync_schedules
 from core.settings import GennakerSettings
 from core.store import AsyncPipelineStore
+from core.tenancy import require_run_as, require_trigger_sources
 from core.triggers import require_trigger_secrets
 from workflows.model import parse_pipeline
 from workflows.spel_lint import reject_spel
@@ -30,9 +31,11 @@ async def save_pipeline(
     author: str,
     *,
     policy: Policy | None = None,
+    saver: Identity | None = None,
 ) -> tuple[int, bool]:
     """Store `data` as the next revision; returns (revision, created: no earlier revision). With a
-    `policy` (auth on), its cron schedules run as the pipeline's serviceAccount under that policy."""
+    `policy` (auth on), its cron schedules run as the pipeline's serviceAccount under that policy,
+    and `saver` (who saves) must hold every right of the identity triggered runs act as."""
     for field, expected in (("application", application), ("name", name)):
         given = data.setdefault(field, expected)
         if given != expected:
@@ -42,6 +45,9 @@ async def save_pipeline(
     reject_spel(data)  # a leftover SpEL `${ }` is an error, not literal text (DESIGN.md §3)
     spec = parse_pipeline(data)
     require_trigger_secrets(spec, settings)
+    require_cron_floor(spec, settings)
+    require_run_as(spec, policy, saver)
+    require_trigger_sources(spec, policy, saver)
     previous_revision = await store.get(application, name)
     previous = parse_pipeline(previous_revision.config) if previous_revision else None
     # Schedules first: if the server refuses one, the save fails whole and nothing was stored.

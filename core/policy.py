@@ -12,6 +12,7 @@
             staging: {namespaces: ["*"], clusterScoped: true}
           clusters: [shop, "shop-*"]           # default: the application's own name and `<app>-…`
           repositories: ["shop/*"]
+          triggerSecrets: ["shop-*"]           # secrets its webhook/git/jenkins triggers may name
       "*":                                   # every application
         READ: [group:everyone]
     accounts:
@@ -36,7 +37,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.grants import AccountGrant, ApplicationGrants, own_names
+from activities.grants import AccountGrant, ApplicationGrants, matches, own_names
 
 
 class Permission(StrEnum):
@@ -73,6 +74,9 @@ class Resources(BaseModel):
     accounts: dict[str, AccountGrant] = Field(default_factory=dict, description="Account name or glob")
     clusters: list[str] | None = Field(default=None, description="Cluster patterns; default <app>, <app>-*")
     repositories: list[str] = Field(default_factory=list)
+    triggerSecrets: list[str] = Field(
+        default_factory=list, description="Trigger secret names (globs) its webhook, git and jenkins triggers may name"
+    )
 
 
 class ApplicationPolicy(BaseModel):
@@ -130,17 +134,33 @@ class Policy(BaseModel):
                     return True
         return False
 
+    def right_lacked(self, holder: Identity, candidate: Identity) -> str | None:
+        """A right `candidate` has and `holder` lacks ("admin", "EXECUTE on appb"), or None.
+
+        Who may name `candidate` as the identity a pipeline's triggered runs act as: only someone
+        with every right it has, so naming it never raises what one may do (Spinnaker's fiat lets a
+        user pick a service account only when the user has all of its roles)."""
+        if self.is_admin(candidate) and not self.is_admin(holder):
+            return "admin"
+        for application in sorted(self.applications):
+            for permission in Permission:
+                if self.allows(candidate, application, permission) and not self.allows(holder, application, permission):
+                    return f"{permission.value} on application {application}"
+        return None
+
     def grants_for(self, application: str) -> ApplicationGrants:
         """What `application`'s executions may touch, with the rule it comes from (module docstring)."""
         for scope in (application, "*"):
             entry = self.applications.get(scope)
             if entry is not None and entry.resources is not None:
                 resources = entry.resources
+                explicit = resources.clusters is not None
                 return ApplicationGrants(
                     application=application,
                     rule=f"policy applications.{scope}.resources",
                     accounts=dict(resources.accounts),
                     clusters=resources.clusters if resources.clusters is not None else own_names(application),
+                    foreignClusters={} if explicit else self._longer_names(application),
                     repositories=list(resources.repositories),
                 )
         required = sorted(name for name, account in self.accounts.items() if account.requireGrants)
@@ -150,4 +170,34 @@ class Policy(BaseModel):
             rule=f"policy: application {application} has no resources block",
             requireGrants=required,
             clusters=own_names(application),
+            foreignClusters=self._longer_names(application),
         )
+
+    def trigger_secret_refusal(self, application: str, secret: str) -> str | None:
+        """Why `application`'s triggers may not name the gateway's trigger secret `secret`, or None.
+
+        A secret authenticates a sender (a team's CI, a GitHub repository): a trigger naming another
+        team's secret and source would be started by that team's deliveries and read their payloads.
+        Closed once the application has a `resources` block, like its other resources; open without
+        one (single-team installations)."""
+        for scope in (application, "*"):
+            entry = self.applications.get(scope)
+            if entry is not None and entry.resources is not None:
+                granted = entry.resources.triggerSecrets
+                if matches(secret, granted):
+                    return None
+                return (
+                    f"policy: application {application} may not use trigger secret {secret}; granted trigger "
+                    f"secrets: {', '.join(granted) or 'none'} (rule: policy applications.{scope}.resources)"
+                )
+        return None
+
+    def _longer_names(self, application: str) -> dict[str, list[str]]:
+        """The policy's applications named `<application>-…`, with the clusters each owns by name:
+        `app-stack-detail` cannot tell `team` + stack `x` from application `team-x`, so the longer
+        application owns them (otherwise `team` could destroy or take over `team-x-web`)."""
+        return {
+            other: own_names(other)
+            for other in sorted(self.applications)
+            if other != "*" and other.startswith(f"{application}-")
+        }

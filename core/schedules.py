@@ -29,7 +29,7 @@ from core.errors import ServiceError
 from core.policy import Identity, Policy
 from core.settings import GennakerSettings
 from core.tenancy import resolve_tenancy, submitter_of
-from workflows.model import PipelineInvalid, PipelineSpec, resolve_parameters
+from workflows.model import FieldError, PipelineInvalid, PipelineSpec, resolve_parameters
 from workflows.search import initial_attributes
 from workflows.state import PIPELINE_WORKFLOW, PipelineRunInput, TriggerInfo
 from workflows.triggers import CronTrigger
@@ -158,3 +158,22 @@ async def delete_schedule(client: Client, schedule_id: str) -> None:
 async def delete_pipeline_schedules(client: Client, spec: PipelineSpec) -> None:
     for schedule_id in cron_triggers(spec, enabled_only=False):
         await delete_schedule(client, schedule_id)
+
+
+def require_cron_floor(spec: PipelineSpec, settings: GennakerSettings) -> None:
+    """PipelineInvalid (422) naming each cron trigger whose `interval` is shorter than the gateway's
+    `min_cron_interval_seconds`: any WRITE user can save triggers, and every run they start takes a
+    slot on the pipeline workers all applications share (a 5-field `cron` fires at most once a
+    minute, the default floor)."""
+    floor = settings.min_cron_interval_seconds
+    errors = [
+        FieldError(
+            field=f"triggers[{index}].interval",
+            message=f"interval {trigger.interval} is shorter than this gateway's minimum of {floor}s "
+            "(GENNAKER_MIN_CRON_INTERVAL_SECONDS)",
+        )
+        for index, trigger in enumerate(spec.triggers)
+        if isinstance(trigger, CronTrigger) and (seconds := trigger.interval_seconds()) is not None and seconds < floor
+    ]
+    if errors:
+        raise PipelineInvalid(errors)

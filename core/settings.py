@@ -69,6 +69,12 @@ class GennakerSettings(BaseSettings):
     database_url: str = Field(default="sqlite:///.data/gennaker.db", description="Saved-pipeline store")
     codec_keys_file: Path | None = Field(default=None, description="AES-GCM payload keys (core/codec.py)")
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", description="Web UI base, for links")
+    min_cron_interval_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Shortest `interval` a cron trigger may ask for: each schedule starts runs on the shared "
+        "pipeline workers, so one tenant's `1s` triggers would crowd out everyone else's executions",
+    )
 
     @classmethod
     def settings_customise_sources(

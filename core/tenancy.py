@@ -21,6 +21,7 @@ from core.policy import Identity, Permission, Policy
 from workflows.expressions import contains_expression
 from workflows.model import PipelineSpec
 from workflows.state import Submitter
+from workflows.triggers import PipelineFinishedTrigger
 
 
 def named_applications(stages: list[Any], path: str = "stages") -> Iterator[tuple[str, str]]:
@@ -73,3 +74,57 @@ def resolve_tenancy(
             )
         delegations[application] = policy.grants_for(application)
     return grants, delegations
+
+
+def run_as_identities(spec: PipelineSpec) -> list[str]:
+    """Who the pipeline's triggered runs act as: its serviceAccount, else `<trigger type>-trigger`
+    for each trigger it declares (what core/triggers.py and core/schedules.py record)."""
+    if spec.serviceAccount:
+        return [spec.serviceAccount]
+    return sorted({f"{trigger.type}-trigger" for trigger in spec.triggers})
+
+
+def require_run_as(spec: PipelineSpec, policy: Policy | None, saver: Identity | None) -> None:
+    """Refuse (403 naming `serviceAccount`) a save whose triggered runs would act as an identity
+    with a right the saver lacks: otherwise anyone who may WRITE one application could name an
+    admin, or another team's member, as its serviceAccount and have a cron or webhook run act for
+    applications they may not EXECUTE themselves. Without a policy or a saver nothing is checked."""
+    if policy is None or saver is None:
+        return
+    for subject in run_as_identities(spec):
+        lacked = policy.right_lacked(saver, Identity(subject=subject, via="trigger"))
+        if lacked is not None:
+            raise ServiceError(
+                403,
+                "forbidden",
+                f"policy: triggered runs of {spec.application}/{spec.name} would act as {subject}, which has "
+                f"{lacked}; {saver.subject} does not (rule: a pipeline's serviceAccount may have no right "
+                "its saver lacks)",
+                "serviceAccount",
+            )
+
+
+def require_trigger_sources(spec: PipelineSpec, policy: Policy | None, saver: Identity | None) -> None:
+    """Refuse (403 naming the field) a trigger that would listen to another tenant's events: a
+    `pipeline` trigger on an application the saver may not READ (each run it starts is told the
+    upstream execution's id, pipeline and outcome), or a trigger naming a secret its application is
+    not granted (Policy.trigger_secret_refusal). Without a policy nothing is checked."""
+    if policy is None:
+        return
+    for index, trigger in enumerate(spec.triggers):
+        secret = getattr(trigger, "secret", None)
+        if isinstance(secret, str) and (refusal := policy.trigger_secret_refusal(spec.application, secret)):
+            raise ServiceError(403, "forbidden", refusal, f"triggers[{index}].secret")
+    if saver is None:
+        return
+    for index, trigger in enumerate(spec.triggers):
+        if not isinstance(trigger, PipelineFinishedTrigger) or trigger.application == spec.application:
+            continue
+        if not policy.allows(saver, trigger.application, Permission.READ):
+            raise ServiceError(
+                403,
+                "forbidden",
+                f"policy: triggers[{index}] waits for pipelines of application {trigger.application}, which "
+                f"{saver.subject} may not READ (rule: a pipeline trigger needs READ on the upstream application)",
+                f"triggers[{index}].application",
+            )

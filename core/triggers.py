@@ -101,6 +101,16 @@ async def dispatch(
             reason = event.matcher(spec, trigger)
             if reason == UNRELATED:
                 continue
+            # Saved before its application's trigger secrets were restricted: it cannot claim the
+            # delivery as its own (reported like a wrong secret: only to the gateway log).
+            secret = getattr(trigger, "secret", None)
+            refusal = (
+                policy.trigger_secret_refusal(spec.application, secret)
+                if reason is None and policy is not None and isinstance(secret, str)
+                else None
+            )
+            if refusal is not None:
+                reason = f"{AUTH_FAILED}: {refusal}"
             if reason is not None:
                 result.notStarted.append(NotStarted(application=spec.application, pipeline=spec.name, reason=reason))
                 continue

@@ -36,6 +36,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # Bounds (issue 11; docs/security.md). 500 stages start within one workflow task on a loaded
 # 2-core machine (tests/security/test_runner_scale.py); 10,000 would not fit Temporal's payloads.
 MAX_STAGES = 500
+MAX_TRIGGERS = 20
 # Parameter values are expression context and workflow input: keep them small.
 MAX_PARAMETER_BYTES = 16_384
 MAX_PARAMETERS_BYTES = 65_536
@@ -91,7 +92,8 @@ class PipelineSpec(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="Pipeline name, unique within the application")
     description: str | None = None
     parameters: list[PipelineParameter] = Field(default_factory=list)
-    triggers: list[Trigger] = Field(default_factory=list)
+    # Bounded: each trigger is a schedule or an index entry every delivery is matched against.
+    triggers: list[Trigger] = Field(default_factory=list, max_length=MAX_TRIGGERS)
     notifications: list[PipelineNotification] = Field(default_factory=list)
     serviceAccount: str | None = Field(
         default=None, description="Identity that trigger-started runs act as (recorded as trigger.runAs)"

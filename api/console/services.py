@@ -9,6 +9,7 @@ gateway's shared code moves (to `core/`), only the imports of this module need r
 from __future__ import annotations
 
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Request, Response
@@ -148,7 +149,9 @@ class Gateway:
         return await clusters_api.list_clusters(application, self.client, self.settings, self.access, None, None)
 
     async def accounts(self) -> list[AccountView]:
-        return await reported_accounts(self.client)
+        """As GET /accounts: READ on some application, and workers gone too long are dropped."""
+        self.access.require_somewhere(Permission.READ, "the account list")
+        return await reported_accounts(self.client, timedelta(seconds=self.settings.account_forget_after_seconds))
 
 
 SPEC_CACHE_SIZE = 256

@@ -167,4 +167,4 @@ async def restart_from_stage(
     execution_id: str, ref_id: str, client: TemporalClientDep, settings: SettingsDep, access: AccessDep
 ) -> ExecutionStarted:
     await _authorize(client, execution_id, access, Permission.EXECUTE)
-    return await restart_stage(client, settings, execution_id, ref_id, access.subject)
+    return await restart_stage(client, settings, execution_id, ref_id, access.subject, **access.launch_as())

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import Client
 
-from api.deps import AccessDep, SettingsDep, StoreDep, TemporalClientDep
+from api.deps import Access, AccessDep, SettingsDep, StoreDep, TemporalClientDep
 from api.errors import ApiError
 from api.policy import Permission
 from api.schemas import SavedPipelineRef
+from api.settings import GatewaySettings
 from core.pipelines import save_pipeline
 from core.policy import Policy
-from core.settings import GennakerSettings
 from core.spinnaker import (
     MAX_BYTES,
     MAX_PIPELINES,
@@ -30,7 +30,8 @@ from core.spinnaker import (
 )
 from core.spinnaker.sources import parse_json
 from core.store import AsyncPipelineStore
-from workflows.model import FieldError, PipelineInvalid
+from core.tenancy import require_run_as, require_trigger_sources
+from workflows.model import FieldError, PipelineInvalid, parse_pipeline
 
 router = APIRouter(tags=["import"])
 
@@ -116,8 +117,13 @@ async def import_spinnaker(
         valid = [p.pipeline for p in result.pipelines if p.valid and p.pipeline is not None]
         for application in sorted({str(p["application"]) for p in valid}):
             access.require(application, Permission.WRITE)  # all checked before anything is stored
+        if not settings.auth_disabled:
+            for pipeline in valid:  # so is whom their triggered runs act as (runAsUser)
+                spec = parse_pipeline(pipeline)
+                require_run_as(spec, request.app.state.policy, access.identity)
+                require_trigger_sources(spec, request.app.state.policy, access.identity)
         for pipeline in valid:
-            saved.append(await _save(pipeline, store, client, settings, access.subject, request.app.state.policy))
+            saved.append(await _save(pipeline, store, client, settings, access, request.app.state.policy))
     return SpinnakerImportResponse(summary=result.summary(), pipelines=result.pipelines, saved=saved)
 
 
@@ -125,11 +131,15 @@ async def _save(
     pipeline: dict[str, Any],
     store: AsyncPipelineStore,
     client: Client,
-    settings: GennakerSettings,
-    author: str,
+    settings: GatewaySettings,
+    access: Access,
     policy: Policy | None,
 ) -> SavedPipelineRef:
-    """As PUT /applications/{app}/pipelines/{name} does (the same core service)."""
-    application, name = str(pipeline["application"]), str(pipeline["name"])
-    revision, _ = await save_pipeline(client, settings, store, application, name, pipeline, author, policy=policy)
+    """As PUT /applications/{app}/pipelines/{name} does (the same core service): a runAsUser
+    (serviceAccount) with a right the caller lacks is refused the same way."""
+    application, name, author = str(pipeline["application"]), str(pipeline["name"]), access.subject
+    saver = None if settings.auth_disabled else access.identity
+    revision, _ = await save_pipeline(
+        client, settings, store, application, name, pipeline, author, policy=policy, saver=saver
+    )
     return SavedPipelineRef(application=application, name=name, revision=revision, author=author)

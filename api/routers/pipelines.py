@@ -90,7 +90,15 @@ async def save_pipeline(
     caller = access.subject
     data = await _read_pipeline_body(request)
     revision, created = await pipelines.save_pipeline(
-        client, settings, store, application, name, data, caller, policy=request.app.state.policy
+        client,
+        settings,
+        store,
+        application,
+        name,
+        data,
+        caller,
+        policy=request.app.state.policy,
+        saver=None if settings.auth_disabled else access.identity,
     )
     response.status_code = 201 if created else 200
     return SavedPipelineRef(application=application, name=name, revision=revision, author=caller)

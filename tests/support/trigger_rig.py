@@ -69,6 +69,7 @@ class TriggerRig:
             task_queue=task_queue,
             database_url=store.database_url,
             auth_disabled=True,
+            min_cron_interval_seconds=1,  # the cron test waits for a `1s` schedule to fire
         )
 
     @staticmethod

@@ -58,6 +58,10 @@ SWITCH_IN_ONE_CALL = "deploy-redblack-switch-in-one-call"
 SERVER_GROUP_NON_RETRYABLE = [*NON_RETRYABLE, WAIT_FAILED, WAIT_TIMEOUT, "ServerGroupExists", "NoAutoscaler"]
 
 
+# Patch id: server-group stages check the cluster is theirs before its lease and before reading it.
+CLAIM_FIRST = "claim-cluster-first"
+
+
 def short(name: str, cluster: str) -> str:
     """'v003' for 'shop-prod-v003' in messages that already name the cluster."""
     return name[len(cluster) + 1 :] if name.startswith(cluster + "-") else name
@@ -100,6 +104,10 @@ class ServerGroupOps:
             raise StageFailed(f"{refusal}. Nothing was changed.", details={"kind": "policy"})
 
     async def describe(self, cluster: str) -> ClusterView:
+        # Reading a cluster tells its server groups' names, images and sizes: the acting
+        # application's clusters only (a refused stage used to list another's groups in its error).
+        if workflow.patched(CLAIM_FIRST):
+            self.claim(cluster)
         return await self.calls.call(
             ClusterActivities.describe_cluster,
             ClusterQuery(namespace=self.namespace, cluster=cluster),

@@ -17,7 +17,7 @@ from temporalio import workflow
 from workflows.cluster_lease import hold_cluster_lease
 from workflows.context import StageContext
 from workflows.stages.base import StageConfig, StageFailed
-from workflows.stages.deploy_strategies import ServerGroupOps
+from workflows.stages.deploy_strategies import CLAIM_FIRST, ServerGroupOps
 from workflows.stages.registry import register_stage
 
 with workflow.unsafe.imports_passed_through():
@@ -71,6 +71,8 @@ class ServerGroupStage(StageConfig):
         return self
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
+        if workflow.patched(CLAIM_FIRST):  # another application's cluster: refused before queueing for it
+            ServerGroupOps(ctx, self.account, self.namespace).claim(self._cluster_name())
         # One change to a cluster's server groups at a time, from any execution (workflows/cluster_lease.py).
         async with hold_cluster_lease(ctx, self.account, self.namespace, self._cluster_name()):
             return await self.change(ctx)
@@ -215,6 +217,8 @@ class ShrinkClusterStage(StageConfig):
     retainLargerOverNewer: bool = False
 
     async def run(self, ctx: StageContext) -> dict[str, Any]:
+        if workflow.patched(CLAIM_FIRST):
+            ServerGroupOps(ctx, self.account, self.namespace).claim(self.cluster)
         async with hold_cluster_lease(ctx, self.account, self.namespace, self.cluster):
             return await self.shrink(ctx)
 
