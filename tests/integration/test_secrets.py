@@ -44,7 +44,6 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
@@ -60,6 +59,7 @@ from kubesim.testing import RunningKubesim, start_kubesim
 from tests.support.docker_rig import PASSWORD, USERNAME, DockerRig, docker_rig_fixture  # noqa: F401
 from tests.support.eventually import assert_eventually
 from tests.support.fake_services import FakeJenkins, FakeSlack, FakeTwilio, JenkinsJob
+from tests.support.payloads import payloads_in
 from tests.support.runner import DIRECTORY_QUEUE
 from tests.support.worker_policy import TEST_BAKE, TEST_EGRESS
 from workers.config import WorkerConfig
@@ -250,25 +250,6 @@ def failing_pipeline() -> dict[str, Any]:
 
 
 # ---- gathering the evidence -----------------------------------------------------------------------
-
-
-def payloads_in(message: Message) -> Iterator[Payload]:
-    """Every Payload anywhere in a protobuf message (nested, repeated, map values)."""
-    if isinstance(message, Payload):
-        yield message
-        return
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if descriptor.message_type.GetOptions().map_entry:
-            for item in value.values():
-                if isinstance(item, Message):
-                    yield from payloads_in(item)
-        elif descriptor.is_repeated:
-            for item in value:
-                yield from payloads_in(item)
-        else:
-            yield from payloads_in(value)
 
 
 async def decoded_text(client: Client, message: Message) -> tuple[str, int]:

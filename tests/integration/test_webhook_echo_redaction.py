@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
@@ -27,6 +25,7 @@ import workflows.stages.webhook  # noqa: F401  (registers `type: webhook`)
 from activities.webhook import BODY_LIMIT
 from activities.webhook_redaction import MIN_SECRET_LENGTH, RequestSecrets
 from tests.support.fake_services import FakeHttp, Recorded, Reply
+from tests.support.payloads import payloads_in
 from tests.support.runner import Runner, pipeline
 from workflows.state import StageStatus
 
@@ -75,21 +74,6 @@ def text_echo(req: Recorded) -> Reply:
     # Over BODY_LIMIT, so kept as cut text: the headers as JSON text, then the token across the cut.
     headers = json.dumps(req.headers)
     return Reply(200, headers + "x" * (BODY_LIMIT - 3 - len(headers)) + req.query["token"][0] + "x" * 100)
-
-
-def payloads_in(message: Message) -> Iterator[Payload]:
-    if isinstance(message, Payload):
-        yield message
-        return
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if descriptor.message_type.GetOptions().map_entry:
-            items = [item for item in value.values() if isinstance(item, Message)]
-        else:
-            items = list(value) if descriptor.is_repeated else [value]
-        for item in items:
-            yield from payloads_in(item)
 
 
 async def history_payloads(client: Client, handle: WorkflowHandle[Any, Any]) -> list[tuple[str, str, str]]:
