@@ -110,6 +110,7 @@ class PipelineWorkflow(ExecutionHandlers):
         refused = await self._bind_start_artifacts()
         if refused is not None:
             return await self._refuse(refused)
+        collected = False
         try:
             if self._spec.limitConcurrent:
                 await self._wait_for_gate()
@@ -125,8 +126,15 @@ class PipelineWorkflow(ExecutionHandlers):
             await self._fire_pipeline_triggers()
             await self._notifier.drain()
             raise
+        except GeneratorExit:
+            # Python is closing this run's coroutines because its worker dropped it without an
+            # eviction (a worker shut down with the run cached: sdk-python issues #494 and #1849).
+            # That can happen on any thread, inside another workflow's activation: a command issued
+            # now would land in that other workflow's history and break its replay.
+            collected = True
+            raise
         finally:
-            if self._spec.limitConcurrent:
+            if self._spec.limitConcurrent and not collected:
                 await self._release_gate()
         failed = self._dag.failed
         self._finish(self._dag.final_status())

@@ -7,6 +7,7 @@ replicas)", "Disable shop-prod-v002"); the deploy strategies and the cluster sta
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -303,7 +304,10 @@ async def run_strategy(ops: ServerGroupOps, plan: DeployPlan, name: str, older: 
                 for group in enabled_older:
                     await ops.traffic(group.name, False)
                     run.disabled.append(group.name)
-    except BaseException as exc:
+    # Failures and cancellation roll back; GeneratorExit (the run's coroutines closed by garbage
+    # collection, possibly inside another workflow's activation: pipeline.py `run`) and the SDK's
+    # eviction must pass untouched: a rollback then would schedule activities for the wrong run.
+    except (Exception, asyncio.CancelledError) as exc:
         if phase == creating and isinstance(exc, StageFailed) and NOTHING_CREATED in exc.message:
             run.new = None  # the API server refused it: there is no new group to disable or destroy
         if not plan.rollback or (run.new is None and not run.disabled):
