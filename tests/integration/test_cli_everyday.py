@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,13 @@ async def test_ctrl_c_while_following_says_the_run_goes_on(
     gateway: str, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     path = write_pipeline(tmp_path, judgment("gate"))
+    # As a person's shell starts it: SIGINT at its default. A suite started in the background by a
+    # non-interactive shell (`nohup bash ... &`) inherits SIGINT ignored, and so would the CLI, which
+    # then rightly keeps running on Ctrl-C; the shim resets it before exec'ing the CLI.
     process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
         GENNAKER,
         "run",
         str(path),
